@@ -1,0 +1,66 @@
+"""The ``mixsweep`` command: one subcommand per capability.
+
+Each capability module exposes ``register(subparsers)``, which adds its parsers and sets
+``func=callable(args) -> int`` on each. Heavy imports (torch, transformers) stay inside those
+callables so that ``mixsweep --help`` and argument errors are instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+
+from mixsweep.errors import UserError
+
+# Modules that contribute subcommands; a module that is absent is skipped, so a partial
+# checkout still gives a working CLI for what exists.
+COMMAND_MODULES = (
+    "mixsweep.sweeping.cli",  # sweep, plan, rerun
+    "mixsweep.data.cli",  # data describe
+    "mixsweep.analysis.cli",  # report, table, plots
+    "mixsweep.hpo.cli",  # hpo
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mixsweep",
+        description="Reproducible finetuning sweeps for the Mixout paper and its ablations.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name and (name == e.name or name.startswith(e.name + ".")):
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("MIXSWEEP_DEBUG") == "1"
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"mixsweep: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mixsweep: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+"""The one exception type that reaches the user as a one-line message."""
+
+
+class UserError(Exception):
+    """Bad input from the user: unknown name, out-of-range value, missing or malformed file.
+
+    The message must name the problem *and* the fix, on one line. The CLI prints it as
+    ``mixsweep: error: <message>`` and exits with status 2, without a traceback unless
+    ``--debug`` (or ``MIXSWEEP_DEBUG=1``) is given.
+    """

@@ -1,0 +1,107 @@
+"""The run record: the one schema shared by the runner, the results store and the analysis.
+
+A record is written once per run as ``results/<sweep>/<task>/<run_id>/result.json``. Metric
+values for GLUE-style tasks are on the paper's scale (×100); the digits experiment keeps its
+natural units (accuracy in [0, 1], squared L2 distance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "diverged")
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    sweep: str
+    task: str
+    cell: str  # short cell name from the sweep file (e.g. "mixout_0.7"), or the label
+    label: str  # canonical regularizer label, see cell_label()
+    seed: int
+    status: str  # one of STATUSES
+    headline: str = ""  # headline metric key, e.g. "f1" for MRPC
+    final: dict[str, float] = field(default_factory=dict)  # dev metrics at the end of training
+    best: dict[str, float] = field(default_factory=dict)  # dev metrics at the best eval by headline
+    best_step: int | None = None
+    eval_curve: list[dict[str, Any]] = field(default_factory=list)  # [{"step", "epoch", "metrics"}]
+    train_loss: list[dict[str, float]] = field(default_factory=list)  # [{"step", "loss"}]
+    majority: dict[str, float] = field(default_factory=dict)  # majority-class dev scores per metric
+    distance_sq: float | None = None  # ||w - w_pre||^2 over the pretrained weights
+    times: dict[str, float] = field(default_factory=dict)  # {"train_s", "eval_s", "total_s"}
+    seeds: dict[str, int] = field(default_factory=dict)  # {"init", "data", "noise"}
+    config: dict[str, Any] = field(default_factory=dict)  # resolved semantic config
+    overrides: list[str] = field(default_factory=list)
+    env: dict[str, Any] = field(default_factory=dict)  # git, versions, device, determinism flags
+    extra: dict[str, Any] = field(default_factory=dict)  # experiment-specific values
+    error: str | None = None
+    created: str = ""
+    schema: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunRecord:
+        """Build a record from JSON; unknown keys are dropped, missing ones get defaults."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = {"run_id", "sweep", "task", "cell", "label", "seed", "status"} - d.keys()
+        if missing:
+            raise ValueError(f"run record lacks {sorted(missing)}")
+        if d["status"] not in STATUSES:
+            raise ValueError(f"run record has unknown status {d['status']!r}")
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def cell_label(reg: dict[str, Any]) -> str:
+    """Canonical, paper-style label of a regularizer config (``conf/regularizer/*.yaml``).
+
+    Examples: ``dropout(0.1)+wdecay(0,0.01)`` (Devlin), ``wdecay(w_pre,0.01)`` (Wiese),
+    ``mixout(w_pre,0.7)``, ``mixout(w_pre,0.7)+wdecay(w_pre,0.01)``,
+    ``mixout(w_pre,0.7)|head:mixout(w0,0.7)`` (Table 3), ``none``. Choices that differ from the
+    paper's defaults are appended in brackets, e.g. ``mixout(w_pre,0.9)[layers=all_linear]``.
+    A probability of 0 is no regularization, so dropout(0) and mixout(w_pre, 0) are both ``none``.
+    """
+    mix = reg.get("mixout") or {}
+    wd = reg.get("wdecay") or {}
+    head = reg.get("head") or {}
+    parts: list[str] = []
+    p = float(mix.get("p") or 0.0)
+    drop = float(reg.get("dropout") or 0.0)
+    if p > 0:
+        parts.append(f"mixout(w_pre,{p:g})")
+    if drop > 0:
+        parts.append(f"dropout({drop:g})")
+    lam = float(wd.get("lam") or 0.0)
+    if lam > 0:
+        target = "w_pre" if wd.get("target", "pretrained") == "pretrained" else "0"
+        parts.append(f"wdecay({target},{lam:g})")
+    label = "+".join(parts) or "none"
+
+    policy = head.get("policy", "none")
+    hp = head.get("p")
+    hp = float(p if hp is None else hp)
+    if policy == "mixout_init":
+        label += f"|head:mixout(w0,{hp:g})"
+    elif policy == "dropout":
+        label += f"|head:dropout({hp:g})"
+    if lam > 0 and wd.get("target", "pretrained") == "pretrained" and head.get("wdecay", "none") == "zero":
+        label += f"|head:wdecay(0,{lam:g})"
+
+    qualifiers = []
+    if p > 0 or policy == "mixout_init":
+        if mix.get("layers", "paper") != "paper":
+            qualifiers.append(f"layers={mix['layers']}")
+        if mix.get("granularity", "neuron") != "neuron":
+            qualifiers.append(str(mix["granularity"]))
+        if mix.get("grad", "exact") != "exact":
+            qualifiers.append(f"grad={mix['grad']}")
+    if lam > 0 and wd.get("form", "l2") != "l2":
+        qualifiers.append(str(wd["form"]))
+    if qualifiers:
+        label += "[" + ",".join(qualifiers) + "]"
+    return label

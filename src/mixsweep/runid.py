@@ -1,0 +1,59 @@
+"""Content-addressed run ids: the same experiment always maps to the same directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from mixsweep.records import SCHEMA_VERSION
+
+# Keys that locate, label or schedule a run without changing its result.
+_EXCLUDED_TOP = ("hydra", "paths", "sweep", "cell", "device", "threads", "progress")
+_EXCLUDED_NESTED = (
+    ("regularizer", "name"),  # dropout(0) and mixout(w_pre, 0) are the same run
+    ("train", "eval_batch_size"),
+    ("data", "cache_dir"),
+    ("data", "glue_dir"),  # where GLUE lives on this machine is not what it contains
+    ("data", "hub_cache_dir"),
+)
+# The digits experiment reads only these blocks; other defaults must not perturb its ids.
+_DIGITS_KEYS = ("experiment", "task", "regularizer", "seed", "init_seed", "data_seed", "noise_seed",
+                "deterministic", "fault")
+
+
+def plain_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The resolved run config as plain data, without Hydra's own block (which only resolves in a job)."""
+    if not isinstance(cfg, DictConfig):
+        return json.loads(json.dumps(cfg))
+    if "hydra" in cfg:
+        cfg = cfg.copy()
+        with open_dict(cfg):
+            del cfg["hydra"]
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def semantic_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The resolved config minus every key that cannot change the run's numbers."""
+    d = plain_config(cfg)
+    for key in _EXCLUDED_TOP:
+        d.pop(key, None)
+    for outer, inner in _EXCLUDED_NESTED:
+        if isinstance(d.get(outer), dict):
+            d[outer].pop(inner, None)
+    if d.get("experiment") == "digits":
+        d = {k: d[k] for k in _DIGITS_KEYS if k in d}
+    return d
+
+
+def run_id(cfg: DictConfig | Mapping[str, Any]) -> str:
+    """sha1 of the canonical JSON of :func:`semantic_config` (+ record schema), 12 hex chars.
+
+    Hashing the *resolved* config (not the override delta) means a changed default changes the
+    id, so stale results are never silently reused.
+    """
+    payload = json.dumps({"schema": SCHEMA_VERSION, "config": semantic_config(cfg)}, sort_keys=True)
+    return hashlib.sha1(payload.encode()).hexdigest()[:12]

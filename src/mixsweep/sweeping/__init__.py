@@ -1,0 +1,1 @@
+"""Sweeps: expanding a study file into runs, planning against the store, executing runs."""

@@ -1,0 +1,51 @@
+"""Compose run configs outside a Hydra app (tests, HPO, ``plan --show-config``, rerun)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from omegaconf import DictConfig, OmegaConf
+
+from mixsweep.paths import CONF_DIR, hydra_searchpath_override
+from mixsweep.sweeping.expand import expand_jobs
+
+if TYPE_CHECKING:
+    from mixsweep.sweeping.launch import SweepRequest
+
+
+def compose_run(overrides: Sequence[str] = (), *, hydra: bool = False) -> DictConfig:
+    """The config of one run: ``conf/config.yaml`` + overrides (``+sweeps=NAME`` works too)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        # Inside a running Hydra app (a sweep job or the HPO driver): reuse its search path.
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="mixsweep"):
+        return compose("config", overrides=[hydra_searchpath_override(), *overrides],
+                       return_hydra_config=hydra)
+
+
+def sweep_job_overrides(req: SweepRequest) -> list[list[str]]:
+    """The per-run overrides a study expands to, exactly as the cell sweeper forms them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    base = compose_run([f"+sweeps={req.sweep}"], hydra=True)
+    sweeper = base.hydra.sweeper
+    params = {k: str(v) for k, v in (sweeper.get("params") or {}).items()}
+    if req.task:
+        params["task"] = req.task
+    if req.seeds:
+        params["seed"] = f"range(0,{req.seeds})"
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    grid = BasicSweeper.split_arguments(parsed, None)[0]
+    cells = OmegaConf.to_container(sweeper.get("cells") or {})
+    return [[f"+sweeps={req.sweep}", f"paths.results={req.results}", *job, *req.overrides]
+            for job in expand_jobs(grid, cells)]
+
+
+def compose_sweep_jobs(req: SweepRequest, limit: int | None = None) -> list[DictConfig]:
+    jobs = sweep_job_overrides(req)[:limit]
+    return [compose_run(job) for job in jobs]

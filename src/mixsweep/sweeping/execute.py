@@ -1,0 +1,117 @@
+"""The task function every launcher calls: skip, lock, run, record — never raise.
+
+One bad cell must not stop a sweep (harness-notes P4), so exceptions become ``failed``
+records, which the next launch retries. ``ok`` and ``diverged`` records are final.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from mixsweep import store
+from mixsweep.errors import UserError
+from mixsweep.records import RunRecord, cell_label
+from mixsweep.runid import plain_config, run_id
+
+log = logging.getLogger(__name__)
+
+
+def execute(cfg: DictConfig) -> dict[str, Any]:
+    """Run one configured job unless the store already holds its result; return a summary."""
+    rid = run_id(cfg)
+    results, sweep, task = Path(cfg.paths.results), str(cfg.sweep), str(cfg.task.name)
+    directory = store.run_dir(results, sweep, task, rid)
+    existing = store.read_record(directory)
+    if store.is_final(existing):
+        return {"run_id": rid, "status": existing.status, "skipped": True}
+
+    with store.run_lock(directory) as held:
+        if not held:
+            print(f"run {rid} is running in another process; skipped", flush=True)
+            return {"run_id": rid, "status": "running-elsewhere", "skipped": True}
+        existing = store.read_record(directory)  # another process may have finished it meanwhile
+        if store.is_final(existing):
+            return {"run_id": rid, "status": existing.status, "skipped": True}
+        record = _run_and_record(cfg, rid)
+        store.write_record(directory, record)
+
+    from mixsweep.sweeping.plan import progress_line
+
+    line = progress_line(results, sweep)
+    score = record.final.get(record.headline)
+    print(f"[{task} {record.label} seed {record.seed}] {record.status}"
+          + (f" {record.headline}={score:.2f}" if score is not None else "")
+          + (f" ({record.error.splitlines()[-1]})" if record.error else ""), flush=True)
+    if line:
+        print(line, flush=True)
+    return {"run_id": rid, "status": record.status, "skipped": False}
+
+
+def _run_and_record(cfg: DictConfig, rid: str) -> RunRecord:
+    reg = OmegaConf.to_container(cfg.regularizer, resolve=True)
+    label = cell_label(reg)
+    t0 = time.perf_counter()
+    device, determinism = str(cfg.get("device", "auto")), {}
+    try:
+        out = _dispatch(cfg)
+        device = out.pop("env_device", device)
+        determinism = out.pop("env_determinism", {})
+        error = None
+    except UserError:
+        raise  # bad input aborts the sweep with a one-line message, rather than 220 failed records
+    except Exception as e:  # noqa: BLE001 - any crash of a run is recorded, never propagated
+        out = {"status": "failed", "times": {"total_s": time.perf_counter() - t0}}
+        error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=20)}"
+        log.error("run %s failed: %s", rid, e)
+    from mixsweep.environment import environment
+
+    return RunRecord(
+        run_id=rid,
+        sweep=str(cfg.sweep),
+        task=str(cfg.task.name),
+        cell=str(cfg.cell) if cfg.get("cell") else label,
+        label=label,
+        seed=int(cfg.seed),
+        config=plain_config(cfg),
+        overrides=_job_overrides(),
+        env=environment(device, determinism),
+        error=error,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **out,
+    )
+
+
+def _dispatch(cfg: DictConfig) -> dict[str, Any]:
+    if cfg.experiment == "digits":
+        import torch
+
+        from mixsweep.digits import run_digits
+        from mixsweep.train import resolve_device
+
+        device = resolve_device(str(cfg.get("device", "auto")))
+        out = run_digits(OmegaConf.to_container(cfg, resolve=True), cache_dir=Path(cfg.paths.cache) / "digits",
+                         device=device)
+        out["env_device"] = str(device)
+        out["env_determinism"] = {"deterministic_algorithms": torch.are_deterministic_algorithms_enabled()}
+        return out
+    if cfg.experiment != "finetune":
+        raise UserError(f"unknown experiment '{cfg.experiment}': use experiment=finetune or experiment=digits")
+    from mixsweep.train import run
+
+    return run(cfg, progress=bool(cfg.get("progress", False)))
+
+
+def _job_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:  # called outside a Hydra job (tests, rerun)
+        return []

@@ -1,0 +1,19 @@
+"""Pure expansion of a study's grid into per-run override lists."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+def expand_jobs(grid: Sequence[Sequence[str]], cells: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """Return ``grid × cells``: each grid point followed by each cell's overrides and ``cell=<name>``.
+
+    ``grid`` is the cartesian product of the sweep params (already expanded by Hydra's parser),
+    e.g. ``[["task=rte", "seed=0"], ["task=rte", "seed=1"], ...]``. With no cells the grid is
+    returned as is. Seeds vary slowest if the sweep lists ``seed`` first, so a partial sweep
+    already holds comparable cells.
+    """
+    grid = [list(g) for g in grid] or [[]]
+    if not cells:
+        return grid
+    return [point + list(ovs) + [f"cell={name}"] for point in grid for name, ovs in cells.items()]

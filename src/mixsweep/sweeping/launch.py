@@ -1,0 +1,117 @@
+"""Turn ``mixsweep sweep`` arguments into one Hydra multirun, with one-line errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mixsweep.errors import UserError
+from mixsweep.paths import CONF_DIR, hydra_searchpath_override, sweep_names
+
+
+@dataclass
+class SweepRequest:
+    sweep: str = "smoke"
+    task: str | None = None
+    seeds: int | None = None
+    launcher: str | None = None
+    results: str = "results"
+    workers: int | None = None
+    overrides: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+
+def options(group_dir: Path) -> list[str]:
+    return sorted(p.stem for p in group_dir.glob("*.yaml"))
+
+
+def validate(req: SweepRequest) -> None:
+    """Catch the common mistakes before Hydra does, so each gets a one-line error."""
+    if req.sweep not in sweep_names():
+        raise UserError(f"unknown sweep '{req.sweep}': choose one of {', '.join(sweep_names())} (sweeps/*.yaml)")
+    if req.task is not None:
+        for task in req.task.split(","):
+            if task not in options(CONF_DIR / "task"):
+                raise UserError(
+                    f"unknown task '{task}': choose one of {', '.join(options(CONF_DIR / 'task'))} (conf/task/*.yaml)"
+                )
+    if req.launcher is not None and req.launcher not in options(CONF_DIR / "launcher"):
+        raise UserError(
+            f"unknown launcher '{req.launcher}': choose one of {', '.join(options(CONF_DIR / 'launcher'))}"
+        )
+    if req.seeds is not None and req.seeds <= 0:
+        raise UserError(f"SEEDS must be a positive number of restarts, got {req.seeds}: e.g. SEEDS=20")
+    if req.workers is not None and req.workers <= 0:
+        raise UserError(f"WORKERS must be positive, got {req.workers}")
+    for ov in req.overrides:
+        if "=" not in ov:
+            raise UserError(f"override '{ov}' is not key=value: write ARGS=\"key=value other.key=value\"")
+    if not req.dry_run:
+        _check_writable(Path(req.results))
+
+
+def _check_writable(results: Path) -> None:
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        probe = results / f".write-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(
+            f"results directory '{results}' is not writable ({e.strerror}): choose another with RESULTS=DIR"
+        ) from e
+
+
+def hydra_overrides(req: SweepRequest) -> list[str]:
+    ov = [hydra_searchpath_override(), f"+sweeps={req.sweep}", f"paths.results={req.results}"]
+    if req.task:
+        ov.append(f"task={req.task}")
+    if req.seeds:
+        ov.append(f"seed=range(0,{req.seeds})")
+    if req.launcher:
+        ov.append(f"launcher={req.launcher}")
+    if req.launcher == "joblib":
+        n = req.workers or 2
+        ov.append(f"hydra.launcher.n_jobs={n}")
+        if not any(o.startswith("threads=") for o in req.overrides):
+            ov.append(f"threads={max(1, (os.cpu_count() or 1) // n)}")
+    if (req.launcher in (None, "local")) and sys.stderr.isatty():
+        ov.append("progress=true")
+    if req.dry_run:
+        ov.append("hydra.sweeper.dry_run=true")
+    return ov + list(req.overrides)
+
+
+def run_multirun(overrides: Sequence[str]) -> Any:
+    """Run Hydra's multirun in-process with mixsweep's config dir; Hydra errors become UserErrors."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from mixsweep.sweeping.execute import execute
+
+    GlobalHydra.instance().clear()
+    try:
+        hydra = Hydra.create_main_hydra2(task_name="mixsweep", config_search_path=create_config_search_path(str(CONF_DIR)))
+        return hydra.multirun(config_name="config", task_function=execute, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        raise UserError(_one_line(e)) from e
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _one_line(e: Exception) -> str:
+    msg = " ".join(str(e).split())
+    if "Could not override" in msg or "not in struct" in msg:
+        key = msg.split("'")[1] if "'" in msg else "?"
+        return (f"unknown config key '{key}' in the overrides: check the spelling (print the config with "
+                f"`mixsweep plan --show-config`), or write +{key}=VALUE to add a new key")
+    if "Could not find" in msg or "Could not load" in msg:
+        return f"{msg.split('Available options')[0].strip()}: check the option name in conf/ or sweeps/"
+    return f"{msg[:300]}: check the overrides"

@@ -1,0 +1,171 @@
+"""A sweep's plan: every run it contains, its run id, and what the store already holds."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from mixsweep import store
+from mixsweep.atomic import atomic_write_json
+from mixsweep.records import cell_label
+from mixsweep.runid import run_id
+
+PROGRESS = ".progress.json"
+
+
+@dataclass
+class Job:
+    overrides: list[str]
+    run_id: str
+    task: str
+    cell: str
+    label: str
+    state: str  # done | diverged | failed | todo
+    directory: Path
+
+
+@dataclass
+class Plan:
+    jobs: list[Job]
+    results: Path
+    sweep: str
+    duplicates: int = 0  # grid points that resolve to a run already in the plan
+    started: float = field(default_factory=time.time)
+
+    @property
+    def todo(self) -> list[Job]:
+        return [j for j in self.jobs if j.state in ("todo", "failed")]
+
+    def counts(self) -> Counter:
+        return Counter(j.state for j in self.jobs)
+
+    def sweep_dir(self) -> Path:
+        return self.results / self.sweep
+
+    def summary_lines(self) -> list[str]:
+        c = self.counts()
+        done = c["done"] + c["diverged"]
+        lines = [
+            f"sweep '{self.sweep}' -> {self.sweep_dir()}: {len(self.jobs)} runs in "
+            f"{len({(j.task, j.label) for j in self.jobs})} cells; {done} done, "
+            f"{c['failed']} failed (will retry), {c['todo']} to do"
+        ]
+        if self.duplicates:
+            lines.append(f"  ({self.duplicates} grid points are the same run as another and are run once)")
+        by_cell: dict[tuple[str, str], Counter] = {}
+        for j in self.jobs:
+            by_cell.setdefault((j.task, j.label), Counter())[j.state] += 1
+        width = max((len(label) for _, label in by_cell), default=10)
+        lines.append(f"  {'task':<12} {'cell':<{width}}  runs  done  failed  todo")
+        for (task, label), cc in by_cell.items():
+            n = sum(cc.values())
+            lines.append(
+                f"  {task:<12} {label:<{width}}  {n:>4}  {cc['done'] + cc['diverged']:>4}  "
+                f"{cc['failed']:>6}  {cc['todo']:>4}"
+            )
+        return lines
+
+    def print_summary(self) -> None:
+        print("\n".join(self.summary_lines()), flush=True)
+
+    def start_progress(self) -> None:
+        """Write the ledger that every job (in any process) reads to print progress lines."""
+        c = self.counts()
+        atomic_write_json(
+            self.sweep_dir() / PROGRESS,
+            {
+                "started": time.time(),
+                "total": len(self.jobs),
+                "skipped": c["done"] + c["diverged"],
+                "runs": [[j.task, j.run_id] for j in self.jobs],
+            },
+        )
+
+
+SEED_KEYS = ("seed", "init_seed", "data_seed", "noise_seed")
+
+
+def _memo_compose(compose: Callable[[Sequence[str]], DictConfig]) -> Callable[[Sequence[str]], DictConfig]:
+    """Compose once per cell and set the seeds directly: Hydra composition costs ~0.1 s a job,
+    and seeds are plain values, so 20 restarts of a cell share one composition."""
+    cache: dict[tuple[str, ...], DictConfig] = {}
+
+    def composed(overrides: Sequence[str]) -> DictConfig:
+        seeds = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] in SEED_KEYS}
+        rest = tuple(o for o in overrides if o.split("=", 1)[0] not in SEED_KEYS)
+        if rest not in cache:
+            cache[rest] = compose(rest)
+        cfg = cache[rest].copy()
+        for key, value in seeds.items():
+            cfg[key] = int(value)
+        return cfg
+
+    return composed
+
+
+def build_plan(jobs: Sequence[Sequence[str]], compose: Callable[[Sequence[str]], DictConfig]) -> Plan:
+    """Compose every job, give it its run id, and look it up in the store."""
+    compose = _memo_compose(compose)
+    planned: list[Job] = []
+    seen: set[str] = set()
+    duplicates = 0
+    results: Path | None = None
+    sweep = ""
+    for overrides in jobs:
+        cfg = compose(overrides)
+        results, sweep = Path(cfg.paths.results), str(cfg.sweep)
+        rid = run_id(cfg)
+        if rid in seen:
+            duplicates += 1
+            continue
+        seen.add(rid)
+        task = str(cfg.task.name)
+        directory = store.run_dir(results, sweep, task, rid)
+        record = store.read_record(directory)
+        state = "todo" if record is None else {"ok": "done"}.get(record.status, record.status)
+        label = cell_label(_plain(cfg.regularizer))
+        planned.append(Job(list(overrides), rid, task, str(cfg.cell or label), label, state, directory))
+    return Plan(planned, results or Path("results"), sweep, duplicates)
+
+
+def progress_line(results: Path, sweep: str) -> str | None:
+    """``run 7/220 done (3 skipped, 1 failed) · ETA 2h13m`` from the ledger and the store."""
+    path = Path(results) / sweep / PROGRESS
+    try:
+        ledger = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    finished = failed = 0
+    for task, rid in ledger["runs"]:
+        record = store.read_record(store.run_dir(results, sweep, task, rid))
+        if record is None:
+            continue
+        finished += 1
+        failed += record.status != "ok"
+    total, skipped = ledger["total"], ledger["skipped"]
+    new = finished - skipped
+    remaining = total - finished
+    eta = ""
+    if new > 0 and remaining > 0:
+        eta = " · ETA " + _duration((time.time() - ledger["started"]) / new * remaining)
+    return f"run {finished}/{total} done ({skipped} skipped, {failed} failed){eta}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def _plain(node: Any) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)

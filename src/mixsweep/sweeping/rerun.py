@@ -1,0 +1,55 @@
+"""``mixsweep rerun RUN_ID``: re-execute a stored run from its record and compare."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from mixsweep import store
+from mixsweep.errors import UserError
+
+
+def find_run(results: str | Path, rid: str) -> Path:
+    hits = sorted(Path(results).glob(f"*/*/{rid}*/{store.RESULT}"))
+    if not hits:
+        raise UserError(f"no stored run '{rid}' under {results}/: check the id (see `mixsweep plan`) or RESULTS=")
+    if len({h.parent.name for h in hits}) > 1:
+        raise UserError(f"run id prefix '{rid}' is ambiguous ({len(hits)} runs): give more characters")
+    return hits[0].parent
+
+
+def compare(a: dict[str, float], b: dict[str, float]) -> list[str]:
+    """Metric keys whose values differ (NaN equals NaN)."""
+    diffs = []
+    for k in sorted(set(a) | set(b)):
+        x, y = a.get(k), b.get(k)
+        same = x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
+        if not same:
+            diffs.append(f"{k}: stored {x} vs rerun {y}")
+    return diffs
+
+
+def rerun(results: str | Path, rid: str) -> int:
+    from mixsweep.sweeping.execute import _dispatch
+
+    directory = find_run(results, rid)
+    record = store.read_record(directory)
+    if record is None:
+        raise UserError(f"the record in {directory} is unreadable: rerun the sweep to redo it")
+    cfg = OmegaConf.create(record.config)
+    out = _dispatch(cfg)
+    diffs = compare(record.final, out.get("final", {}))
+    curve_same = [e["metrics"] for e in record.eval_curve] == [e["metrics"] for e in out.get("eval_curve", [])]
+    print(f"run {record.run_id} ({record.task} {record.label} seed {record.seed}): "
+          f"stored status {record.status}, rerun status {out['status']}")
+    if not diffs and curve_same and record.status == out["status"]:
+        print("metrics match exactly (final metrics and the whole eval curve)")
+        return 0
+    for line in diffs:
+        print("  differs: " + line)
+    if not curve_same:
+        print("  the eval curves differ")
+    print("metrics do NOT match (expected across devices or with nondeterministic GPU kernels)")
+    return 1

@@ -1,0 +1,152 @@
+"""Tiny end-to-end sweeps, in-process: records, resume, failures, determinism, plan, submitit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import GLUE
+from mixsweep.cli import main
+
+STUDY = """# @package _global_
+defaults:
+  - override /hydra/sweeper: cells
+  - override /model: tiny
+sweep: {name}
+data: {{source: glue_dir, glue_dir: {glue}}}
+train: {{epochs: 1, batch_size: 8, eval_batch_size: 16}}
+optimizer: {{lr: 1.0e-3}}
+threads: 1
+hydra:
+  sweeper:
+    params:
+      seed: range(0,2)
+      task: rte
+    cells:
+{cells}
+"""
+CELLS = {
+    "dropout_0.1": ["regularizer=dropout", "regularizer.dropout=0.1"],
+    "mixout_0.5": ["regularizer=mixout", "regularizer.mixout.p=0.5"],
+}
+
+
+def write_study(root: Path, name: str, cells: dict[str, list[str]]) -> None:
+    lines = "\n".join(f"      {k}: {json.dumps(v)}" for k, v in cells.items())
+    (root / "sweeps").mkdir(parents=True, exist_ok=True)
+    (root / "sweeps" / f"{name}.yaml").write_text(STUDY.format(name=name, glue=GLUE, cells=lines))
+
+
+@pytest.fixture
+def study(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIXSWEEP_SEARCH_PATH", str(tmp_path))
+    monkeypatch.setenv("MIXSWEEP_CACHE", str(tmp_path / "cache"))
+    write_study(tmp_path, "t2x2", CELLS)
+    return tmp_path
+
+
+def records(results: Path, sweep: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((results / sweep).glob("*/*/result.json"))]
+
+
+def sweep(results: Path, name: str, *extra: str) -> int:
+    return main(["sweep", "--sweep", name, "--results", str(results), "--no-summary", *extra])
+
+
+def test_tiny_multirun_writes_one_record_per_run(study, capsys):
+    results = study / "results"
+    assert sweep(results, "t2x2") == 0
+    recs = records(results, "t2x2")
+    assert len(recs) == 4
+    assert {(r["label"], r["seed"]) for r in recs} == {
+        ("dropout(0.1)", 0), ("dropout(0.1)", 1), ("mixout(w_pre,0.5)", 0), ("mixout(w_pre,0.5)", 1)
+    }
+    for r in recs:
+        assert r["status"] == "ok" and r["task"] == "rte" and r["headline"] == "accuracy"
+        assert 0.0 <= r["final"]["accuracy"] <= 100.0
+        assert r["eval_curve"] and r["train_loss"] and r["distance_sq"] > 0
+        assert r["env"]["versions"]["torch"] and "commit" in r["env"]["git"]
+        assert r["config"]["regularizer"]["name"] in ("dropout", "mixout")
+        run_dir = results / "t2x2" / "rte" / r["run_id"]
+        assert (run_dir / "curve.jsonl").read_text().count("\n") == len(r["eval_curve"])
+    out = capsys.readouterr().out
+    assert "run 4/4 done (0 skipped, 0 failed)" in out
+
+    # Relaunching the same command resumes: nothing new runs, nothing is rewritten.
+    mtimes = {p: p.stat().st_mtime_ns for p in results.glob("t2x2/*/*/result.json")}
+    assert sweep(results, "t2x2") == 0
+    assert "4 done, 0 failed (will retry), 0 to do" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in results.glob("t2x2/*/*/result.json")} == mtimes
+
+
+def test_same_seed_gives_identical_metrics_and_curves(study):
+    a, b = study / "a", study / "b"
+    assert sweep(a, "t2x2", "--task", "rte") == 0
+    assert sweep(b, "t2x2") == 0
+    ra = {r["run_id"]: r for r in records(a, "t2x2")}
+    rb = {r["run_id"]: r for r in records(b, "t2x2")}
+    assert ra.keys() == rb.keys()
+    for rid in ra:
+        assert ra[rid]["final"] == rb[rid]["final"]
+        assert ra[rid]["eval_curve"] == rb[rid]["eval_curve"]
+        assert ra[rid]["train_loss"] == rb[rid]["train_loss"]
+    seed0 = [r for r in ra.values() if r["seed"] == 0 and r["label"] == "dropout(0.1)"][0]
+    seed1 = [r for r in ra.values() if r["seed"] == 1 and r["label"] == "dropout(0.1)"][0]
+    assert seed0["train_loss"] != seed1["train_loss"], "different restarts differ"
+
+
+def test_an_exception_in_one_cell_is_recorded_and_the_others_complete(study):
+    cells = dict(CELLS, broken=["regularizer=dropout", "+fault={kind: raise, step: 1}"])
+    write_study(study, "tfault", cells)
+    results = study / "results"
+    assert sweep(results, "tfault") == 0
+    recs = records(results, "tfault")
+    assert len(recs) == 6
+    failed = [r for r in recs if r["status"] == "failed"]
+    assert len(failed) == 2 and all("injected fault" in r["error"] for r in failed)
+    assert sum(r["status"] == "ok" for r in recs) == 4
+
+
+def test_failed_runs_are_retried_on_relaunch(study, capsys):
+    write_study(study, "tfail", {"broken": ["regularizer=dropout", "+fault={kind: raise, step: 1}"]})
+    results = study / "results"
+    sweep(results, "tfail")
+    capsys.readouterr()
+    sweep(results, "tfail")
+    assert "0 done, 2 failed (will retry), 0 to do" in capsys.readouterr().out
+
+
+def test_a_nan_loss_stops_the_run_as_diverged(study):
+    write_study(study, "tnan", {"nan": ["regularizer=none", "+fault={kind: nan_loss, step: 2}"]})
+    results = study / "results"
+    assert sweep(results, "tnan", "--seeds", "1") == 0
+    (rec,) = records(results, "tnan")
+    assert rec["status"] == "diverged"
+    assert rec["final"] == {} and rec["extra"]["steps"] == 1
+
+
+def test_plan_counts_done_failed_and_todo_and_runs_nothing(study, capsys):
+    results = study / "results"
+    assert main(["plan", "--sweep", "t2x2", "--results", str(results)]) == 0
+    assert "4 runs in 2 cells; 0 done, 0 failed (will retry), 4 to do" in capsys.readouterr().out
+    assert not results.exists()
+    sweep(results, "t2x2", "--seeds", "1")
+    capsys.readouterr()
+    assert main(["plan", "--sweep", "t2x2", "--results", str(results), "--seeds", "3"]) == 0
+    assert "6 runs in 2 cells; 2 done, 0 failed (will retry), 4 to do" in capsys.readouterr().out
+
+
+def test_paper_study_plan_counts_220_runs_for_one_task(capsys):
+    assert main(["plan", "--sweep", "table1", "--task", "mrpc", "--seeds", "20", "--results", "/nonexistent"]) == 0
+    assert "220 runs in 11 cells" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_submitit_local_executor_runs_the_slurm_code_path(study):
+    results = study / "results"
+    assert sweep(results, "t2x2", "--seeds", "1", "--launcher", "submitit_local") == 0
+    recs = records(results, "t2x2")
+    assert len(recs) == 2 and all(r["status"] == "ok" for r in recs)
+    assert list((results / "t2x2" / ".hydra").glob("*/.submitit/*")), "submitit wrote its job folders"
