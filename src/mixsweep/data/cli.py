@@ -1,0 +1,67 @@
+"""``mixsweep data describe TASK [key=value ...]``: load a task's data and print a JSON summary.
+
+Overrides are the fields of ``conf/data/default.yaml`` (``source=glue_dir glue_dir=PATH
+train_size=4 files.train=PATH``); values are parsed as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    data = subparsers.add_parser("data", help="inspect task data")
+    data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    describe = data_sub.add_parser(
+        "describe",
+        help="print split sizes, label counts, majority baseline and source as JSON",
+        description="Load TASK's train/dev data as a run would and print a JSON summary.",
+    )
+    describe.add_argument("task", help="task name, e.g. rte, mrpc, rt_polarity")
+    describe.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="data config overrides, e.g. source=glue_dir glue_dir=PATH",
+    )
+    describe.set_defaults(func=_describe)
+
+
+def _describe(args: argparse.Namespace) -> int:
+    from mixsweep.data.describe import describe_splits
+    from mixsweep.data.loading import load_splits
+    from mixsweep.tasks import get_task
+
+    task = get_task(args.task)
+    data_cfg = data_config(args.overrides)
+    print(json.dumps(describe_splits(task, load_splits(task, data_cfg)), indent=2))
+    return 0
+
+
+def data_config(overrides: list[str]) -> dict:
+    """``conf/data/default.yaml`` with ``key=value`` overrides; an unknown key is a UserError."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigKeyError
+
+    from mixsweep import paths
+    from mixsweep.errors import UserError
+
+    defaults = OmegaConf.load(paths.CONF_DIR / "data" / "default.yaml")
+    OmegaConf.set_struct(defaults, True)
+    malformed = [o for o in overrides if "=" not in o]
+    if malformed:
+        raise UserError(f"override {malformed[0]!r} is not KEY=VALUE: write e.g. source=glue_dir")
+    try:
+        merged = OmegaConf.merge(defaults, OmegaConf.from_dotlist(overrides))
+    except ConfigKeyError as e:
+        raise UserError(
+            f"unknown data setting '{e.full_key}': choose among {', '.join(map(str, defaults.keys()))}"
+        ) from None
+    # cache_dir interpolates the run config's paths.cache, which describe does not need.
+    plain = {}
+    for key in merged.keys():
+        if key != "cache_dir":
+            value = merged[key]
+            plain[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    return plain

@@ -1,0 +1,93 @@
+"""``load_splits``: a task's train and dev data as standard frames, from the configured source."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from mixsweep.data.files import read_files_split
+from mixsweep.data.hub import read_hub_split
+from mixsweep.data.readers import read_glue_split
+from mixsweep.data.rt_polarity import read_rt_polarity
+from mixsweep.data.subsample import stratified_indices
+from mixsweep.errors import UserError
+from mixsweep.tasks import SOURCES, TaskSpec
+
+SPLITS = ("train", "dev")
+SIZE_KEYS = {"train": "train_size", "dev": "dev_size"}
+BUNDLED: dict[str, Callable[[TaskSpec], dict[str, pd.DataFrame]]] = {"rt_polarity": read_rt_polarity}
+READERS: dict[str, Callable[[TaskSpec, Mapping[str, Any]], dict[str, pd.DataFrame]]] = {
+    "hub": lambda task, cfg: {s: read_hub_split(task, cfg, s) for s in SPLITS},
+    "glue_dir": lambda task, cfg: {s: read_glue_split(task, cfg["glue_dir"], s) for s in SPLITS},
+    "files": lambda task, cfg: {s: read_files_split(task, cfg.get("files") or {}, s) for s in SPLITS},
+    "bundled": lambda task, cfg: BUNDLED[task.name](task),
+}
+
+
+def load_splits(task: TaskSpec, data_cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """Read, check and optionally subsample the task's ``train`` and ``dev`` splits.
+
+    Each frame has ``text_a`` (, ``text_b``) and ``label`` columns; ``df.attrs`` records
+    ``source`` (hub, glue_dir, files, bundled), ``origin`` (path or hub id) and ``full_size``
+    (rows before subsampling).
+    """
+    source = resolve_source(task, data_cfg)
+    frames = READERS[source](task, data_cfg)
+    splits: dict[str, pd.DataFrame] = {}
+    for split in SPLITS:
+        frame = frames[split]
+        origin = frame.attrs["origin"]
+        if frame.empty:
+            raise UserError(
+                f"the {split} split of {task.name} from {origin} has no rows: point data.source at non-empty data"
+            )
+        size = _size(data_cfg, split)
+        full_size = len(frame)
+        if size is not None:
+            if size > full_size:
+                raise UserError(
+                    f"data.{SIZE_KEYS[split]}={size} exceeds the {full_size} {split} rows of {task.name}: "
+                    f"choose at most {full_size} (or null for all)"
+                )
+            rows = stratified_indices(
+                frame["label"].to_numpy(),
+                size,
+                int(data_cfg.get("sample_seed") or 0),
+                SPLITS.index(split),
+                task.is_regression,
+            )
+            frame = frame.iloc[rows].reset_index(drop=True)
+        frame.attrs.update(source=source, origin=origin, full_size=full_size)
+        splits[split] = frame
+    return splits
+
+
+def resolve_source(task: TaskSpec, data_cfg: Mapping[str, Any]) -> str:
+    """``auto`` means the task's ``default_source``; anything else must be a known source."""
+    source = str(data_cfg.get("source") or "auto")
+    if source == "auto":
+        source = task.default_source
+    if source not in SOURCES:
+        raise UserError(f"unknown data.source '{source}': choose auto, {', '.join(SOURCES)}")
+    if source == "bundled" and task.name not in BUNDLED:
+        raise UserError(
+            f"task '{task.name}' has no bundled data (only {', '.join(BUNDLED)}): use data.source=hub, glue_dir or files"
+        )
+    if source == "glue_dir" and not data_cfg.get("glue_dir"):
+        raise UserError(
+            f"data.source=glue_dir needs data.glue_dir=PATH, the folder that holds {task.glue_dir_name}/train.tsv"
+        )
+    return source
+
+
+def _size(data_cfg: Mapping[str, Any], split: str) -> int | None:
+    value = data_cfg.get(SIZE_KEYS[split])
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(
+            f"data.{SIZE_KEYS[split]}={value!r} must be a positive integer (or null for all rows)"
+        )
+    return value
