@@ -1,0 +1,79 @@
+"""Per-cell aggregates of the run table, and the side-by-side comparison with the paper."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mixsweep.analysis.failures import check_selection, failure_mask
+from mixsweep.analysis.naming import sort_labels, sort_tasks
+from mixsweep.analysis.paper import paper_reference
+
+KEYS = ["task", "label"]
+
+
+def scores(runs: pd.DataFrame, selection: str = "final") -> pd.Series:
+    """The headline score of each run under a selection protocol (``final`` or ``best``)."""
+    return runs[f"{check_selection(selection)}_score"].astype(float)
+
+
+def aggregate(
+    runs: pd.DataFrame,
+    selection: str = "final",
+    failures: tuple[str, ...] = ("lee2020",),
+    configs: dict | None = None,
+) -> pd.DataFrame:
+    """One row per (task, label): n, mean, std, median, min, max, n_nan, n_error, fail_<definition>.
+
+    Statistics are over runs with a finite score; ``std`` is the population std (ddof 0), as
+    in the paper's error bars. ``n_nan`` counts runs without a finite score (diverged, NaN
+    correlation), ``n_error`` runs that crashed (status ``failed``, no score at all).
+    ``fail_<d>`` is the failed-run count under definition ``d`` (NA where ``d`` does not apply).
+    """
+    score = scores(runs, selection)
+    errored = runs["status"].eq("failed")
+    finite = np.isfinite(score) & ~errored
+    work = pd.DataFrame({"task": runs["task"], "label": runs["label"], "cell": runs["cell"].astype(str)})
+    work["score"] = score.where(finite)
+    work["nan"] = ~finite & ~errored
+    work["error"] = errored
+    for d in failures:
+        work[f"fail_{d}"] = failure_mask(runs, d, selection, configs)
+    grouped = work.groupby(KEYS, sort=True)
+    out = grouped["score"].agg(
+        n="count", mean="mean", std=lambda s: s.std(ddof=0), median="median", min="min", max="max"
+    )
+    out.insert(0, "cell", grouped["cell"].agg(lambda c: ",".join(sorted(set(c)))))
+    out["n_nan"] = grouped["nan"].sum().astype(int)
+    out["n_error"] = grouped["error"].sum().astype(int)
+    for d in failures:
+        out[f"fail_{d}"] = grouped[f"fail_{d}"].sum(min_count=1).astype("Int64")
+    return paper_ordered(out)
+
+
+def paper_ordered(agg: pd.DataFrame) -> pd.DataFrame:
+    """Rows by task, then the paper's categories first (Devlin, Wiese, Our, Our+W), then the rest."""
+    order = [
+        (task, label)
+        for task in sort_tasks(set(agg.index.get_level_values("task")))
+        for label in sort_labels(set(agg.loc[task].index))
+    ]
+    return agg.reindex(pd.MultiIndex.from_tuples(order, names=KEYS)) if order else agg
+
+
+def compare_with_paper(agg: pd.DataFrame, failure: str = "lee2020") -> pd.DataFrame:
+    """``agg`` joined with the paper's mean, max and #failed for the cells the paper reports.
+
+    Adds paper_mean, paper_max, paper_fail (lee2020 counts, where a figure shows the runs),
+    paper_source, and the deltas d_mean, d_max, d_fail (ours - paper).
+    """
+    ref = paper_reference().rename(
+        columns={"mean": "paper_mean", "max": "paper_max", "n_fail": "paper_fail", "source": "paper_source"}
+    )
+    both = agg.join(ref[["paper_mean", "paper_max", "paper_fail", "paper_source"]], how="inner")
+    both["d_mean"] = both["mean"] - both["paper_mean"]
+    both["d_max"] = both["max"] - both["paper_max"]
+    fail_col = f"fail_{failure}"
+    if fail_col in both:
+        both["d_fail"] = both[fail_col].astype("Float64") - both["paper_fail"].astype("Float64")
+    return both

@@ -1,0 +1,341 @@
+"""Paper-style figures (seaborn darkgrid, deep palette, mean +- population-std error bars with caps).
+
+Every figure adapts to the tasks and cells present and can overlay the paper's own per-run
+points (grey crosses) or curves. Each ``fig_*`` function returns a matplotlib Figure, or None
+when the runs hold nothing it can draw; :func:`draw_figures` saves all of them as PNG and PDF.
+matplotlib is imported inside the functions, with the Agg backend.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mixsweep.analysis.cells import scores
+from mixsweep.analysis.naming import display_name, sort_labels, sort_tasks
+from mixsweep.analysis.paper import paper_appendix_f, paper_curves, paper_points
+from mixsweep.analysis.stats import expected_max
+
+TASK_TITLES = {
+    "rte": "RTE (Accuracy)",
+    "mrpc": "MRPC (F1 accuracy)",
+    "cola": "CoLA (Matthews correlation)",
+    "stsb": "STS-B (Spearman correlation)",
+}
+DIGITS = "digits"
+SWARM_LIMIT = 150  # above this many points per category a swarm cannot place them: jittered strip
+PAPER_STYLE = {"marker": "x", "color": "0.35", "s": 14, "linewidths": 0.8, "zorder": 4}
+PAPER_REF_LABEL = "paper-ref"  # label of twin axes that carry the paper's curves
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="darkgrid", palette="deep")
+    return plt, sns
+
+
+def _palette() -> list:
+    import seaborn as sns
+
+    return sns.color_palette("deep")
+
+
+def _tasks(runs: pd.DataFrame) -> list[str]:
+    return sort_tasks(set(runs["task"]) - {DIGITS})
+
+
+def _title(task: str, runs: pd.DataFrame) -> str:
+    if task in TASK_TITLES:
+        return TASK_TITLES[task]
+    headline = runs.loc[runs.task == task, "headline"].iloc[0]
+    return f"{task} ({headline})"
+
+
+def _grid(n: int, width: float = 4.4, height: float = 3.6):
+    """A figure with exactly ``n`` panels: 1 row up to 3 panels (2x2 for 4), then 3 columns."""
+    plt, _ = _plt()
+    ncols = n if n <= 3 else (2 if n == 4 else 3)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.remove()
+    return fig, flat[:n]
+
+
+def _points(ax, data: pd.DataFrame, order: list[str], palette: list, x: str = "cat") -> None:
+    """Swarm (or, for many runs, jittered strip) of dev scores, one colour per category."""
+    _, sns = _plt()
+    crowded = data.groupby(x).size().max() > SWARM_LIMIT if len(data) else False
+    kw: dict[str, Any] = {"x": x, "y": "score", "hue": x, "order": order, "hue_order": order,
+                          "palette": palette, "legend": False, "ax": ax, "size": 3.5}
+    if crowded:
+        sns.stripplot(data=data, jitter=0.3, alpha=0.5, **kw)
+    else:
+        sns.swarmplot(data=data, warn_thresh=1.0, **kw)
+
+
+def _error_bars(ax, values: list[np.ndarray], xs: list[float] | None = None) -> list[float]:
+    """mean +- population std with caps at each category; returns the means."""
+    xs = list(range(len(values))) if xs is None else xs
+    means = [float(np.mean(v)) if len(v) else np.nan for v in values]
+    stds = [float(np.std(v)) if len(v) else np.nan for v in values]
+    ax.errorbar(xs, means, yerr=stds, fmt="o", color="black", ms=4, capsize=5, elinewidth=1.2, zorder=5)
+    return means
+
+
+def _overlay_paper(ax, task: str, labels: list[str], offset: float = 0.3) -> bool:
+    drawn = False
+    for i, label in enumerate(labels):
+        pts = paper_points(task, label)
+        if pts:
+            jitter = np.linspace(-0.06, 0.06, len(pts))
+            ax.scatter(np.full(len(pts), i + offset) + jitter, pts, **PAPER_STYLE,
+                       label=None if drawn else "paper (read off its figure)")
+            drawn = True
+    return drawn
+
+
+def _scored(runs: pd.DataFrame, selection: str) -> pd.DataFrame:
+    data = runs.assign(score=scores(runs, selection))
+    return data[np.isfinite(data.score) & data.status.ne("failed")]
+
+
+def fig_swarms(runs: pd.DataFrame, selection: str = "final", overlay_paper: bool = True):
+    """Fig. 3: one swarm panel per task, categories = regularizers (Devlin, Wiese, Our, Our+W first)."""
+    data = _scored(runs, selection)
+    tasks = _tasks(data)
+    if not tasks:
+        return None
+    fig, axes = _grid(len(tasks), width=max(4.4, 1.1 * data.groupby("task").label.nunique().max()))
+    palette = _palette()
+    for ax, task in zip(axes, tasks, strict=True):
+        cell = data[data.task == task]
+        labels = sort_labels(set(cell.label))
+        names = [display_name(x) for x in labels]
+        colors = [palette[i % len(palette)] for i in range(len(labels))]
+        _points(ax, cell.assign(cat=cell.label.map(display_name)), names, colors)
+        _error_bars(ax, [cell.score[cell.label == x].to_numpy() for x in labels])
+        if overlay_paper and _overlay_paper(ax, task, labels):
+            ax.legend(loc="lower right", fontsize=7)
+        ax.set_title(_title(task, data))
+        ax.set_xlabel("")
+        ax.set_ylabel("Dev score")
+        if max(map(len, names)) > 8:
+            ax.tick_params(axis="x", labelrotation=30)
+            for t in ax.get_xticklabels():
+                t.set_ha("right")
+    fig.tight_layout()
+    return fig
+
+
+def _sweep_categories(cell: pd.DataFrame) -> list[tuple[str, float]]:
+    """Fig. 4 order: dropout p descending, then p = 0, then mixout p ascending."""
+    fams = cell[["family", "p"]].drop_duplicates()
+    drop = sorted(((f, p) for f, p in fams.itertuples(index=False) if f == "dropout"), key=lambda c: -c[1])
+    none = [(f, p) for f, p in fams.itertuples(index=False) if f == "none"]
+    mix = sorted(((f, p) for f, p in fams.itertuples(index=False) if f == "mixout"), key=lambda c: c[1])
+    return drop + none + mix
+
+
+def fig_p_sweep(runs: pd.DataFrame, selection: str = "final", overlay_paper: bool = True):
+    """Fig. 4: per task, swarms over p for dropout(p) and mixout(w_pre, p), with mean lines."""
+    data = _scored(runs, selection)
+    data = data[data.family.isin(["dropout", "mixout", "none"])]
+    tasks = [t for t in _tasks(data) if set(data[data.task == t].family) >= {"dropout", "mixout"}]
+    if not tasks:
+        return None
+    plt, _ = _plt()
+    n_cats = max(len(_sweep_categories(data[data.task == t])) for t in tasks)
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(max(6.0, 0.65 * n_cats), 3.8 * len(tasks)), squeeze=False)
+    pal = _palette()
+    color = {"mixout": pal[0], "dropout": pal[1], "none": pal[1]}  # the paper: Mixout blue, Dropout orange
+    for ax, task in zip(axes[:, 0], tasks, strict=True):
+        cell = data[data.task == task]
+        cats = _sweep_categories(cell)
+        keys = [f"{f} {p:g}" for f, p in cats]
+        labels = [_label_of(cell, f, p) for f, p in cats]
+        _points(ax, cell.assign(cat=[f"{f} {p:g}" for f, p in zip(cell.family, cell.p, strict=True)]),
+                keys, [color[f] for f, _ in cats])
+        means = _error_bars(ax, [cell.score[cell.label == x].to_numpy() for x in labels])
+        for family in ("dropout", "mixout"):
+            idx = [i for i, (f, _) in enumerate(cats) if f == family or (family == "dropout" and f == "none")]
+            ax.plot(idx, [means[i] for i in idx], "-", color=color[family], lw=1.5,
+                    label=family.capitalize())
+        if overlay_paper:
+            _overlay_paper(ax, task, labels)
+        ax.set_xticks(range(len(cats)), [f"{p:.1f}" for _, p in cats])
+        ax.set_xlabel("Probability")
+        ax.set_ylabel("Dev score")
+        ax.set_title(_title(task, data))
+        ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def _label_of(cell: pd.DataFrame, family: str, p: float) -> str:
+    return cell.loc[(cell.family == family) & np.isclose(cell.p, p), "label"].iloc[0]
+
+
+def fig_dropout_sweep(runs: pd.DataFrame, selection: str = "final", overlay_paper: bool = True):
+    """App. F (Fig. 6): per task, swarms of dropout(p) for decreasing p, with the mean line."""
+    data = _scored(runs, selection)
+    data = data[data.family.isin(["dropout", "none"])]
+    tasks = [t for t in _tasks(data) if data[data.task == t].p.nunique() >= 2 and "dropout" in set(
+        data[data.task == t].family)]
+    if not tasks:
+        return None
+    fig, axes = _grid(len(tasks))
+    orange = _palette()[1]
+    appf = paper_appendix_f()
+    for ax, task in zip(axes, tasks, strict=True):
+        cell = data[data.task == task]
+        ps = sorted(set(cell.p), reverse=True)
+        keys = [f"{p:.1f}" for p in ps]
+        _points(ax, cell.assign(cat=cell.p.map(lambda p: f"{p:.1f}")), keys, [orange] * len(ps))
+        means = _error_bars(ax, [cell.score[np.isclose(cell.p, p)].to_numpy() for p in ps])
+        ax.plot(range(len(ps)), means, "-", color=orange, lw=1.5, label="dropout(p)")
+        ref = appf[appf.task == task]
+        if overlay_paper and not ref.empty:
+            xs = [ps.index(p) for p in ref.p if any(np.isclose(p, ps))]
+            ys = [m for p, m in zip(ref.p, ref["mean"], strict=True) if any(np.isclose(p, ps))]
+            ax.plot([x + 0.25 for x in xs], ys, "D:", color="0.35", ms=4, label="paper mean (App. F)")
+        ax.set_xlabel("Drop probability")
+        ax.set_ylabel("Dev score")
+        ax.set_title(_title(task, data))
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+DIGITS_PANELS = (
+    ("l2_sq", r"$\|w_{ft} - w_{pre}\|^2$", "L2-norm squared"),
+    ("target_acc", "Target (MNIST) accuracy", "Validation accuracy"),
+    ("source_acc", "Source (EMNIST) accuracy", "Validation accuracy"),
+)
+
+
+def fig_digits(runs: pd.DataFrame, overlay_paper: bool = True):
+    """Fig. 2: ||w_ft - w_pre||^2, target and source accuracy against p; mean +- std bands.
+
+    The paper's curves go on a twin (right) axis: its data and scale differ from ours.
+    """
+    data = runs[(runs.task == DIGITS) & runs.status.ne("failed") & runs.family.notna()]
+    if data.empty:
+        return None
+    plt, _ = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
+    pal = _palette()
+    color = {"dropout": pal[0], "mixout": pal[1]}  # the paper: Dropout blue, Mixout orange
+    curves = paper_curves()
+    for ax, (metric, title, ylabel) in zip(axes, DIGITS_PANELS, strict=True):
+        col = f"final_{metric}" if f"final_{metric}" in data else "distance_sq"
+        for family in ("dropout", "mixout"):
+            fam = data[data.family.isin([family, "none"])]
+            stats = fam.groupby("p")[col].agg(["mean", lambda s: s.std(ddof=0)]).sort_index()
+            stats.columns = ["mean", "std"]
+            if len(stats) == 0 or (fam.family == family).sum() == 0:
+                continue
+            ax.plot(stats.index, stats["mean"], "-o", ms=3, color=color[family], label=family.capitalize())
+            ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
+                            color=color[family], alpha=0.2)
+        if overlay_paper:
+            twin = ax.twinx()
+            twin.set_label(PAPER_REF_LABEL)
+            for family in ("dropout", "mixout"):
+                ref = curves[curves.family == family]
+                twin.plot(ref.p, ref[metric], "--", color=color[family], alpha=0.6, lw=1,
+                          label=f"paper {family} (right axis)")
+            twin.grid(False)
+            twin.tick_params(axis="y", labelsize=7, colors="0.4")
+            twin.set_ylabel("paper (EMNIST→MNIST)", fontsize=7, color="0.4")
+        ax.set_xlabel("Probability")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize=7, loc="best")
+    if overlay_paper:
+        fig.text(0.5, 0.005, "Solid, left axis: these runs (mean ± std). Dashed, right axis: the paper's Fig. 2 "
+                 "means (EMNIST→MNIST); data and scales differ, compare shapes not values.",
+                 ha="center", fontsize=8, color="0.3")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def fig_expected_max(runs: pd.DataFrame, selection: str = "final", overlay_paper: bool = True,
+                     max_labels: int = 10):
+    """Expected best dev score against the number of restarts n, +- one std (Dodge et al. 2019).
+
+    Dashed: the same curve from the paper's per-run scores, where the paper shows the cell.
+    """
+    data = _scored(runs, selection)
+    tasks = _tasks(data)
+    if not tasks:
+        return None
+    fig, axes = _grid(len(tasks))
+    palette = _palette()
+    for ax, task in zip(axes, tasks, strict=True):
+        cell = data[data.task == task]
+        for i, label in enumerate(sort_labels(set(cell.label))[:max_labels]):
+            values = cell.score[cell.label == label].to_numpy()
+            ns = np.arange(1, len(values) + 1)
+            mean, std = expected_max(values, ns)
+            c = palette[i % len(palette)]
+            ax.plot(ns, mean, "-", color=c, label=display_name(label))
+            ax.fill_between(ns, np.maximum(mean - std, values.min()), np.minimum(mean + std, values.max()),
+                            color=c, alpha=0.15)
+            ref = paper_points(task, label) if overlay_paper else []
+            if ref:
+                ref_ns = np.arange(1, len(ref) + 1)
+                ax.plot(ref_ns, expected_max(ref, ref_ns)[0], "--", color=c, lw=1, alpha=0.8)
+        ax.set_xlabel("Number of restarts n")
+        ax.set_ylabel("Expected max dev score")
+        ax.set_title(_title(task, data))
+        ax.legend(fontsize=7, loc="lower right", title="dashed: paper" if overlay_paper else None,
+                  title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+FIGURES = {
+    "fig3_swarms": fig_swarms,
+    "fig4_p_sweep": fig_p_sweep,
+    "appF_dropout_sweep": fig_dropout_sweep,
+    "expected_max": fig_expected_max,
+}
+
+
+def save_figure(fig, out_dir: str | os.PathLike, name: str) -> Path:
+    """Write ``<name>.png`` and ``<name>.pdf`` (temp file + rename), close the figure, return the PNG."""
+    plt, _ = _plt()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for ext in ("pdf", "png"):
+        tmp = out / f".{name}.{ext}.tmp"
+        fig.savefig(tmp, format=ext, dpi=130)  # layout is settled by tight_layout: no extra draw
+        os.replace(tmp, out / f"{name}.{ext}")
+    plt.close(fig)
+    return out / f"{name}.png"
+
+
+def draw_figures(runs: pd.DataFrame, out_dir: str | os.PathLike, selection: str = "final",
+                 overlay_paper: bool = True) -> dict[str, Path]:
+    """Draw every figure the runs support into ``out_dir``; returns name -> PNG path."""
+    written = {}
+    for name, make in FIGURES.items():
+        fig = make(runs, selection=selection, overlay_paper=overlay_paper)
+        if fig is not None:
+            written[name] = save_figure(fig, out_dir, name)
+    fig = fig_digits(runs, overlay_paper=overlay_paper)
+    if fig is not None:
+        written["fig2_digits"] = save_figure(fig, out_dir, "fig2_digits")
+    return written

@@ -1,0 +1,86 @@
+"""Names: task keys, the paper's display names for regularizer labels, and the p-sweep families.
+
+Cells are identified everywhere by the canonical label of :func:`mixsweep.records.cell_label`;
+the paper's short names (Devlin, Wiese, Our, Our+W; D0.x / M0.x in Fig. 4) are only aliases.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+DEVLIN = "dropout(0.1)+wdecay(0,0.01)"
+WIESE = "wdecay(w_pre,0.01)"
+OUR = "mixout(w_pre,0.7)"
+OUR_W = "mixout(w_pre,0.7)+wdecay(w_pre,0.01)"
+
+DISPLAY_NAMES: dict[str, str] = {DEVLIN: "Devlin", WIESE: "Wiese", OUR: "Our", OUR_W: "Our+W"}
+_LABEL_OF_DISPLAY = {v.lower(): k for k, v in DISPLAY_NAMES.items()}
+# Fig. 4 categories: D0.3 = dropout(0.3), M0.3 = mixout(w_pre,0.3), and p = 0 is no regularization.
+_FIG4_NAME = re.compile(r"^([DM])(\d+(?:\.\d+)?)$")
+_DROPOUT = re.compile(r"^dropout\((\d+(?:\.\d+)?)\)$")
+_MIXOUT = re.compile(r"^mixout\(w_pre,(\d+(?:\.\d+)?)\)$")
+
+# Paper order of the Fig. 3 categories and of the tasks; others follow in sorted order.
+PAPER_ORDER = (DEVLIN, WIESE, OUR, OUR_W)
+TASK_ORDER = ("rte", "mrpc", "cola", "stsb", "sst2")
+
+
+def normalize_task(name: str) -> str:
+    """``"STS-B"`` -> ``"stsb"``, ``"SST-2"`` -> ``"sst2"``, ``"rt_polarity"`` unchanged."""
+    return re.sub(r"[^a-z0-9_]", "", str(name).strip().lower())
+
+
+def display_name(label: str) -> str:
+    """The paper's short name for a label (Devlin, Wiese, Our, Our+W), else the label itself."""
+    return DISPLAY_NAMES.get(label, label)
+
+
+def label_of(config_name: str) -> str:
+    """Canonical label for a paper display name (``Our+W``, ``D0.2``, ``M0.8``) or a label."""
+    name = str(config_name).strip()
+    if name.lower() in _LABEL_OF_DISPLAY:
+        return _LABEL_OF_DISPLAY[name.lower()]
+    m = _FIG4_NAME.match(name)
+    if m:
+        p = float(m.group(2))
+        if p == 0:
+            return "none"
+        return f"dropout({p:g})" if m.group(1) == "D" else f"mixout(w_pre,{p:g})"
+    return name
+
+
+def sort_labels(labels: list[str] | set[str]) -> list[str]:
+    """Paper categories first in the paper's order, then the rest alphabetically."""
+    known = [x for x in PAPER_ORDER if x in labels]
+    return known + sorted(set(labels) - set(known))
+
+
+def sort_tasks(tasks: list[str] | set[str]) -> list[str]:
+    """The paper's task order (RTE, MRPC, CoLA, STS-B, SST-2), then the rest alphabetically."""
+    known = [t for t in TASK_ORDER if t in tasks]
+    return known + sorted(set(tasks) - set(known))
+
+
+def sweep_family(label: str, regularizer: Mapping[str, Any] | None = None) -> tuple[str | None, float]:
+    """Which p-sweep a cell belongs to: ``("dropout", p)``, ``("mixout", p)``, ``("none", 0.0)``.
+
+    Only plain cells qualify (no weight decay, no head policy, no non-default choices), as in
+    Fig. 2, Fig. 4 and App. F; any other cell gives ``(None, nan)``. ``p`` comes from the
+    resolved regularizer config when the record has one, else from the label (external CSVs).
+    """
+    if label == "none":
+        return "none", 0.0
+    for family, pattern in (("dropout", _DROPOUT), ("mixout", _MIXOUT)):
+        m = pattern.match(label)
+        if m:
+            return family, _config_p(family, regularizer, float(m.group(1)))
+    return None, float("nan")
+
+
+def _config_p(family: str, regularizer: Mapping[str, Any] | None, from_label: float) -> float:
+    if not regularizer:
+        return from_label
+    value = regularizer.get("dropout") if family == "dropout" else (regularizer.get("mixout") or {}).get("p")
+    return from_label if value is None else float(value)

@@ -1,0 +1,62 @@
+"""The compact terminal table the sweep runner prints at the end of a sweep (no plotting imports)."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from mixsweep.analysis.cells import aggregate
+from mixsweep.analysis.load import RunTable, load_results
+from mixsweep.analysis.naming import display_name
+from mixsweep.analysis.paper import paper_reference
+from mixsweep.analysis.tables import fmt_num, render_text, task_precision
+
+
+def summary_table(results: str | os.PathLike, sweep: str) -> str:
+    """Per (task, label): n, mean, std, max, #failed, and the paper's mean/max where it has the cell.
+
+    #failed uses lee2020 where the task defines it (marked L), else the majority-class rule (M).
+    """
+    return summarize(load_results(results, sweep))
+
+
+def summarize(table: RunTable) -> str:
+    if table.runs.empty:
+        return "no run records found in " + table.origin + "\n" + _warnings(table.warnings)
+    agg = aggregate(table.runs, failures=("lee2020", "majority"))
+    ref = paper_reference()
+    rows = []
+    prec = task_precision(agg)
+    for (task, label), r in agg.iterrows():
+        d = prec[task]
+        lee, maj = r["fail_lee2020"], r["fail_majority"]
+        failed = f"{lee} L" if lee is not pd.NA else (f"{maj} M" if maj is not pd.NA else "–")
+        row = {
+            "task": task,
+            "regularizer": display_name(label),
+            "n": str(int(r["n"])) + (f"+{int(r['n_nan'] + r['n_error'])}" if r["n_nan"] + r["n_error"] else ""),
+            "mean": fmt_num(r["mean"], d),
+            "std": fmt_num(r["std"], d + 1),
+            "max": fmt_num(r["max"], d),
+            "#failed": failed,
+            "paper": "",
+        }
+        if (task, label) in ref.index:
+            p = ref.loc[(task, label)]
+            row["paper"] = f"{fmt_num(p['mean'])} ({fmt_num(p['max'])})"
+        rows.append(row)
+    legend = (
+        "n: runs with a score (+ without: diverged/NaN/errored); std: population; "
+        "#failed: L = lee2020 (derived thresholds), M = final score <= majority class; "
+        "paper: mean (max)\n"
+    )
+    return render_text(pd.DataFrame(rows)) + legend + _warnings(table.warnings)
+
+
+def _warnings(warnings: list[str]) -> str:
+    if not warnings:
+        return ""
+    shown = warnings[:5]
+    more = f"\n  ... and {len(warnings) - 5} more" if len(warnings) > 5 else ""
+    return "warnings:\n  " + "\n  ".join(shown) + more + "\n"

@@ -1,0 +1,120 @@
+"""Tables as text: the paper-style table, the per-cell table with the paper side by side, and
+the renderers (Markdown, LaTeX, CSV, plain terminal text). No plotting imports here."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+
+from mixsweep.analysis.naming import display_name, sort_labels
+
+FORMATS = ("md", "latex", "csv")
+
+
+def fmt_num(x, digits: int = 1) -> str:
+    """A number with fixed decimals; NA and NaN print as an en dash."""
+    if x is None or x is pd.NA or math.isnan(float(x)):
+        return "–"
+    return f"{float(x):.{digits}f}"
+
+
+def task_precision(agg: pd.DataFrame) -> dict[str, int]:
+    """Decimals per task: 3 for natural-unit tasks (accuracies in [0, 1], digits), else 1 (x100)."""
+    peak = agg[["min", "max"]].abs().max(axis=1).groupby(level="task").max()
+    return {task: (3 if v <= 1.5 else 1) for task, v in peak.items()}
+
+
+def fmt_signed(x, digits: int = 1) -> str:
+    s = fmt_num(x, digits)
+    return s if s == "–" or s.startswith("-") else f"+{s}"
+
+
+def paper_style(agg: pd.DataFrame, failures: Sequence[str]) -> pd.DataFrame:
+    """Rows = regularizer labels, columns = tasks, cells ``mean (max) [#failed]`` like Table 1.
+
+    With several failure definitions the brackets hold their counts in the order given.
+    """
+    cells: dict[str, dict[str, str]] = {}
+    prec = task_precision(agg)
+    for (task, label), row in agg.iterrows():
+        counts = "/".join(fmt_num(row.get(f"fail_{d}"), 0) for d in failures)
+        text = f"{fmt_num(row['mean'], prec[task])} ({fmt_num(row['max'], prec[task])})"
+        cells.setdefault(display_name(label), {})[task] = text + (f" [{counts}]" if failures else "")
+    labels = sort_labels({label for _, label in agg.index})
+    order = [display_name(x) for x in labels]
+    tasks = list(dict.fromkeys(t for t, _ in agg.index))
+    table = pd.DataFrame.from_dict(cells, orient="index").reindex(index=order, columns=tasks).fillna("–")
+    table.index.name = "regularizer"
+    return table
+
+
+def cell_table(agg: pd.DataFrame, failures: Sequence[str], paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The report's main table: one row per (task, label), ours and (optionally) the paper's."""
+    rows = []
+    prec = task_precision(agg)
+    for (task, label), r in agg.iterrows():
+        d = prec[task]
+        row = {
+            "task": task,
+            "regularizer": display_name(label),
+            "n": int(r["n"]),
+            "mean ± std": f"{fmt_num(r['mean'], d)} ± {fmt_num(r['std'], d + 1)}",
+            "median": fmt_num(r["median"], d),
+            "min": fmt_num(r["min"], d),
+            "max": fmt_num(r["max"], d),
+        }
+        for name in failures:
+            row[f"#fail {name}"] = fmt_num(r.get(f"fail_{name}"), 0)
+        if r.get("n_nan", 0) or r.get("n_error", 0):
+            row["nan/err"] = f"{int(r['n_nan'])}/{int(r['n_error'])}"
+        if paper is not None and (task, label) in paper.index:
+            p = paper.loc[(task, label)]
+            row["paper mean (max)"] = f"{fmt_num(p['paper_mean'])} ({fmt_num(p['paper_max'])})"
+            row["Δmean"] = fmt_signed(p["d_mean"])
+            row["Δmax"] = fmt_signed(p["d_max"])
+            row["paper #fail"] = fmt_num(p["paper_fail"], 0)
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("")
+
+
+def render(table: pd.DataFrame, fmt: str = "md", index: bool = False) -> str:
+    """Render a table of strings as Markdown, LaTeX (booktabs) or CSV."""
+    if index:
+        table = table.reset_index()
+    if fmt == "csv":
+        return table.to_csv(index=False)
+    if table.empty:
+        return "(no runs)\n"
+    header = [str(c) for c in table.columns]
+    body = [[str(v) for v in row] for row in table.itertuples(index=False)]
+    if fmt == "md":
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in body]
+        return "\n".join(lines) + "\n"
+    if fmt == "latex":
+        esc = _latex_escape
+        lines = [r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule"]
+        lines.append(" & ".join(esc(h) for h in header) + r" \\")
+        lines.append(r"\midrule")
+        lines += [" & ".join(esc(v) for v in row) + r" \\" for row in body]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(lines) + "\n"
+    raise ValueError(f"unknown table format {fmt!r}: choose one of {', '.join(FORMATS)}")
+
+
+def _latex_escape(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("–", "--")):
+        s = s.replace(a, b)
+    return s
+
+
+def render_text(table: pd.DataFrame) -> str:
+    """Fixed-width columns for the terminal."""
+    header = [str(c) for c in table.columns]
+    body = [[str(v) for v in row] for row in table.itertuples(index=False)]
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in body]) + "\n"

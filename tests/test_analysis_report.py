@@ -1,0 +1,112 @@
+"""The report files and the report / table / plots subcommands."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+from mixsweep.analysis.load import load_results
+from mixsweep.analysis.paper import paper_runs_csv
+from mixsweep.analysis.report import build_report
+from mixsweep.analysis.synthetic import demo_store, write_records
+from mixsweep.cli import main
+from mixsweep.records import RunRecord
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    demo_store(root, sweep="demo", seeds=4)
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(store):
+    return build_report(load_results(store, "demo"), store / "demo", "demo report")
+
+
+def test_markdown_report_has_tables_legend_and_figures(report):
+    md = report.markdown.read_text()
+    for heading in ("## Per-cell results", "## Statistics against the baseline", "## Expected max over restarts",
+                    "## Figures", "## How to read this report"):
+        assert heading in md
+    assert "| rte | Devlin |" in md and "56.5 (73.6)" in md  # ours next to the paper's
+    assert "lee2020 (derived thresholds" in md and "admissible (54.2, 58.1]" in md
+    for png in report.figures.values():
+        assert f"(figures/{png.name})" in md
+
+
+def test_html_report_is_self_contained(report):
+    html = report.html.read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) == len(report.figures) == 5
+    assert base64.b64decode(images[0])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<table>" in html and "<script" not in html and 'src="figures/' not in html
+
+
+def test_report_command_writes_files_and_prints_the_table(store, capsys):
+    assert main(["report", "--sweep", "demo", "--results", str(store), "--no-figures"]) == 0
+    out = capsys.readouterr().out
+    assert "| task | regularizer |" in out and "report.html" in out
+    for name in ("report.md", "report.html", "runs.parquet", "runs.csv"):
+        assert (store / "demo" / name).is_file()
+
+
+def test_missing_sweep_is_a_one_line_error(tmp_path, capsys):
+    assert main(["report", "--sweep", "smoke", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "make sweep SWEEP=smoke" in err and str(tmp_path / "smoke") in err
+
+
+@pytest.fixture(scope="module")
+def fig3_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("csv") / "fig3.csv"
+    paper_runs_csv().to_csv(path, index=False)
+    return path
+
+
+def test_table_from_csv_formats(fig3_csv, capsys):
+    assert main(["table", "--from-csv", str(fig3_csv)]) == 0
+    md = capsys.readouterr().out
+    assert md.splitlines()[0] == "| regularizer | rte | mrpc | cola | stsb |"
+    assert "| Devlin | 56.5 (73.6) [14] | 83.4 (90.4) [14] | 38.8 (63.3) [7] | 82.4 (90.3) [2] |" in md
+    assert main(["table", "--from-csv", str(fig3_csv), "--format", "latex", "--failure", "all"]) == 0
+    latex = capsys.readouterr().out
+    assert r"\begin{tabular}" in latex and "[7/–/7]".replace("–", "--") in latex
+    assert main(["table", "--from-csv", str(fig3_csv), "--format", "csv", "--failure", "majority"]) == 0
+    csv = capsys.readouterr().out
+    assert csv.splitlines()[0].startswith("task,label,cell,n,mean,std,median,min,max")
+
+
+def test_table_rejects_unknown_failure_definition(fig3_csv, capsys):
+    assert main(["table", "--from-csv", str(fig3_csv), "--failure", "nope"]) == 2
+    assert "lee2020, majority, dodge2020" in capsys.readouterr().err
+
+
+def test_plots_command_from_csv(fig3_csv, tmp_path, capsys):
+    assert main(["plots", "--from-csv", str(fig3_csv), "--out", str(tmp_path / "f")]) == 0
+    assert (tmp_path / "f" / "fig3_swarms.pdf").is_file() and (tmp_path / "f" / "expected_max.png").is_file()
+
+
+def test_report_counts_diverged_runs_as_failed(tmp_path):
+    recs = [RunRecord(run_id=f"r{s}", sweep="d", task="rte", cell="c", label="none", seed=s,
+                      status="diverged" if s == 0 else "ok", headline="accuracy",
+                      final={"accuracy": float("nan") if s == 0 else 70.0}) for s in range(3)]
+    write_records(recs, tmp_path)
+    report = build_report(load_results(tmp_path, "d"), tmp_path / "d", "d", figures=False,
+                          failures=("lee2020",))
+    row = next(line for line in report.main_table.splitlines() if line.startswith("| rte | none"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "2" and cells[7] == "1" and cells[8] == "1/0"  # n, #fail lee2020, nan/err
+
+
+def test_report_with_only_corrupt_records_still_renders(tmp_path, capsys):
+    run = tmp_path / "e" / "rte" / "x"
+    run.mkdir(parents=True)
+    (run / "result.json").write_text("{")
+    assert main(["report", "--sweep", "e", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "(no runs)" in out and "warning: corrupt record" in out
+    assert "corrupt record" in (tmp_path / "e" / "report.md").read_text()
