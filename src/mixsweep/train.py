@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -57,30 +57,42 @@ def seed_noise(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def apply_regularizer(model: torch.nn.Module, reg: Mapping[str, Any], head: list[str]) -> WDecay | None:
-    """Configure dropout / mixout / wdecay as ``conf/regularizer/*.yaml`` describes.
+def apply_noise_regularizer(model: torch.nn.Module, reg: Mapping[str, Any], head: list[str]) -> None:
+    """Configure dropout or mixout as ``conf/regularizer/*.yaml`` describes.
 
     mixout(w_pre, p) *replaces* dropout (apply_mixout zeroes every dropout); otherwise the
     dropout probability is set everywhere, the head's input included.
     """
-    mix, wd, head_cfg = reg["mixout"], reg["wdecay"], reg["head"]
+    mix, head_cfg = reg["mixout"], reg["head"]
     p = float(mix["p"])
     policy = head_cfg["policy"]
     if p > 0 or policy == "mixout_init":
         apply_mixout(model, p, layers=mix["layers"], output_layer=policy, output_p=head_cfg.get("p"),
                      granularity=mix["granularity"], grad=mix["grad"], head_names=head)
-    else:
-        if reg.get("dropout") is not None:
-            set_dropout(model, float(reg["dropout"]))
-        if policy == "dropout":
-            apply_mixout(model, 0.0, output_layer="dropout", output_p=head_cfg.get("p"), head_names=head)
+        return
+    if reg.get("dropout") is not None:
+        set_dropout(model, float(reg["dropout"]))
+    if policy == "dropout":
+        apply_mixout(model, 0.0, output_layer="dropout", output_p=head_cfg.get("p"), head_names=head)
+
+
+def build_wdecay(model: torch.nn.Module, reg: Mapping[str, Any], head: list[str],
+                 reference: Mapping[str, torch.Tensor]) -> WDecay | None:
+    wd = reg["wdecay"]
     if float(wd["lam"]) <= 0:
         return None
-    return WDecay(model, float(wd["lam"]), target=wd["target"], form=wd["form"], head=head_cfg["wdecay"],
-                  head_names=head)
+    return WDecay(model, float(wd["lam"]), target=wd["target"], form=wd["form"], head=reg["head"]["wdecay"],
+                  head_names=head, reference=reference)
 
 
-def run(cfg: DictConfig | Mapping[str, Any], *, progress: bool = False) -> dict[str, Any]:
+def run(
+    cfg: DictConfig | Mapping[str, Any],
+    *,
+    progress: bool = False,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Finetune and evaluate one configured run. ``on_eval(step, dev_metrics)`` is called after
+    every dev evaluation; an exception it raises ends the run there (HPO pruning stops runs this way)."""
     from transformers import DataCollatorWithPadding
 
     from mixsweep.data import load_splits, tokenize_splits
@@ -111,11 +123,11 @@ def run(cfg: DictConfig | Mapping[str, Any], *, progress: bool = False) -> dict[
     model = load_pretrained(c["model"], task.num_labels)
     head = head_module_names(model)
     init_head(model, head, float(tr["head_init_std"]), int(c["init_seed"]))
-    wdecay = apply_regularizer(model, reg, head)
+    apply_noise_regularizer(model, reg, head)
     model.to(device)
-    # ||w - w_pre||^2 is logged for every run; a wdecay(w_pre) term already holds w_pre.
-    pulls_to_pre = wdecay is not None and reg["wdecay"]["target"] == "pretrained"
-    reference = None if pulls_to_pre else pretrained_reference(model, head)
+    # One copy of w_pre serves wdecay(w_pre) and the ||w - w_pre||^2 log; mixout targets are shared.
+    reference = pretrained_reference(model, head)
+    wdecay = build_wdecay(model, reg, head, reference)
 
     optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], c["optimizer"])
     steps_per_epoch = len(train_loader)
@@ -176,6 +188,8 @@ def run(cfg: DictConfig | Mapping[str, Any], *, progress: bool = False) -> dict[
                 t_eval = time.perf_counter()
                 curve.append({"step": step, "epoch": step / steps_per_epoch, "metrics": evaluate()})
                 eval_s += time.perf_counter() - t_eval
+                if on_eval is not None:
+                    on_eval(step, curve[-1]["metrics"])
             if step >= total:
                 break
     bar.close()
@@ -192,9 +206,7 @@ def run(cfg: DictConfig | Mapping[str, Any], *, progress: bool = False) -> dict[
         "eval_curve": curve,
         "train_loss": losses,
         "majority": majority_baseline(task, dev_labels),
-        "distance_sq": _finite_or_none(
-            wdecay.distance_sq() if reference is None else squared_distance(model, reference)
-        ),
+        "distance_sq": _finite_or_none(squared_distance(model, reference)),
         "times": {"train_s": train_s, "eval_s": eval_s, "total_s": time.perf_counter() - t_start},
         "seeds": {"init": int(c["init_seed"]), "data": int(c["data_seed"]), "noise": int(c["noise_seed"])},
         "extra": {"steps": step, "train_size": len(data["train"]), "dev_size": len(data["dev"])},

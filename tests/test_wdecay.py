@@ -1,0 +1,224 @@
+"""wdecay(u, λ): L2 and decoupled forms, exclusions, head policies, and ‖w − w_pre‖²."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from transformers import BertConfig, BertForSequenceClassification
+
+from mixsweep.regularizers import WDecay, apply_mixout, pretrained_reference, squared_distance
+
+LAM = 0.1
+HEAD = ("classifier.weight", "classifier.bias")
+
+
+def _tiny_bert() -> BertForSequenceClassification:
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=40,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=2,
+    )
+    return BertForSequenceClassification(config)
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def _perturb(model: nn.Module) -> None:
+    """Move every parameter away from where it was, as finetuning would."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+
+
+def _excluded(name: str) -> bool:
+    return name.endswith("bias") or "LayerNorm" in name
+
+
+def _pretrained_weights(model: nn.Module) -> list[str]:
+    return [n for n, _ in model.named_parameters() if not _excluded(n) and n not in HEAD]
+
+
+def _grads_of_penalty(wdecay: WDecay, model: nn.Module) -> dict[str, torch.Tensor | None]:
+    model.zero_grad(set_to_none=True)
+    wdecay.penalty().backward()
+    return {n: p.grad for n, p in model.named_parameters()}
+
+
+def test_l2_gradient_is_lambda_times_distance_to_w_pre():
+    model = _tiny_bert()
+    w_pre = _snapshot(model)
+    wdecay = WDecay(model, LAM)
+    _perturb(model)
+    grads = _grads_of_penalty(wdecay, model)
+    params = dict(model.named_parameters())
+    for name in _pretrained_weights(model):
+        assert torch.allclose(grads[name], LAM * (params[name] - w_pre[name]), atol=1e-7)
+
+
+def test_l2_penalty_value():
+    model = _tiny_bert()
+    w_pre = _snapshot(model)
+    wdecay = WDecay(model, LAM)
+    _perturb(model)
+    params = _snapshot(model)
+    expected = LAM / 2 * sum(float((params[n] - w_pre[n]).pow(2).sum()) for n in _pretrained_weights(model))
+    assert wdecay.penalty().item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_l2_leaves_biases_layernorm_and_head_without_gradient():
+    model = _tiny_bert()
+    wdecay = WDecay(model, LAM)
+    _perturb(model)
+    grads = _grads_of_penalty(wdecay, model)
+    untouched = [n for n in grads if _excluded(n) or n in HEAD]
+    assert untouched and all(grads[n] is None for n in untouched)
+
+
+def test_zero_target_gradient_is_lambda_times_weight():
+    model = _tiny_bert()
+    wdecay = WDecay(model, LAM, target="zero")
+    grads = _grads_of_penalty(wdecay, model)
+    params = dict(model.named_parameters())
+    for name in _pretrained_weights(model):
+        assert torch.allclose(grads[name], LAM * params[name])
+
+
+def test_decoupled_step_moves_toward_w_pre():
+    model = _tiny_bert()
+    w_pre = _snapshot(model)
+    wdecay = WDecay(model, LAM, form="decoupled")
+    _perturb(model)
+    before = _snapshot(model)
+    lr = 0.5
+    wdecay.apply_decoupled(lr)
+    after = _snapshot(model)
+    for name in _pretrained_weights(model):
+        expected = before[name] - lr * LAM * (before[name] - w_pre[name])
+        assert torch.allclose(after[name], expected, atol=1e-7)
+    for name in after:
+        if _excluded(name) or name in HEAD:
+            assert torch.equal(after[name], before[name])
+
+
+def test_decoupled_form_has_zero_penalty_and_l2_form_no_decoupled_step():
+    model = _tiny_bert()
+    assert WDecay(model, LAM, form="decoupled").penalty().item() == 0.0
+    l2 = WDecay(model, LAM)
+    _perturb(model)
+    before = _snapshot(model)
+    l2.apply_decoupled(0.5)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def test_head_zero_decays_the_head_weight_toward_zero():
+    model = _tiny_bert()
+    wdecay = WDecay(model, LAM, head="zero")
+    grads = _grads_of_penalty(wdecay, model)
+    assert torch.allclose(grads["classifier.weight"], LAM * model.classifier.weight)
+    assert grads["classifier.bias"] is None
+
+
+def test_head_init_pulls_toward_the_head_initialisation():
+    model = _tiny_bert()
+    w0 = model.classifier.weight.detach().clone()
+    wdecay = WDecay(model, LAM, head="init", form="decoupled")
+    _perturb(model)
+    before = model.classifier.weight.detach().clone()
+    wdecay.apply_decoupled(1.0)
+    assert torch.allclose(model.classifier.weight, before - LAM * (before - w0))
+
+
+def test_head_none_is_the_default_and_never_decays_the_head():
+    model = _tiny_bert()
+    wdecay = WDecay(model, LAM, target="zero")
+    assert not any(name.startswith("classifier") for name in wdecay.decayed_names)
+
+
+def test_distance_sq_is_over_pretrained_parameters_only():
+    model = _tiny_bert()
+    w_pre = _snapshot(model)
+    wdecay = WDecay(model, LAM, target="zero")
+    _perturb(model)
+    params = _snapshot(model)
+    body = [n for n in params if n not in HEAD]
+    expected = sum(float((params[n] - w_pre[n]).double().pow(2).sum()) for n in body)
+    assert wdecay.distance_sq() == pytest.approx(expected, rel=1e-6)
+    with torch.no_grad():
+        model.classifier.weight.add_(1.0)
+    assert wdecay.distance_sq() == pytest.approx(expected, rel=1e-6)
+
+
+def test_squared_distance_is_zero_at_w_pre():
+    model = _tiny_bert()
+    reference = pretrained_reference(model)
+    assert squared_distance(model, reference) == 0.0
+    _perturb(model)
+    assert squared_distance(model, reference) > 0.0
+
+
+def test_reference_shares_mixlinear_targets_instead_of_copying():
+    model = _tiny_bert()
+    summary = apply_mixout(model, 0.7)
+    reference = pretrained_reference(model)
+    for name in summary.replaced:
+        assert reference[f"{name}.weight"] is model.get_submodule(name).target
+
+
+def test_reference_copies_a_mixlinear_target_that_is_not_w_pre():
+    model = _tiny_bert()
+    apply_mixout(model, 0.7, layers=r"bert\.pooler\.dense")
+    model.bert.pooler.dense.target = torch.zeros_like(model.bert.pooler.dense.target)
+    reference = pretrained_reference(model)
+    assert torch.equal(reference["bert.pooler.dense.weight"], model.bert.pooler.dense.weight)
+
+
+def test_wdecay_follows_a_later_dtype_change():
+    model = _tiny_bert()
+    w_pre = _snapshot(model)
+    wdecay = WDecay(model, LAM, form="decoupled")
+    model.to(torch.float64)
+    _perturb(model)
+    before = _snapshot(model)
+    wdecay.apply_decoupled(0.1)
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    expected = before[name] - 0.1 * LAM * (before[name] - w_pre[name].double())
+    assert torch.allclose(dict(model.named_parameters())[name], expected)
+
+
+def test_shared_mixlinear_targets_follow_a_later_move_without_a_copy():
+    model = _tiny_bert()
+    summary = apply_mixout(model, 0.7)
+    w_pre = _snapshot(model)
+    wdecay = WDecay(model, LAM)
+    model.to(torch.float64)
+    _perturb(model)
+    params = _snapshot(model)
+    wdecay.penalty()
+    assert (
+        wdecay.current_reference()[f"{summary.replaced[0]}.weight"]
+        is model.get_submodule(summary.replaced[0]).target
+    )
+    expected = sum(float((params[n] - w_pre[n].double()).pow(2).sum()) for n in params if n not in HEAD)
+    assert wdecay.distance_sq() == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"lam": -0.01}, "lambda must be"),
+        ({"lam": float("inf")}, "lambda must be"),
+        ({"lam": 0.01, "target": "pre"}, "unknown wdecay target"),
+        ({"lam": 0.01, "form": "adamw"}, "unknown wdecay form"),
+        ({"lam": 0.01, "head": "w0"}, "unknown wdecay head policy"),
+    ],
+)
+def test_invalid_arguments_raise_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        WDecay(_tiny_bert(), **kwargs)
