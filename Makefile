@@ -9,7 +9,8 @@ BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.setup-stamp
 
 # Sweep knobs (see README): make sweep SWEEP=table1 TASK=mrpc SEEDS=20 LAUNCHER=local
-SWEEP    ?= smoke
+# Plain `make sweep` runs the offline smoke study; with a TASK it runs the paper's Table 1.
+SWEEP    ?= $(if $(TASK),table1,smoke)
 TASK     ?=
 SEEDS    ?=
 LAUNCHER ?=
@@ -18,7 +19,7 @@ ARGS     ?=
 # HPO knobs: make hpo TASK=rte SPACE=mixout TRIALS=30 WORKERS=1
 SPACE    ?= mixout
 TRIALS   ?= 30
-WORKERS  ?= 1
+WORKERS  ?=
 
 # cuBLAS reads this when its handle is created, so it must be in the environment
 # before Python starts (harness-notes P15).
@@ -27,7 +28,8 @@ export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
 SWEEP_ARGS = --sweep $(SWEEP) $(if $(TASK),--task $(TASK)) $(if $(SEEDS),--seeds $(SEEDS)) \
-             $(if $(LAUNCHER),--launcher $(LAUNCHER)) --results $(RESULTS) $(ARGS)
+             $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(WORKERS),--workers $(WORKERS)) \
+             --results $(RESULTS) $(ARGS)
 
 .PHONY: help setup test test-fast lint sweep plan report hpo bench clean
 
@@ -54,7 +56,7 @@ test-fast: $(STAMP) ## Run the test suite without the slow end-to-end tests
 lint: $(STAMP) ## Lint with ruff
 	$(BIN)/ruff check src tests benchmarks
 
-sweep: $(STAMP) ## Run a sweep: [SWEEP=smoke] [TASK=] [SEEDS=] [LAUNCHER=local|joblib|slurm] [RESULTS=results] [ARGS="k=v ..."]
+sweep: $(STAMP) ## Run a study: [SWEEP=smoke|table1|...] [TASK=] [SEEDS=] [LAUNCHER=local|joblib|slurm] [RESULTS=results] [ARGS="k=v ..."]
 	$(BIN)/mixsweep sweep $(SWEEP_ARGS)
 
 plan: $(STAMP) ## Show the runs a sweep contains and how many are done/failed/to do; runs nothing
@@ -64,7 +66,7 @@ report: $(STAMP) ## Write results/<sweep>/report.{md,html} and figures: [SWEEP=s
 	$(BIN)/mixsweep report --sweep $(SWEEP) --results $(RESULTS)
 
 hpo: $(STAMP) ## Optuna search: TASK=rte [SPACE=mixout] [TRIALS=30] [WORKERS=1] [ARGS=...]
-	$(BIN)/mixsweep hpo --task $(or $(TASK),rt_polarity) --space $(SPACE) --trials $(TRIALS) --workers $(WORKERS) --results $(RESULTS) $(ARGS)
+	$(BIN)/mixsweep hpo --task $(or $(TASK),rt_polarity) --space $(SPACE) --trials $(TRIALS) --workers $(or $(WORKERS),1) --results $(RESULTS) $(ARGS)
 
 bench: $(STAMP) ## Run every benchmark in benchmarks/ (prints ratios measured side by side)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
