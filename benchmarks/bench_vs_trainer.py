@@ -42,8 +42,12 @@ def ours(cfg) -> tuple[float, float]:
 
 def trainer(cfg, tmp: str) -> tuple[float, float]:
     import numpy as np
-    from transformers import (AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     from mixsweep.data import load_splits, tokenize_splits
     from mixsweep.metrics import compute_metrics

@@ -143,6 +143,15 @@ def test_paper_study_plan_counts_220_runs_for_one_task(capsys):
     assert "220 runs in 11 cells" in capsys.readouterr().out
 
 
+def test_user_overrides_beat_cell_overrides(capsys):
+    assert main(["plan", "--sweep", "table1", "--task", "rte", "--seeds", "1", "--results", "/nonexistent",
+                 "regularizer.wdecay.lam=0.02"]) == 0
+    out = capsys.readouterr().out
+    assert "wdecay(w_pre,0.02)" in out and "wdecay(w_pre,0.04)" not in out
+    # the mixout rows now carry wdecay(w_pre, 0.02) too, so 6 of the 11 rows repeat others
+    assert "5 runs in 5 cells" in out and "6 grid points are the same run as another" in out
+
+
 @pytest.mark.slow
 def test_submitit_local_executor_runs_the_slurm_code_path(study):
     results = study / "results"

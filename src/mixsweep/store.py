@@ -7,7 +7,6 @@ Layout: ``<results>/<sweep>/<task>/<run_id>/{result.json, curve.jsonl, .lock}``.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,13 +14,13 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from mixsweep.atomic import atomic_write_json, atomic_write_jsonl, remove_stale_tmp
+from mixsweep.errors import UserError
 from mixsweep.records import RunRecord
-
-log = logging.getLogger(__name__)
 
 RESULT = "result.json"
 CURVE = "curve.jsonl"
 LOCK = ".lock"
+_WARNED: set[Path] = set()
 
 
 def run_dir(results: str | Path, sweep: str, task: str, rid: str) -> Path:
@@ -38,8 +37,9 @@ def read_record(directory: Path) -> RunRecord | None:
     try:
         return RunRecord.from_dict(json.loads(text))
     except (ValueError, TypeError) as e:
-        log.warning("corrupt record %s (%s): the run will be redone", path, e)
-        print(f"mixsweep: warning: corrupt record {path} ({e}); the run will be redone", flush=True)
+        if path not in _WARNED:  # plan, execute and progress lines all read it: say it once
+            _WARNED.add(path)
+            print(f"mixsweep: warning: corrupt record {path} ({e}); the run will be redone", flush=True)
         return None
 
 
@@ -49,9 +49,34 @@ def is_final(record: RunRecord | None) -> bool:
 
 
 def write_record(directory: Path, record: RunRecord) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_jsonl(directory / CURVE, record.eval_curve)
-    atomic_write_json(directory / RESULT, record.to_dict())
+    """Write the curve, then the record (the commit point); a full disk becomes a one-line error."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_jsonl(directory / CURVE, record.eval_curve)
+        atomic_write_json(directory / RESULT, record.to_dict())
+    except OSError as e:
+        raise UserError(
+            f"cannot write the record of run {record.run_id} to {directory} ({e.strerror or e}): "
+            "free disk space or choose another results directory with RESULTS=DIR"
+        ) from e
+
+
+def discard_unfinished(directory: Path) -> None:
+    """Remove a run directory that holds no record, and its task directory if that is left empty.
+
+    A run that stops without an outcome (bad input, a pruned trial, Ctrl-C) then leaves nothing
+    in the store. Call it while holding the run's lock; a directory with a record is kept.
+    """
+    if (directory / RESULT).exists():
+        return
+    remove_stale_tmp(directory)
+    for name in (CURVE, LOCK):
+        (directory / name).unlink(missing_ok=True)
+    for d in (directory, directory.parent):
+        try:
+            d.rmdir()
+        except OSError:  # not empty: other runs, or files this function does not own
+            return
 
 
 @contextmanager

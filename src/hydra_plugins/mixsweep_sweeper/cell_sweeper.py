@@ -49,6 +49,7 @@ class CellSweeper(BasicSweeper):
         self.plan: Any = None
 
     def sweep(self, arguments: List[str]) -> Any:
+        from mixsweep.atomic import atomic_write_text
         from mixsweep.sweeping.expand import expand_jobs
         from mixsweep.sweeping.plan import build_plan
 
@@ -56,7 +57,9 @@ class CellSweeper(BasicSweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides(self._parse_config() + list(arguments))
         grid = BasicSweeper.split_arguments(overrides, None)[0]
-        jobs = expand_jobs(grid, self.cells)
+        # What the user typed (ARGS) beats what a cell sets: drop the cell's override of that key.
+        user_keys = {o.get_key_element() for o in parser.parse_overrides(list(arguments))}
+        jobs = expand_jobs(grid, self.cells, keep_keys=user_keys)
 
         loader = self.hydra_context.config_loader
         self.plan = build_plan(jobs, lambda ov: loader.load_sweep_config(self.config, list(ov)))
@@ -69,7 +72,7 @@ class CellSweeper(BasicSweeper):
         self.overrides = list(BasicSweeper.split_overrides_to_chunks(todo, self.max_batch_size))
         sweep_dir = self.plan.sweep_dir()
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        atomic_write_text(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))
 
         returns = []
         initial_job_idx = 0

@@ -32,7 +32,7 @@ def sweep_job_overrides(req: SweepRequest) -> list[list[str]]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    base = compose_run([f"+sweeps={req.sweep}"], hydra=True)
+    base = compose_run([f"+sweeps='{req.sweep}'"], hydra=True)
     sweeper = base.hydra.sweeper
     params = {k: str(v) for k, v in (sweeper.get("params") or {}).items()}
     if req.task:
@@ -42,8 +42,9 @@ def sweep_job_overrides(req: SweepRequest) -> list[list[str]]:
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
     grid = BasicSweeper.split_arguments(parsed, None)[0]
     cells = OmegaConf.to_container(sweeper.get("cells") or {})
-    return [[f"+sweeps={req.sweep}", f"paths.results={req.results}", *job, *req.overrides]
-            for job in expand_jobs(grid, cells)]
+    user_keys = {o.split("=", 1)[0].lstrip("+~") for o in req.overrides}
+    return [[f"+sweeps='{req.sweep}'", f"paths.results={req.results}", *job, *req.overrides]
+            for job in expand_jobs(grid, cells, keep_keys=user_keys)]
 
 
 def compose_sweep_jobs(req: SweepRequest, limit: int | None = None) -> list[DictConfig]:

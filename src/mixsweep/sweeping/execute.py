@@ -1,7 +1,8 @@
 """The task function every launcher calls: skip, lock, run, record — never raise.
 
 One bad cell must not stop a sweep (harness-notes P4), so exceptions become ``failed``
-records, which the next launch retries. ``ok`` and ``diverged`` records are final.
+records, which the next launch retries. ``ok`` and ``diverged`` records are final. The one
+exception that leaves no record is :class:`RunAbandoned` (an HPO trial pruned mid-run).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import datetime as _dt
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,18 @@ from mixsweep.runid import plain_config, run_id
 
 log = logging.getLogger(__name__)
 
+EvalCallback = Callable[[int, dict[str, float]], None]
 
-def execute(cfg: DictConfig) -> dict[str, Any]:
-    """Run one configured job unless the store already holds its result; return a summary."""
+
+class RunAbandoned(Exception):
+    """Raised by an ``on_eval`` callback to stop a run that must leave no record (a pruned trial)."""
+
+
+def execute(cfg: DictConfig, *, on_eval: EvalCallback | None = None) -> dict[str, Any]:
+    """Run one configured job unless the store already holds its result; return a summary.
+
+    ``on_eval(step, dev_metrics)`` is passed to the training loop (finetune runs only).
+    """
     rid = run_id(cfg)
     results, sweep, task = Path(cfg.paths.results), str(cfg.sweep), str(cfg.task.name)
     directory = store.run_dir(results, sweep, task, rid)
@@ -39,8 +50,12 @@ def execute(cfg: DictConfig) -> dict[str, Any]:
         existing = store.read_record(directory)  # another process may have finished it meanwhile
         if store.is_final(existing):
             return {"run_id": rid, "status": existing.status, "skipped": True}
-        record = _run_and_record(cfg, rid)
-        store.write_record(directory, record)
+        try:
+            record = _run_and_record(cfg, rid, on_eval)
+            store.write_record(directory, record)
+        except BaseException:
+            store.discard_unfinished(directory)  # a run that ends without an outcome leaves nothing
+            raise
 
     from mixsweep.sweeping.plan import progress_line
 
@@ -54,18 +69,20 @@ def execute(cfg: DictConfig) -> dict[str, Any]:
     return {"run_id": rid, "status": record.status, "skipped": False}
 
 
-def _run_and_record(cfg: DictConfig, rid: str) -> RunRecord:
+def _run_and_record(cfg: DictConfig, rid: str, on_eval: EvalCallback | None = None) -> RunRecord:
     reg = OmegaConf.to_container(cfg.regularizer, resolve=True)
     label = cell_label(reg)
     t0 = time.perf_counter()
     device, determinism = str(cfg.get("device", "auto")), {}
     try:
-        out = _dispatch(cfg)
+        out = _dispatch(cfg, on_eval)
         device = out.pop("env_device", device)
         determinism = out.pop("env_determinism", {})
         error = None
-    except UserError:
-        raise  # bad input aborts the sweep with a one-line message, rather than 220 failed records
+    except (UserError, RunAbandoned):
+        # bad input aborts the sweep with a one-line message, rather than 220 failed records;
+        # an abandoned (pruned) run is no outcome of its config, so it must not be recorded
+        raise
     except Exception as e:  # noqa: BLE001 - any crash of a run is recorded, never propagated
         out = {"status": "failed", "times": {"total_s": time.perf_counter() - t0}}
         error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=20)}"
@@ -109,7 +126,7 @@ def _spread_over_gpus(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def _dispatch(cfg: DictConfig) -> dict[str, Any]:
+def _dispatch(cfg: DictConfig, on_eval: EvalCallback | None = None) -> dict[str, Any]:
     cfg = _spread_over_gpus(cfg)
     if cfg.experiment == "digits":
         import torch
@@ -127,7 +144,7 @@ def _dispatch(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(f"unknown experiment '{cfg.experiment}': use experiment=finetune or experiment=digits")
     from mixsweep.train import run
 
-    return run(cfg, progress=bool(cfg.get("progress", False)))
+    return run(cfg, progress=bool(cfg.get("progress", False)), on_eval=on_eval)
 
 
 def _job_overrides() -> list[str]:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 
-def expand_jobs(grid: Sequence[Sequence[str]], cells: Mapping[str, Sequence[str]]) -> list[list[str]]:
+def expand_jobs(
+    grid: Sequence[Sequence[str]], cells: Mapping[str, Sequence[str]], keep_keys: Collection[str] = ()
+) -> list[list[str]]:
     """Return ``grid × cells``: each grid point followed by each cell's overrides and ``cell=<name>``.
 
     ``grid`` is the cartesian product of the sweep params (already expanded by Hydra's parser),
     e.g. ``[["task=rte", "seed=0"], ["task=rte", "seed=1"], ...]``. With no cells the grid is
     returned as is. Seeds vary slowest if the sweep lists ``seed`` first, so a partial sweep
-    already holds comparable cells.
+    already holds comparable cells. A cell override of a key in ``keep_keys`` (what the user set on
+    the command line) is dropped, so the user's value holds in every cell.
     """
     grid = [list(g) for g in grid] or [[]]
     if not cells:
         return grid
-    return [point + list(ovs) + [f"cell={name}"] for point in grid for name, ovs in cells.items()]
+    cells = {name: [o for o in ovs if _key(o) not in keep_keys] for name, ovs in cells.items()}
+    return [point + ovs + [f"cell={name}"] for point in grid for name, ovs in cells.items()]
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")

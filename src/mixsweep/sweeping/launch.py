@@ -55,19 +55,19 @@ def validate(req: SweepRequest) -> None:
 
 
 def _check_writable(results: Path) -> None:
-    try:
-        results.mkdir(parents=True, exist_ok=True)
-        probe = results / f".write-probe-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
+    """Fail before launching if RESULTS cannot be created or written, without creating it,
+    so that a launch rejected for any reason leaves nothing behind."""
+    existing = next(p for p in (results.absolute(), *results.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(
-            f"results directory '{results}' is not writable ({e.strerror}): choose another with RESULTS=DIR"
-        ) from e
+            f"results directory '{results}' cannot be written ({existing} is not a writable directory): "
+            "choose another with RESULTS=DIR"
+        )
 
 
 def hydra_overrides(req: SweepRequest) -> list[str]:
-    ov = [hydra_searchpath_override(), f"+sweeps={req.sweep}", f"paths.results={req.results}"]
+    # Quoted: Hydra would read a study named 2024 or nan as a number, not as the file's name.
+    ov = [hydra_searchpath_override(), f"+sweeps='{req.sweep}'", f"paths.results={req.results}"]
     if req.task:
         ov.append(f"task={req.task}")
     if req.seeds:
@@ -99,11 +99,28 @@ def run_multirun(overrides: Sequence[str]) -> Any:
     GlobalHydra.instance().clear()
     try:
         hydra = Hydra.create_main_hydra2(task_name="mixsweep", config_search_path=create_config_search_path(str(CONF_DIR)))
-        return hydra.multirun(config_name="config", task_function=execute, overrides=list(overrides))
+        returns = hydra.multirun(config_name="config", task_function=execute, overrides=list(overrides))
+        raise_first_job_error(returns)
+        return returns
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(_one_line(e)) from e
     finally:
         GlobalHydra.instance().clear()
+
+
+def raise_first_job_error(returns: Any) -> None:
+    """Re-raise the first exception a job ended with (a bad-input UserError, in practice).
+
+    Every launcher (basic, joblib, submitit) catches a job's exception into its ``JobReturn``
+    and carries on, so without this a sweep whose data or device is wrong would exit 0. The
+    exception is read from ``_return_value``: the public getter also prints a second stderr line.
+    """
+    from hydra.core.utils import JobStatus
+
+    for batch in returns or []:
+        for job in batch:
+            if job.status == JobStatus.FAILED:
+                raise job._return_value
 
 
 def _one_line(e: Exception) -> str:

@@ -16,6 +16,7 @@ from mixsweep import store
 from mixsweep.atomic import atomic_write_json
 from mixsweep.records import cell_label
 from mixsweep.runid import run_id
+from mixsweep.sweeping.checks import check_regularizer
 
 PROGRESS = ".progress.json"
 
@@ -130,7 +131,9 @@ def build_plan(jobs: Sequence[Sequence[str]], compose: Callable[[Sequence[str]],
         directory = store.run_dir(results, sweep, task, rid)
         record = store.read_record(directory)
         state = "todo" if record is None else {"ok": "done"}.get(record.status, record.status)
-        label = cell_label(_plain(cfg.regularizer))
+        reg = _plain(cfg.regularizer)
+        check_regularizer(reg)  # before anything is launched or written
+        label = cell_label(reg)
         planned.append(Job(list(overrides), rid, task, str(cfg.cell or label), label, state, directory))
     return Plan(planned, results or Path("results"), sweep, duplicates)
 
