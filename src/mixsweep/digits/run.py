@@ -1,0 +1,134 @@
+"""One finetuning restart of the paper's Section 4 experiment: the function the runner calls."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mixsweep.digits.data import DigitsData, load_dataset
+from mixsweep.digits.finetune import apply_plan, plan_regularizer, squared_distance
+from mixsweep.digits.model import DigitsMLP
+from mixsweep.digits.pretrain import build_model, load_or_pretrain
+from mixsweep.digits.train import Recipe, accuracy, fit
+
+DISTANCE_PARAMS = "all trainable parameters: weights and biases of fc.0-fc.2 and the LayerNorm gains and biases"
+
+
+def run_digits(cfg: Mapping[str, Any], *, cache_dir: Path, device: torch.device) -> dict[str, Any]:
+    """Finetune w_pre on the target digits under ``cfg["regularizer"]`` and report the three Fig. 2 metrics.
+
+    Every restart starts from the same cached w_pre; ``data_seed`` sets the data order and
+    ``noise_seed`` the dropout/mixout masks (both default to ``seed``). Per epoch it records the
+    target-val accuracy, the source-val accuracy (forgetting) and ``l2_sq`` = ‖w_ft − w_pre‖² over
+    :data:`DISTANCE_PARAMS`. The returned dict holds the run-record fields (see mixsweep.records).
+    """
+    with torch_threads(cfg["task"].get("torch_threads")):
+        return _run(cfg, Path(cache_dir), torch.device(device))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Use ``n`` intra-op CPU threads inside the block (None: leave the caller's setting)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(cfg: Mapping[str, Any], cache_dir: Path, device: torch.device) -> dict[str, Any]:
+    task, reg = cfg["task"], cfg["regularizer"]
+    seed = int(cfg.get("seed", 0))
+    data_seed, noise_seed = int(cfg.get("data_seed", seed)), int(cfg.get("noise_seed", seed))
+
+    t0 = time.perf_counter()
+    w_pre = load_or_pretrain(task, cache_dir)
+    pretrain_s = time.perf_counter() - t0
+    split_seed = task["data"]["split_seed"]
+    source = load_dataset(task["data"]["source"], split_seed).to(device)
+    target = load_dataset(task["data"]["target"], split_seed).to(device)
+
+    pretrain_dropout = float(task["pretrain"]["dropout"])
+    model = build_model(task["model"], dropout=pretrain_dropout)
+    model.load_state_dict(w_pre.state)
+    model.to(device)
+    zero_shot = accuracy(model, target.val)
+    plan = plan_regularizer(reg, model, model_dropout=pretrain_dropout)
+    apply_plan(model, plan, noise=torch.Generator(device).manual_seed(noise_seed))
+
+    curve: list[dict[str, Any]] = []
+    eval_s = 0.0
+
+    def evaluate(epoch: int, step: int) -> None:
+        nonlocal eval_s
+        t = time.perf_counter()
+        curve.append({"step": step, "epoch": epoch, "metrics": _metrics(model, source, target, w_pre.state)})
+        eval_s += time.perf_counter() - t
+
+    recipe = Recipe.from_cfg(task["finetune"])
+    t1 = time.perf_counter()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(noise_seed)  # dropout masks; mixout masks come from the generator above
+        result = fit(
+            model, target.train, recipe,
+            order=torch.Generator().manual_seed(data_seed),
+            after_epoch=evaluate,
+            log_every=int(task["finetune"].get("log_every", 20)),
+        )
+    train_s = time.perf_counter() - t1 - eval_s
+    if result.diverged or not curve:
+        evaluate(len(curve), result.steps)
+
+    final = curve[-1]["metrics"]
+    best_point = max(curve, key=lambda point: point["metrics"]["target_acc"])  # first of equal maxima
+    distances = squared_distance(model, w_pre.state)
+    return {
+        "status": "diverged" if result.diverged else "ok",
+        "headline": "target_acc",
+        "final": final,
+        "best": best_point["metrics"],
+        "best_step": best_point["step"],
+        "eval_curve": curve,
+        "train_loss": result.train_loss,
+        "distance_sq": final["l2_sq"],
+        "majority": {"target_acc": _majority_fraction(target)},
+        "times": {"train_s": train_s, "eval_s": eval_s, "pretrain_s": pretrain_s},
+        "seeds": {"init": int(w_pre.meta["seed"]), "data": data_seed, "noise": noise_seed, "restart": seed},
+        "extra": {
+            "distance_params": DISTANCE_PARAMS,
+            "l2_sq_by_param": distances,
+            "regularizer_applied": plan.as_dict(),
+            "w_pre": {
+                "key": w_pre.meta["key"],
+                "seed": w_pre.meta["seed"],
+                "epochs": w_pre.meta["epochs"],
+                "source_val_acc": w_pre.meta["source_val_acc"],
+                "target_val_acc_zero_shot": zero_shot,
+                "grid": w_pre.meta["grid"],
+            },
+            "sizes": {
+                "source_train": len(source.train), "source_val": len(source.val),
+                "target_train": len(target.train), "target_val": len(target.val),
+            },
+            "steps": result.steps,
+        },
+    }
+
+
+def _metrics(model: DigitsMLP, source: DigitsData, target: DigitsData, w_pre: Mapping[str, torch.Tensor]) -> dict:
+    return {
+        "target_acc": accuracy(model, target.val),
+        "source_acc": accuracy(model, source.val),
+        "l2_sq": sum(squared_distance(model, w_pre).values()),
+    }
+
+
+def _majority_fraction(data: DigitsData) -> float:
+    return float(torch.bincount(data.val.y).max()) / len(data.val)

@@ -1,0 +1,284 @@
+"""The Section 4 digits experiment: model, data, w_pre cache, regularizer placement, end-to-end restarts."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from mixsweep.digits import pretrain, run_digits
+from mixsweep.digits.data import load_dataset, load_images, read_idx, split_and_normalize
+from mixsweep.digits.finetune import apply_plan, plan_regularizer, squared_distance
+from mixsweep.digits.model import DigitsMLP
+from mixsweep.digits.run import torch_threads
+from mixsweep.digits.train import Recipe, lr_multiplier, make_optimizer
+from mixsweep.errors import UserError
+from mixsweep.paths import CONF_DIR
+from mixsweep.regularizers.mixlinear import MixLinear
+
+CPU = torch.device("cpu")
+
+
+def tiny_task() -> dict:
+    """conf/task/digits.yaml shrunk to a few hundred examples and a 1-seed × 2-epoch-count grid."""
+    task = yaml.safe_load((CONF_DIR / "task" / "digits.yaml").read_text())
+    task["data"]["source"]["limit"] = 300
+    task["data"]["target"]["limit"] = 300
+    task["model"]["hidden"] = [32, 16]
+    task["pretrain"].update(seeds=[0], epochs=[1, 2], lr=1e-3)
+    task["finetune"].update(epochs=2, log_every=2)
+    return task
+
+
+def regularizer(dropout: float | None = 0.0, mixout_p: float = 0.0, **extra) -> dict:
+    return {
+        "dropout": dropout,
+        "mixout": {"p": mixout_p, "layers": "paper", "granularity": "neuron", "grad": "exact"},
+        "wdecay": {"lam": 0.0, "target": "pretrained", "form": "l2"},
+        "head": {"policy": "none", "p": None, "wdecay": "none"},
+        **extra,
+    }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The MLP is tiny; a second thread only adds contention when other jobs share the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def fresh_memo(monkeypatch):
+    monkeypatch.setattr(pretrain, "_MEMO", {})
+
+
+# --- model -------------------------------------------------------------------------------------------
+
+
+def test_model_has_the_papers_shape_and_init():
+    model = DigitsMLP(generator=torch.Generator().manual_seed(0))
+    assert [tuple(fc.weight.shape) for fc in model.fc] == [(300, 784), (100, 300), (10, 100)]
+    assert [norm.normalized_shape for norm in model.norm] == [(300,), (100,)]
+    assert model(torch.randn(5, 784)).shape == (5, 10)
+    weights = torch.cat([fc.weight.flatten() for fc in model.fc])
+    assert abs(weights.std().item() - 0.02) < 0.001
+    assert all(fc.bias.abs().sum() == 0 for fc in model.fc)
+
+
+def test_layernorm_follows_relu():
+    """Input to fc.1 is LayerNorm(ReLU(.)): zero-mean, unit-variance rows that still have negative entries.
+
+    ReLU after LayerNorm would leave no negatives; no LayerNorm would leave non-zero row means.
+    """
+    model = DigitsMLP().eval()
+    seen: list[torch.Tensor] = []
+    model.fc[1].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    model(torch.randn(8, 784))
+    x = seen[0]
+    assert torch.allclose(x.mean(dim=1), torch.zeros(8), atol=1e-5)
+    assert torch.allclose(x.var(dim=1, unbiased=False), torch.ones(8), atol=1e-2)
+    assert (x < 0).any()
+
+
+# --- training recipe ---------------------------------------------------------------------------------
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    total = 100
+    values = [lr_multiplier(t, total, 0.1) for t in range(total + 1)]
+    assert values[0] == 0.0 and values[10] == 1.0
+    assert values[5] == pytest.approx(0.5)
+    assert values[55] == pytest.approx(0.5)
+    assert values[total] == 0.0
+
+
+def test_weight_decay_only_on_weight_matrices():
+    model = DigitsMLP(sizes=(784, 8, 4, 10))
+    decayed, plain = make_optimizer(model, Recipe(lr=1e-3, epochs=1, weight_decay=0.01)).param_groups
+    assert decayed["weight_decay"] == 0.01 and plain["weight_decay"] == 0.0
+    assert {id(p) for p in decayed["params"]} == {id(fc.weight) for fc in model.fc}
+    assert len(plain["params"]) == 3 + 2 * 2  # biases, LayerNorm gains and biases
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+
+def test_split_is_stratified_seeded_and_normalized_by_train_stats():
+    rng = np.random.default_rng(1)
+    images = rng.random((200, 784), dtype=np.float32)
+    labels = np.repeat(np.arange(10), 20)
+    a = split_and_normalize(images, labels, val_fraction=0.25, seed=3)
+    b = split_and_normalize(images, labels, val_fraction=0.25, seed=3)
+    c = split_and_normalize(images, labels, val_fraction=0.25, seed=4)
+    assert torch.equal(a.val.x, b.val.x) and not torch.equal(a.val.x, c.val.x)
+    assert torch.bincount(a.val.y).tolist() == [5] * 10
+    assert len(a.train) == 150
+    assert abs(a.train.x.mean().item()) < 1e-4 and abs(a.train.x.std().item() - 1) < 1e-3
+
+
+def test_idx_files_load_with_transpose(tmp_path: Path):
+    images = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
+    labels = np.array([1, 2, 3], dtype=np.uint8)
+    write_idx(tmp_path / "images-idx3-ubyte.gz", images)
+    write_idx(tmp_path / "labels-idx1-ubyte", labels)
+    assert np.array_equal(read_idx(tmp_path / "images-idx3-ubyte.gz"), images)
+    spec = {"kind": "idx", "images": str(tmp_path / "images-idx3-ubyte.gz"),
+            "labels": str(tmp_path / "labels-idx1-ubyte"), "transpose": True, "val_fraction": 0.5}
+    x, y = load_images(spec)
+    assert y.tolist() == [1, 2, 3]
+    assert np.allclose(x[0].reshape(28, 28), images[0].T / 255.0)
+
+
+def test_bad_data_spec_is_a_user_error(tmp_path: Path):
+    with pytest.raises(UserError, match="choose one of"):
+        load_dataset({"kind": "emnist", "val_fraction": 0.1}, 0)
+    with pytest.raises(UserError, match="does not exist"):
+        load_dataset({"kind": "npz", "images": str(tmp_path / "none.npz"), "val_fraction": 0.1}, 0)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = b"\0\0\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as fh:
+        fh.write(header + array.tobytes())
+
+
+# --- w_pre and regularizer placement -----------------------------------------------------------------
+
+
+def test_w_pre_is_built_once_then_read_from_disk(tmp_path: Path, fresh_memo, monkeypatch):
+    calls = []
+    real = pretrain.pretrain_one
+    monkeypatch.setattr(pretrain, "pretrain_one", lambda *a, **k: calls.append(k) or real(*a, **k))
+    task = tiny_task()
+    first = pretrain.load_or_pretrain(task, tmp_path)
+    assert len(calls) == 2  # 1 seed × 2 epoch counts
+    assert list((tmp_path / "digits").glob("w_pre-*.pt"))
+
+    monkeypatch.setattr(pretrain, "_MEMO", {})  # a new process: only the disk cache is left
+    second = pretrain.load_or_pretrain(task, tmp_path)
+    assert len(calls) == 2
+    assert all(torch.equal(first.state[k], second.state[k]) for k in first.state)
+    assert second.meta["source_val_acc"] == max(cell["source_val_acc"] for cell in first.meta["grid"])
+    assert pretrain.load_or_pretrain(task, tmp_path) is second  # in-process memo
+
+
+def test_cache_key_tracks_pretraining_inputs_only():
+    task = tiny_task()
+    other_lr = copy.deepcopy(task)
+    other_lr["pretrain"]["lr"] = 5e-4
+    other_finetune = copy.deepcopy(task)
+    other_finetune["finetune"]["lr"] = 1.0
+    other_target = copy.deepcopy(task)
+    other_target["data"]["target"]["limit"] = 10
+    assert pretrain.cache_key(task) != pretrain.cache_key(other_lr)
+    assert pretrain.cache_key(task) == pretrain.cache_key(other_finetune) == pretrain.cache_key(other_target)
+
+
+def test_mixout_replaces_dropout_on_the_layers_dropout_fed():
+    model = DigitsMLP(sizes=(784, 16, 8, 10), dropout=0.1)
+    w_pre = {k: v.clone() for k, v in model.state_dict().items()}
+    plan = plan_regularizer(regularizer(dropout=0.0, mixout_p=0.6), model, model_dropout=0.1)
+    apply_plan(model, plan)
+    assert plan.mixout_layers == ("fc.1", "fc.2")
+    assert not isinstance(model.fc[0], MixLinear)
+    assert all(isinstance(model.fc[i], MixLinear) and model.fc[i].p == 0.6 for i in (1, 2))
+    assert all(drop.p == 0.0 for drop in model.drop)
+    assert torch.equal(model.fc[1].target, w_pre["fc.1.weight"])
+    assert torch.equal(model.fc[2].target, w_pre["fc.2.weight"])
+
+
+def test_mixout_turns_dropout_off_even_when_the_config_keeps_it():
+    model = DigitsMLP(sizes=(784, 16, 8, 10), dropout=0.1)
+    assert plan_regularizer(regularizer(dropout=None, mixout_p=0.3), model, model_dropout=0.1).dropout == 0.0
+
+
+def test_dropout_cells_keep_plain_layers():
+    model = DigitsMLP(sizes=(784, 16, 8, 10), dropout=0.1)
+    apply_plan(model, plan_regularizer(regularizer(dropout=0.4), model, model_dropout=0.1))
+    assert not any(isinstance(fc, MixLinear) for fc in model.fc)
+    assert [drop.p for drop in model.drop] == [0.4, 0.4]
+    fresh = DigitsMLP(sizes=(784, 16, 8, 10))
+    assert plan_regularizer(regularizer(dropout=None), fresh, model_dropout=0.1).dropout == 0.1
+
+
+def test_unsupported_regularizers_are_user_errors():
+    model = DigitsMLP(sizes=(784, 16, 8, 10))
+    with pytest.raises(UserError, match="wdecay"):
+        plan_regularizer(regularizer(wdecay={"lam": 0.01, "target": "pretrained"}), model, 0.1)
+    with pytest.raises(UserError, match="head"):
+        plan_regularizer(regularizer(head={"policy": "mixout_init"}), model, 0.1)
+    with pytest.raises(UserError, match="matches no"):
+        plan_regularizer({"dropout": 0.0, "mixout": {"p": 0.5, "layers": "encoder.*"}}, model, 0.1)
+
+
+def test_distance_is_zero_for_an_untouched_model():
+    model = DigitsMLP(sizes=(784, 16, 8, 10))
+    w_pre = {k: v.clone() for k, v in model.state_dict().items()}
+    apply_plan(model, plan_regularizer(regularizer(mixout_p=0.5), model, 0.1))
+    distances = squared_distance(model, w_pre)
+    assert set(distances) == {name for name, _ in model.named_parameters()}
+    assert sum(distances.values()) == 0.0
+    with torch.no_grad():
+        model.fc[2].bias.add_(0.5)
+    assert sum(squared_distance(model, w_pre).values()) == pytest.approx(10 * 0.25)
+
+
+# --- end to end --------------------------------------------------------------------------------------
+
+
+def test_mini_sweep_runs_end_to_end(tmp_path: Path, fresh_memo):
+    task = tiny_task()
+    results = {}
+    for kind in ("dropout", "mixout"):
+        for p in (0.0, 0.5):
+            reg = regularizer(dropout=p) if kind == "dropout" else regularizer(mixout_p=p)
+            for seed in (0, 1):
+                cfg = {"task": task, "regularizer": reg, "seed": seed, "data_seed": seed, "noise_seed": seed}
+                results[kind, p, seed] = run_digits(cfg, cache_dir=tmp_path, device=CPU)
+
+    for out in results.values():
+        assert out["status"] == "ok" and out["headline"] == "target_acc"
+        assert set(out["final"]) == {"target_acc", "source_acc", "l2_sq"}
+        assert 0.0 <= out["final"]["target_acc"] <= 1.0 and 0.0 <= out["final"]["source_acc"] <= 1.0
+        assert out["final"]["l2_sq"] > 0 and out["distance_sq"] == out["final"]["l2_sq"]
+        assert [point["epoch"] for point in out["eval_curve"]] == [1, 2]
+        assert out["best"]["target_acc"] == max(pt["metrics"]["target_acc"] for pt in out["eval_curve"])
+        assert out["train_loss"] and out["majority"]["target_acc"] > 0
+        assert set(out["times"]) == {"train_s", "eval_s", "pretrain_s"}
+    assert len({out["extra"]["w_pre"]["key"] for out in results.values()}) == 1
+    # p = 0 is the same run under both names; restarts differ in data order.
+    assert results["dropout", 0.0, 0]["final"] == results["mixout", 0.0, 0]["final"]
+    assert results["mixout", 0.5, 0]["final"]["l2_sq"] != results["mixout", 0.5, 1]["final"]["l2_sq"]
+    assert results["mixout", 0.5, 0]["extra"]["regularizer_applied"]["mixout_layers"] == ["fc.1", "fc.2"]
+
+
+def test_a_restart_is_reproducible(tmp_path: Path, fresh_memo):
+    cfg = {"task": tiny_task(), "regularizer": regularizer(mixout_p=0.5), "seed": 3}
+    first = run_digits(cfg, cache_dir=tmp_path, device=CPU)
+    again = run_digits(cfg, cache_dir=tmp_path, device=CPU)
+    assert first["final"] == again["final"] and first["train_loss"] == again["train_loss"]
+
+
+def test_thread_setting_is_scoped_to_the_block():
+    before = torch.get_num_threads()
+    with torch_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+
+
+def test_divergence_is_reported(tmp_path: Path, fresh_memo):
+    task = tiny_task()
+    task["finetune"]["lr"] = float("inf")
+    out = run_digits({"task": task, "regularizer": regularizer(), "seed": 0}, cache_dir=tmp_path, device=CPU)
+    assert out["status"] == "diverged"
