@@ -11,6 +11,7 @@ the two sides and the medians are compared. Target: ≤ 1.0× Trainer's wall tim
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import tempfile
@@ -61,9 +62,11 @@ def trainer(cfg, tmp: str) -> tuple[float, float]:
     data = tokenize_splits(splits, tok, max_length=int(cfg.data.max_length), cache_dir=cfg.data.cache_dir,
                            cache_key={"task": task.name, "tokenizer": "minilm_l6"})
     model = AutoModelForSequenceClassification.from_pretrained(minilm_l6_path(), num_labels=2)
+    total_steps = int(cfg.train.epochs) * math.ceil(len(data["train"]) / 16)
     targs = TrainingArguments(
         output_dir=tmp, per_device_train_batch_size=16, per_device_eval_batch_size=64,
-        num_train_epochs=int(cfg.train.epochs), learning_rate=5e-5, warmup_ratio=0.1, weight_decay=0.0,
+        num_train_epochs=int(cfg.train.epochs), learning_rate=5e-5, warmup_steps=int(0.1 * total_steps),
+        weight_decay=0.0,
         lr_scheduler_type="linear", adam_epsilon=1e-6, eval_strategy="no", save_strategy="no",
         logging_strategy="no", report_to=[], seed=0, use_cpu=True, dataloader_num_workers=0,
         disable_tqdm=True,

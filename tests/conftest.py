@@ -33,6 +33,17 @@ def tiny_overrides(tmp: Path, task: str = "rte") -> list[str]:
     ]
 
 
+def tiny_bert(num_labels: int = 2):
+    """A seeded random-init 2-layer BERT classifier built from a config (no download)."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, num_labels=num_labels)
+    return BertForSequenceClassification(config)
+
+
 @pytest.fixture
 def tiny(tmp_path: Path) -> list[str]:
     return tiny_overrides(tmp_path)

@@ -83,6 +83,7 @@ def test_summary_table_lists_cells_and_paper_values(tmp_path):
     lines = {line.split()[0]: line for line in text.splitlines() if line.startswith(("rte ", "rt_polarity"))}
     assert "65.3 (74.4)" in lines["rte"] and lines["rte"].split()[1] == "Our+W"
     assert re.search(r"\d+ M$", lines["rt_polarity"])  # no lee2020 threshold: the majority rule
+    assert lines["rt_polarity"].split()[1] == OUR_W  # no paper cell there: the label, not "Our+W"
 
 
 def test_summary_table_does_not_import_plotting(tmp_path):

@@ -73,6 +73,16 @@ def test_smoke_sweep_draws_single_panels(tmp_path):
     assert F.fig_p_sweep(runs) is None and F.fig_digits(runs) is None
 
 
+def test_one_dropout_and_one_mixout_cell_are_no_p_sweep(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = ["dropout(0.1)", "mixout(w_pre,0.9)", "mixout(w_pre,0.9)+wdecay(w_pre,0.01)"]  # the smoke study
+    write_records([text_task_record("rt_polarity", lab, s, "smoke", rng) for lab in labels for s in range(2)],
+                  tmp_path)
+    runs = load_results(tmp_path, "smoke").runs
+    assert F.fig_p_sweep(runs) is None
+    assert "fig4_p_sweep" not in F.draw_figures(runs, tmp_path / "figs")
+
+
 def test_many_runs_per_category_fall_back_to_a_strip(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     write_records([text_task_record("rte", "none", s, "big", rng, n_evals=1) for s in range(12)], tmp_path)

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import BertConfig, BertForSequenceClassification
 
+from conftest import tiny_bert
 from mixsweep.regularizers import MixLinear, apply_mixout, mixout
 
 IN, OUT = 8, 5
@@ -16,19 +16,6 @@ IN, OUT = 8, 5
 def _linear() -> nn.Linear:
     torch.manual_seed(0)
     return nn.Linear(IN, OUT)
-
-
-def _tiny_bert() -> BertForSequenceClassification:
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=40,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=2,
-    )
-    return BertForSequenceClassification(config)
 
 
 def test_from_linear_shares_the_parameters():
@@ -134,7 +121,7 @@ def test_invalid_p_raises():
 
 
 def test_trained_state_dict_loads_into_a_plain_bert():
-    model = _tiny_bert()
+    model = tiny_bert()
     apply_mixout(model, 0.7, output_layer="mixout_init")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     batch = {"input_ids": torch.randint(0, 40, (4, 6)), "labels": torch.tensor([0, 1, 0, 1])}
@@ -142,7 +129,7 @@ def test_trained_state_dict_loads_into_a_plain_bert():
     model(**batch).loss.backward()
     optimizer.step()
 
-    plain = _tiny_bert().eval()
+    plain = tiny_bert().eval()
     with torch.no_grad():
         untrained = plain(input_ids=batch["input_ids"]).logits
         plain.load_state_dict(model.state_dict(), strict=True)

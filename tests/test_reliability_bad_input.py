@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers_reliability import copy_glue, one_error_line, records, run_cli, run_dirs, sweep_argv, write_study
+from helpers import copy_glue, one_error_line, records, run_cli, run_dirs, sweep_argv, write_study
 from mixsweep.cli import main
 
 SWEEP = "bad"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import GLUE
-from helpers_reliability import assert_store_consistent, cli_env, start_cli, sweep_argv, write_study
+from helpers import assert_store_consistent, cli_env, start_cli, sweep_argv, write_study
 
 SWEEP = "conc"
 N_RUNS = 8

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers_reliability import (
+from helpers import (
     assert_store_consistent,
     outcome,
     records,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import tiny_overrides
-from helpers_reliability import OUTCOME, records, sweep_argv, write_study
+from helpers import OUTCOME, records, sweep_argv, write_study
 from mixsweep.cli import main
 
 

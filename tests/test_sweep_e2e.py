@@ -7,43 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GLUE
+from helpers import CELLS, write_study
 from mixsweep.cli import main
-
-STUDY = """# @package _global_
-defaults:
-  - override /hydra/sweeper: cells
-  - override /model: tiny
-sweep: {name}
-data: {{source: glue_dir, glue_dir: {glue}}}
-train: {{epochs: 1, batch_size: 8, eval_batch_size: 16}}
-optimizer: {{lr: 1.0e-3}}
-threads: 1
-hydra:
-  sweeper:
-    params:
-      seed: range(0,2)
-      task: rte
-    cells:
-{cells}
-"""
-CELLS = {
-    "dropout_0.1": ["regularizer=dropout", "regularizer.dropout=0.1"],
-    "mixout_0.5": ["regularizer=mixout", "regularizer.mixout.p=0.5"],
-}
-
-
-def write_study(root: Path, name: str, cells: dict[str, list[str]]) -> None:
-    lines = "\n".join(f"      {k}: {json.dumps(v)}" for k, v in cells.items())
-    (root / "sweeps").mkdir(parents=True, exist_ok=True)
-    (root / "sweeps" / f"{name}.yaml").write_text(STUDY.format(name=name, glue=GLUE, cells=lines))
 
 
 @pytest.fixture
 def study(tmp_path, monkeypatch):
     monkeypatch.setenv("MIXSWEEP_SEARCH_PATH", str(tmp_path))
     monkeypatch.setenv("MIXSWEEP_CACHE", str(tmp_path / "cache"))
-    write_study(tmp_path, "t2x2", CELLS)
+    write_study(tmp_path, "t2x2", CELLS, seeds=2)
     return tmp_path
 
 
@@ -99,7 +71,7 @@ def test_same_seed_gives_identical_metrics_and_curves(study):
 
 def test_an_exception_in_one_cell_is_recorded_and_the_others_complete(study):
     cells = dict(CELLS, broken=["regularizer=dropout", "+fault={kind: raise, step: 1}"])
-    write_study(study, "tfault", cells)
+    write_study(study, "tfault", cells, seeds=2)
     results = study / "results"
     assert sweep(results, "tfault") == 0
     recs = records(results, "tfault")
@@ -110,7 +82,7 @@ def test_an_exception_in_one_cell_is_recorded_and_the_others_complete(study):
 
 
 def test_failed_runs_are_retried_on_relaunch(study, capsys):
-    write_study(study, "tfail", {"broken": ["regularizer=dropout", "+fault={kind: raise, step: 1}"]})
+    write_study(study, "tfail", {"broken": ["regularizer=dropout", "+fault={kind: raise, step: 1}"]}, seeds=2)
     results = study / "results"
     sweep(results, "tfail")
     capsys.readouterr()
@@ -119,7 +91,7 @@ def test_failed_runs_are_retried_on_relaunch(study, capsys):
 
 
 def test_a_nan_loss_stops_the_run_as_diverged(study):
-    write_study(study, "tnan", {"nan": ["regularizer=none", "+fault={kind: nan_loss, step: 2}"]})
+    write_study(study, "tnan", {"nan": ["regularizer=none", "+fault={kind: nan_loss, step: 2}"]}, seeds=2)
     results = study / "results"
     assert sweep(results, "tnan", "--seeds", "1") == 0
     (rec,) = records(results, "tnan")

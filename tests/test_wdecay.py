@@ -5,25 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from transformers import BertConfig, BertForSequenceClassification
 
+from conftest import tiny_bert
 from mixsweep.regularizers import WDecay, apply_mixout, pretrained_reference, squared_distance
 
 LAM = 0.1
 HEAD = ("classifier.weight", "classifier.bias")
-
-
-def _tiny_bert() -> BertForSequenceClassification:
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=40,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=2,
-    )
-    return BertForSequenceClassification(config)
 
 
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -52,7 +39,7 @@ def _grads_of_penalty(wdecay: WDecay, model: nn.Module) -> dict[str, torch.Tenso
 
 
 def test_l2_gradient_is_lambda_times_distance_to_w_pre():
-    model = _tiny_bert()
+    model = tiny_bert()
     w_pre = _snapshot(model)
     wdecay = WDecay(model, LAM)
     _perturb(model)
@@ -63,7 +50,7 @@ def test_l2_gradient_is_lambda_times_distance_to_w_pre():
 
 
 def test_l2_penalty_value():
-    model = _tiny_bert()
+    model = tiny_bert()
     w_pre = _snapshot(model)
     wdecay = WDecay(model, LAM)
     _perturb(model)
@@ -73,7 +60,7 @@ def test_l2_penalty_value():
 
 
 def test_l2_leaves_biases_layernorm_and_head_without_gradient():
-    model = _tiny_bert()
+    model = tiny_bert()
     wdecay = WDecay(model, LAM)
     _perturb(model)
     grads = _grads_of_penalty(wdecay, model)
@@ -82,7 +69,7 @@ def test_l2_leaves_biases_layernorm_and_head_without_gradient():
 
 
 def test_zero_target_gradient_is_lambda_times_weight():
-    model = _tiny_bert()
+    model = tiny_bert()
     wdecay = WDecay(model, LAM, target="zero")
     grads = _grads_of_penalty(wdecay, model)
     params = dict(model.named_parameters())
@@ -91,7 +78,7 @@ def test_zero_target_gradient_is_lambda_times_weight():
 
 
 def test_decoupled_step_moves_toward_w_pre():
-    model = _tiny_bert()
+    model = tiny_bert()
     w_pre = _snapshot(model)
     wdecay = WDecay(model, LAM, form="decoupled")
     _perturb(model)
@@ -108,7 +95,7 @@ def test_decoupled_step_moves_toward_w_pre():
 
 
 def test_decoupled_form_has_zero_penalty_and_l2_form_no_decoupled_step():
-    model = _tiny_bert()
+    model = tiny_bert()
     assert WDecay(model, LAM, form="decoupled").penalty().item() == 0.0
     l2 = WDecay(model, LAM)
     _perturb(model)
@@ -118,7 +105,7 @@ def test_decoupled_form_has_zero_penalty_and_l2_form_no_decoupled_step():
 
 
 def test_head_zero_decays_the_head_weight_toward_zero():
-    model = _tiny_bert()
+    model = tiny_bert()
     wdecay = WDecay(model, LAM, head="zero")
     grads = _grads_of_penalty(wdecay, model)
     assert torch.allclose(grads["classifier.weight"], LAM * model.classifier.weight)
@@ -126,7 +113,7 @@ def test_head_zero_decays_the_head_weight_toward_zero():
 
 
 def test_head_init_pulls_toward_the_head_initialisation():
-    model = _tiny_bert()
+    model = tiny_bert()
     w0 = model.classifier.weight.detach().clone()
     wdecay = WDecay(model, LAM, head="init", form="decoupled")
     _perturb(model)
@@ -136,13 +123,13 @@ def test_head_init_pulls_toward_the_head_initialisation():
 
 
 def test_head_none_is_the_default_and_never_decays_the_head():
-    model = _tiny_bert()
+    model = tiny_bert()
     wdecay = WDecay(model, LAM, target="zero")
     assert not any(name.startswith("classifier") for name in wdecay.decayed_names)
 
 
 def test_distance_sq_is_over_pretrained_parameters_only():
-    model = _tiny_bert()
+    model = tiny_bert()
     w_pre = _snapshot(model)
     wdecay = WDecay(model, LAM, target="zero")
     _perturb(model)
@@ -156,7 +143,7 @@ def test_distance_sq_is_over_pretrained_parameters_only():
 
 
 def test_squared_distance_is_zero_at_w_pre():
-    model = _tiny_bert()
+    model = tiny_bert()
     reference = pretrained_reference(model)
     assert squared_distance(model, reference) == 0.0
     _perturb(model)
@@ -164,7 +151,7 @@ def test_squared_distance_is_zero_at_w_pre():
 
 
 def test_reference_shares_mixlinear_targets_instead_of_copying():
-    model = _tiny_bert()
+    model = tiny_bert()
     summary = apply_mixout(model, 0.7)
     reference = pretrained_reference(model)
     for name in summary.replaced:
@@ -172,7 +159,7 @@ def test_reference_shares_mixlinear_targets_instead_of_copying():
 
 
 def test_reference_copies_a_mixlinear_target_that_is_not_w_pre():
-    model = _tiny_bert()
+    model = tiny_bert()
     apply_mixout(model, 0.7, layers=r"bert\.pooler\.dense")
     model.bert.pooler.dense.target = torch.zeros_like(model.bert.pooler.dense.target)
     reference = pretrained_reference(model)
@@ -180,7 +167,7 @@ def test_reference_copies_a_mixlinear_target_that_is_not_w_pre():
 
 
 def test_wdecay_follows_a_later_dtype_change():
-    model = _tiny_bert()
+    model = tiny_bert()
     w_pre = _snapshot(model)
     wdecay = WDecay(model, LAM, form="decoupled")
     model.to(torch.float64)
@@ -193,7 +180,7 @@ def test_wdecay_follows_a_later_dtype_change():
 
 
 def test_shared_mixlinear_targets_follow_a_later_move_without_a_copy():
-    model = _tiny_bert()
+    model = tiny_bert()
     summary = apply_mixout(model, 0.7)
     w_pre = _snapshot(model)
     wdecay = WDecay(model, LAM)
@@ -221,4 +208,4 @@ def test_shared_mixlinear_targets_follow_a_later_move_without_a_copy():
 )
 def test_invalid_arguments_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        WDecay(_tiny_bert(), **kwargs)
+        WDecay(tiny_bert(), **kwargs)

@@ -61,7 +61,11 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: Mapping[str, Any]
     if name == "bertadam":
         return BertAdam(params, lr=lr, betas=betas, eps=eps)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=0.0)
+        params = list(params)
+        try:  # the fused kernel (CPU and CUDA) is what transformers.Trainer uses by default
+            return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=0.0, fused=True)
+        except (RuntimeError, TypeError):
+            return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=0.0, foreach=True)
     raise UserError(f"unknown optimizer '{name}': choose bertadam or adamw (conf/optimizer/*.yaml)")
 
 

@@ -152,7 +152,9 @@ def fig_p_sweep(runs: pd.DataFrame, selection: str = "final", overlay_paper: boo
     """Fig. 4: per task, swarms over p for dropout(p) and mixout(w_pre, p), with mean lines."""
     data = _scored(runs, selection)
     data = data[data.family.isin(["dropout", "mixout", "none"])]
-    tasks = [t for t in _tasks(data) if set(data[data.task == t].family) >= {"dropout", "mixout"}]
+    # A sweep needs both families and more than one value of p to be drawn as one.
+    tasks = [t for t in _tasks(data) if set(data[data.task == t].family) >= {"dropout", "mixout"}
+             and len(_sweep_categories(data[data.task == t])) >= 3]
     if not tasks:
         return None
     plt, _ = _plt()
@@ -220,8 +222,8 @@ def fig_dropout_sweep(runs: pd.DataFrame, selection: str = "final", overlay_pape
 
 DIGITS_PANELS = (
     ("l2_sq", r"$\|w_{ft} - w_{pre}\|^2$", "L2-norm squared"),
-    ("target_acc", "Target (MNIST) accuracy", "Validation accuracy"),
-    ("source_acc", "Source (EMNIST) accuracy", "Validation accuracy"),
+    ("target_acc", "Target accuracy", "Validation accuracy"),
+    ("source_acc", "Source accuracy (forgetting)", "Validation accuracy"),
 )
 
 

@@ -34,7 +34,8 @@ def summarize(table: RunTable) -> str:
         failed = f"{lee} L" if lee is not pd.NA else (f"{maj} M" if maj is not pd.NA else "–")
         row = {
             "task": task,
-            "regularizer": display_name(label),
+            # The paper's short names (Devlin, Our, ...) only where the paper has that cell.
+            "regularizer": display_name(label) if (task, label) in ref.index else label,
             "n": str(int(r["n"])) + (f"+{int(r['n_nan'] + r['n_error'])}" if r["n_nan"] + r["n_error"] else ""),
             "mean": fmt_num(r["mean"], d),
             "std": fmt_num(r["std"], d + 1),

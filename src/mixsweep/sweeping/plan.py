@@ -147,11 +147,11 @@ def progress_line(results: Path, sweep: str) -> str | None:
         return None
     finished = failed = 0
     for task, rid in ledger["runs"]:
-        record = store.read_record(store.run_dir(results, sweep, task, rid))
-        if record is None:
+        status = _stored_status(store.run_dir(results, sweep, task, rid))
+        if status is None:
             continue
         finished += 1
-        failed += record.status != "ok"
+        failed += status != "ok"
     total, skipped = ledger["total"], ledger["skipped"]
     new = finished - skipped
     remaining = total - finished
@@ -159,6 +159,24 @@ def progress_line(results: Path, sweep: str) -> str | None:
     if new > 0 and remaining > 0:
         eta = " · ETA " + _duration((time.time() - ledger["started"]) / new * remaining)
     return f"run {finished}/{total} done ({skipped} skipped, {failed} failed){eta}"
+
+
+_FINAL_STATUS: dict[Path, str] = {}
+
+
+def _stored_status(directory: Path) -> str | None:
+    """A run's stored status; final ones are remembered, so a progress line after each of N runs
+    parses each record once rather than N times."""
+    if directory in _FINAL_STATUS:
+        return _FINAL_STATUS[directory]
+    if not (directory / store.RESULT).exists():
+        return None
+    record = store.read_record(directory)
+    if record is None:
+        return None
+    if store.is_final(record):
+        _FINAL_STATUS[directory] = record.status
+    return record.status
 
 
 def _duration(seconds: float) -> str:

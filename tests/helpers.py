@@ -1,4 +1,4 @@
-"""Shared pieces of the reliability tests: tiny study files, CLI subprocesses, store inspection."""
+"""Shared test pieces: tiny study files, CLI subprocesses, store inspection."""
 
 from __future__ import annotations
 
