@@ -93,9 +93,6 @@ def run(
 ) -> dict[str, Any]:
     """Finetune and evaluate one configured run. ``on_eval(step, dev_metrics)`` is called after
     every dev evaluation; an exception it raises ends the run there (HPO pruning stops runs this way)."""
-    from transformers import DataCollatorWithPadding
-
-    from mixsweep.data import load_splits, tokenize_splits
     from mixsweep.metrics import compute_metrics, majority_baseline
     from mixsweep.tasks import TaskSpec
 
@@ -108,17 +105,7 @@ def run(
         torch.set_num_threads(int(c["threads"]))
     t_start = time.perf_counter()
 
-    tokenizer = load_tokenizer(str(c["model"]["name_or_path"]), c["model"].get("revision"))
-    splits = load_splits(task, c["data"])
-    data = tokenize_splits(
-        splits, tokenizer, max_length=int(c["data"]["max_length"]), cache_dir=c["data"].get("cache_dir"),
-        cache_key={"task": task.name, "tokenizer": str(c["model"]["name_or_path"])},
-    )
-    dev_labels = np.asarray(splits["dev"]["label"])
-    collate = DataCollatorWithPadding(tokenizer)
-    train_loader = DataLoader(data["train"], batch_size=int(tr["batch_size"]), shuffle=True, collate_fn=collate,
-                              generator=torch.Generator().manual_seed(int(c["data_seed"])))
-    dev_loader = DataLoader(data["dev"], batch_size=int(tr["eval_batch_size"]), shuffle=False, collate_fn=collate)
+    train_loader, dev_loader, dev_labels = _loaders(c, task)
 
     model = load_pretrained(c["model"], task.num_labels)
     head = head_module_names(model)
@@ -164,10 +151,7 @@ def run(
                 loss = model(**batch).loss
             if wdecay is not None:
                 loss = loss + wdecay.penalty()
-            if fault.get("kind") == "raise" and step + 1 == int(fault.get("step", 1)):
-                raise RuntimeError(f"injected fault at step {step + 1}")
-            if fault.get("kind") == "nan_loss" and step + 1 == int(fault.get("step", 1)):
-                loss = loss * float("nan")
+            loss = _inject_fault(fault, step + 1, loss)
             if not torch.isfinite(loss):
                 status = "diverged"
                 losses.append({"step": step + 1, "loss": float(loss.detach())})
@@ -209,10 +193,41 @@ def run(
         "distance_sq": _finite_or_none(squared_distance(model, reference)),
         "times": {"train_s": train_s, "eval_s": eval_s, "total_s": time.perf_counter() - t_start},
         "seeds": {"init": int(c["init_seed"]), "data": int(c["data_seed"]), "noise": int(c["noise_seed"])},
-        "extra": {"steps": step, "train_size": len(data["train"]), "dev_size": len(data["dev"])},
+        "extra": {"steps": step, "train_size": len(train_loader.dataset), "dev_size": len(dev_loader.dataset)},
         "env_device": str(device),
         "env_determinism": determinism,
     }
+
+
+def _loaders(c: Mapping[str, Any], task) -> tuple[DataLoader, DataLoader, np.ndarray]:
+    """Tokenized (and cached) train/dev loaders; the train order is drawn from ``data_seed``."""
+    from transformers import DataCollatorWithPadding
+
+    from mixsweep.data import load_splits, tokenize_splits
+
+    tokenizer = load_tokenizer(str(c["model"]["name_or_path"]), c["model"].get("revision"))
+    splits = load_splits(task, c["data"])
+    data = tokenize_splits(
+        splits, tokenizer, max_length=int(c["data"]["max_length"]), cache_dir=c["data"].get("cache_dir"),
+        cache_key={"task": task.name, "tokenizer": str(c["model"]["name_or_path"])},
+    )
+    collate = DataCollatorWithPadding(tokenizer)
+    tr = c["train"]
+    train = DataLoader(data["train"], batch_size=int(tr["batch_size"]), shuffle=True, collate_fn=collate,
+                       generator=torch.Generator().manual_seed(int(c["data_seed"])))
+    dev = DataLoader(data["dev"], batch_size=int(tr["eval_batch_size"]), shuffle=False, collate_fn=collate)
+    return train, dev, np.asarray(splits["dev"]["label"])
+
+
+def _inject_fault(fault: Mapping[str, Any], step: int, loss: torch.Tensor) -> torch.Tensor:
+    """Test hook (``fault={kind: raise|nan_loss, step: N}``): crash, or poison the loss, at step N."""
+    if not fault or step != int(fault.get("step", 1)):
+        return loss
+    if fault.get("kind") == "raise":
+        raise RuntimeError(f"injected fault at step {step}")
+    if fault.get("kind") == "nan_loss":
+        return loss * float("nan")
+    return loss
 
 
 def _score(v: float | None) -> float:
