@@ -110,3 +110,21 @@ def test_report_with_only_corrupt_records_still_renders(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "(no runs)" in out and "warning: corrupt record" in out
     assert "corrupt record" in (tmp_path / "e" / "report.md").read_text()
+
+
+def test_smoke_like_report_names_its_rows_and_compares_against_dropout(tmp_path):
+    import numpy as np
+
+    from mixsweep.analysis.synthetic import text_task_record
+
+    rng = np.random.default_rng(0)
+    labels = ["dropout(0.1)", "mixout(w_pre,0.9)"]
+    write_records([text_task_record("rt_polarity", lab, s, "smoke", rng) for lab in labels for s in range(3)],
+                  tmp_path)
+    report = build_report(load_results(tmp_path, "smoke"), tmp_path / "smoke", "smoke", figures=False)
+    text = (tmp_path / "smoke" / "report.md").read_text()
+    paper_style = text.split("## Paper-style table")[1].split("##")[0]
+    assert "| regularizer | rt_polarity |" in paper_style and "| mixout(w_pre,0.9) |" in paper_style
+    stats = text.split("## Statistics against the baseline")[1].split("##")[0]
+    assert "dropout(0.1)" in stats and "Δmean" in stats, "no Devlin or none cell: dropout(0.1) is the baseline"
+    assert report is not None

@@ -36,7 +36,7 @@ HOW_TO_READ = """\
   correlations count as failed under every definition; – means the definition does not apply to the task.
 - **paper mean (max)**, **Δmean**, **Δmax**, **paper #fail**: the paper's numbers for the same cell (Table 1–3, else read
   off Figs. 3, 4, 6) and ours minus the paper's.
-- **Statistics**: each cell against the task's baseline (Devlin if run, else `none`): difference in means with a 95%
+- **Statistics**: each cell against the task's baseline (Devlin if run, else `none`, else the lowest-p dropout cell): difference in means with a 95%
   bootstrap CI, a permutation test and a Mann–Whitney test on the scores, Fisher's exact test on the failure counts.
 - **Expected max**: expected best dev score when keeping the best of n restarts (Dodge et al. 2019), ± its std.
 """
@@ -80,7 +80,7 @@ def build_report(
         Section("Runs", [_runs_paragraph(table, selection)] + ([_warning_list(table.warnings)] if table.warnings
                                                                 else [])),
         Section("Per-cell results", [main, _legend(runs, failures)]),
-        Section("Paper-style table (mean (max) [#failed])", [paper_style(agg, failures)]),
+        Section("Paper-style table (mean (max) [#failed])", [paper_style(agg, failures).reset_index()]),
         Section("Statistics against the baseline", [_stats_table(runs, selection, failures, seed)]),
         Section("Expected max over restarts", [_expected_max_table(runs, agg, selection)]),
         Section("Figures", list(drawn.values())),
@@ -112,10 +112,12 @@ def _legend(runs: pd.DataFrame, failures: tuple[str, ...]) -> str:
 
 
 def _baseline(labels: set[str]) -> str | None:
+    """Devlin's recipe if it ran, else no regularization, else the weakest plain dropout cell."""
     for candidate in (DEVLIN, "none"):
         if candidate in labels:
             return candidate
-    return None
+    dropouts = sorted(x for x in labels if x.startswith("dropout(") and "+" not in x and "|" not in x)
+    return dropouts[0] if dropouts else None
 
 
 def _stats_table(runs: pd.DataFrame, selection: str, failures: tuple[str, ...], seed: int) -> pd.DataFrame | str:
