@@ -59,6 +59,16 @@ def test_dropout_sweep_and_digits_panels(four_tasks):
                                                                                           overlay_paper=False).axes)
 
 
+def test_digits_records_with_the_mixed_layer_distance_get_a_fourth_panel(tmp_path):
+    rng = np.random.default_rng(0)
+    recs = [digits_record(f, p, s, "dg", rng) for f in ("dropout", "mixout") for p in (0.0, 0.4, 0.8) for s in range(2)]
+    for r in recs:
+        r.final["l2_sq_regularized"] = r.final["l2_sq"] / 4
+    write_records(recs, tmp_path)
+    fig = F.fig_digits(load_results(tmp_path, "dg").runs)
+    assert len(panels(fig)) == 4 and "mixed layers" in panels(fig)[3].get_title()
+
+
 def test_smoke_sweep_draws_single_panels(tmp_path):
     rng = np.random.default_rng(0)
     labels = ["dropout(0.1)+wdecay(0,0.01)", "mixout(w_pre,0.7)", "none"]

@@ -247,7 +247,11 @@ def test_mini_sweep_runs_end_to_end(tmp_path: Path, fresh_memo):
 
     for out in results.values():
         assert out["status"] == "ok" and out["headline"] == "target_acc"
-        assert set(out["final"]) == {"target_acc", "source_acc", "l2_sq"}
+        assert set(out["final"]) == {"target_acc", "source_acc", "l2_sq", "l2_sq_regularized"}
+        by_param = out["extra"]["l2_sq_by_param"]
+        assert out["final"]["l2_sq_regularized"] == pytest.approx(
+            sum(v for k, v in by_param.items() if k.startswith(("fc.1.", "fc.2."))))
+        assert 0 < out["final"]["l2_sq_regularized"] < out["final"]["l2_sq"]
         assert 0.0 <= out["final"]["target_acc"] <= 1.0 and 0.0 <= out["final"]["source_acc"] <= 1.0
         assert out["final"]["l2_sq"] > 0 and out["distance_sq"] == out["final"]["l2_sq"]
         assert [point["epoch"] for point in out["eval_curve"]] == [1, 2]

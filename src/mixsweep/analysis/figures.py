@@ -225,6 +225,9 @@ DIGITS_PANELS = (
     ("target_acc", "Target accuracy", "Validation accuracy"),
     ("source_acc", "Source accuracy (forgetting)", "Validation accuracy"),
 )
+# Drawn when the records have it: the distance on the layers mixout replaces dropout on (App. B).
+DIGITS_EXTRA_PANEL = ("l2_sq_regularized", r"$\|w_{ft} - w_{pre}\|^2$ on the mixed layers", "L2-norm squared")
+PAPER_COLUMN = {"l2_sq_regularized": "l2_sq"}  # the paper reports one distance (parameters unstated)
 
 
 def fig_digits(runs: pd.DataFrame, overlay_paper: bool = True):
@@ -236,11 +239,12 @@ def fig_digits(runs: pd.DataFrame, overlay_paper: bool = True):
     if data.empty:
         return None
     plt, _ = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
+    panels = DIGITS_PANELS + ((DIGITS_EXTRA_PANEL,) if f"final_{DIGITS_EXTRA_PANEL[0]}" in data else ())
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.7 * len(panels), 3.9))
     pal = _palette()
     color = {"dropout": pal[0], "mixout": pal[1]}  # the paper: Dropout blue, Mixout orange
     curves = paper_curves()
-    for ax, (metric, title, ylabel) in zip(axes, DIGITS_PANELS, strict=True):
+    for ax, (metric, title, ylabel) in zip(axes, panels, strict=True):
         col = f"final_{metric}" if f"final_{metric}" in data else "distance_sq"
         for family in ("dropout", "mixout"):
             fam = data[data.family.isin([family, "none"])]
@@ -256,7 +260,7 @@ def fig_digits(runs: pd.DataFrame, overlay_paper: bool = True):
             twin.set_label(PAPER_REF_LABEL)
             for family in ("dropout", "mixout"):
                 ref = curves[curves.family == family]
-                twin.plot(ref.p, ref[metric], "--", color=color[family], alpha=0.6, lw=1,
+                twin.plot(ref.p, ref[PAPER_COLUMN.get(metric, metric)], "--", color=color[family], alpha=0.6, lw=1,
                           label=f"paper {family} (right axis)")
             twin.grid(False)
             twin.tick_params(axis="y", labelsize=7, colors="0.4")

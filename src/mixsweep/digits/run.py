@@ -12,7 +12,7 @@ import torch
 
 from mixsweep.digits.data import DigitsData, load_dataset
 from mixsweep.digits.finetune import apply_plan, plan_regularizer, squared_distance
-from mixsweep.digits.model import DigitsMLP
+from mixsweep.digits.model import DigitsMLP, fed_by_dropout
 from mixsweep.digits.pretrain import build_model, load_or_pretrain
 from mixsweep.digits.train import Recipe, accuracy, fit
 
@@ -123,10 +123,15 @@ def _run(cfg: Mapping[str, Any], cache_dir: Path, device: torch.device) -> dict[
 
 
 def _metrics(model: DigitsMLP, source: DigitsData, target: DigitsData, w_pre: Mapping[str, torch.Tensor]) -> dict:
+    """``l2_sq`` covers :data:`DISTANCE_PARAMS`; ``l2_sq_regularized`` only the layers that dropout feeds
+    and mixout replaces, where the paper's App. B puts mixout's adaptive L2 pull."""
+    distances = squared_distance(model, w_pre)
+    regularized = tuple(f"{name}." for name in fed_by_dropout(model))
     return {
         "target_acc": accuracy(model, target.val),
         "source_acc": accuracy(model, source.val),
-        "l2_sq": sum(squared_distance(model, w_pre).values()),
+        "l2_sq": sum(distances.values()),
+        "l2_sq_regularized": sum(v for k, v in distances.items() if k.startswith(regularized)),
     }
 
 
