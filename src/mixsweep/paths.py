@@ -8,7 +8,6 @@ from pathlib import Path
 # src/mixsweep/paths.py -> repository root (editable install / source checkout).
 ROOT = Path(os.environ.get("MIXSWEEP_ROOT", Path(__file__).resolve().parents[2]))
 CONF_DIR = ROOT / "conf"
-SWEEPS_DIR = ROOT / "sweeps"
 
 
 def search_roots() -> list[Path]:
