@@ -151,7 +151,6 @@ def test_a_default_run_clips_the_global_gradient_norm_at_one(tmp_path, monkeypat
 
 def test_a_dropout_run_leaves_the_classifier_input_dropout_at_zero(tmp_path):
     from mixsweep.train import run
-
     from test_methods import PROBE
 
     PROBE.clear()
