@@ -82,7 +82,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
     from mixsweep.analysis.cells import aggregate
     from mixsweep.analysis.failures import describe_definition, parse_definitions
-    from mixsweep.analysis.tables import paper_style, render
+    from mixsweep.analysis.tables import footnotes, paper_style, render
 
     failures = parse_definitions(args.failure)
     table = _load(args)
@@ -94,6 +94,8 @@ def cmd_table(args: argparse.Namespace) -> int:
     tasks = sorted(set(table.runs["task"]))
     for d in failures:
         print(("% " if args.format == "latex" else "") + f"[#failed] {describe_definition(d, tasks)}")
+    for note in footnotes(agg, failures):
+        print(("% " if args.format == "latex" else "") + note)
     return 0
 
 

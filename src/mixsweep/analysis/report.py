@@ -20,7 +20,15 @@ from mixsweep.analysis.failures import DEFINITIONS, describe_definition, failure
 from mixsweep.analysis.load import RunTable
 from mixsweep.analysis.naming import DEVLIN, display_name, sort_labels, sort_tasks
 from mixsweep.analysis.stats import compare, expected_max, fisher_failures, max_ci, mean_ci
-from mixsweep.analysis.tables import cell_table, fmt_num, paper_style, render, task_precision
+from mixsweep.analysis.tables import (
+    INCOMPLETE,
+    cell_table,
+    fmt_num,
+    footnotes,
+    paper_style,
+    render,
+    task_precision,
+)
 from mixsweep.atomic import atomic_write_text
 
 Block = str | pd.DataFrame | Path
@@ -79,9 +87,11 @@ def build_report(
     sections = [
         Section("Runs", [_runs_paragraph(table, selection)] + ([_warning_list(table.warnings)] if table.warnings
                                                                 else [])),
-        Section("Per-cell results", [main, _legend(runs, failures)]),
-        Section("Paper-style table (mean (max) [#failed])", [paper_style(agg, failures).reset_index()]),
-        Section("Statistics against the baseline", [_stats_table(runs, selection, failures, seed)]),
+        Section("Per-cell results", [main, _legend(runs, failures), *_notes(agg, failures)]),
+        Section("Paper-style table (mean (max) [#failed])",
+                [paper_style(agg, failures).reset_index(), *_notes(agg, failures)]),
+        Section("Statistics against the baseline", [_stats_table(runs, selection, failures, seed),
+                                                     *_notes(agg, ())]),
         Section("Expected max over restarts", [_expected_max_table(runs, agg, selection)]),
         Section("Figures", list(drawn.values())),
         Section("How to read this report", [HOW_TO_READ]),
@@ -111,6 +121,12 @@ def _legend(runs: pd.DataFrame, failures: tuple[str, ...]) -> str:
     return "\n".join(f"- {describe_definition(d, tasks)}" for d in failures)
 
 
+def _notes(agg: pd.DataFrame, failures: tuple[str, ...]) -> list[str]:
+    """The table's footnotes as one paragraph block (none when no mark is used)."""
+    lines = footnotes(agg, failures)
+    return ["\n".join(f"- {line}" for line in lines)] if lines else []
+
+
 def _baseline(labels: set[str]) -> str | None:
     """Devlin's recipe if it ran, else no regularization, else the weakest plain dropout cell."""
     for candidate in (DEVLIN, "none"):
@@ -137,10 +153,12 @@ def _stats_table(runs: pd.DataFrame, selection: str, failures: tuple[str, ...], 
             if finite.size == 0:
                 continue
             prec = 3 if np.abs(finite).max() <= 1.5 else 1
+            # Errored runs have no score at all and are not marked; diverged and NaN ones are.
+            mark = INCOMPLETE if (~np.isfinite(x) & group.status.ne("failed").to_numpy()).any() else ""
             lo, hi = mean_ci(finite, seed=seed)
             mlo, mhi = max_ci(finite, seed=seed)
             row = {"task": task, "regularizer": display_name(label), "n": finite.size,
-                   "mean [95% CI]": f"{fmt_num(finite.mean(), prec)} [{fmt_num(lo, prec)}, {fmt_num(hi, prec)}]",
+                   "mean [95% CI]": f"{fmt_num(finite.mean(), prec)}{mark} [{fmt_num(lo, prec)}, {fmt_num(hi, prec)}]",
                    "max [95% CI]": f"{fmt_num(finite.max(), prec)} [{fmt_num(mlo, prec)}, {fmt_num(mhi, prec)}]"}
             if base and label != base and np.isfinite(base_scores).any():
                 c = compare(finite, base_scores, n_perm=REPORT_PERMUTATIONS, seed=seed)
