@@ -41,7 +41,9 @@ HOW_TO_READ = """\
 - **#fail lee2020**: runs under the thresholds derived to reproduce Lee et al.'s stated counts (the paper gives none);
   **#fail majority**: final score ≤ the majority-class score of the dev set (Mosbach et al. 2021);
   **#fail dodge2020**: best score along the eval curve ≤ threshold (Dodge et al. 2020). Diverged runs and NaN
-  correlations count as failed under every definition; – means the definition does not apply to the task.
+  correlations count as failed under every definition; – means the definition does not apply to the task
+  (–‡: footnoted, e.g. majority on a regression task). **†** after a mean: the cell's runs include diverged or
+  NaN ones, so its mean covers fewer runs than the others'.
 - **paper mean (max)**, **Δmean**, **Δmax**, **paper #fail**: the paper's numbers for the same cell (Table 1–3, else read
   off Figs. 3, 4, 6) and ours minus the paper's.
 - **Statistics**: each cell against the task's baseline (Devlin if run, else `none`, else the lowest-p dropout cell): difference in means with a 95%
