@@ -49,8 +49,9 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--selection", choices=("final", "best"), default="final",
-                   help="score of a run: at the end of training (final) or the best eval (best)")
+    p.add_argument("--selection", choices=("final", "best", "zhang2021"), default="final",
+                   help="score of a run: at the end of training (final, Lee/Mosbach), the best eval (best, "
+                        "Dodge), or the test half of dev at the best val-half eval (zhang2021)")
 
 
 def _load(args: argparse.Namespace):

@@ -28,7 +28,7 @@ import pandas as pd
 from mixsweep.errors import UserError
 
 DEFINITIONS = ("lee2020", "majority", "dodge2020")
-SELECTIONS = ("final", "best")
+SELECTIONS = ("final", "best", "zhang2021")  # described in mixsweep.analysis.selection
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,8 @@ def parse_definitions(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...
 
 def check_selection(selection: str) -> str:
     if selection not in SELECTIONS:
-        raise UserError(f"unknown selection {selection!r}: choose final (end of training) or best (best eval)")
+        raise UserError(f"unknown selection {selection!r}: choose final (end of training), best (best eval) "
+                        "or zhang2021 (test half of dev at the best val-half eval)")
     return selection
 
 

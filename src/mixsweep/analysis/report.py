@@ -19,6 +19,7 @@ from mixsweep.analysis.cells import aggregate, compare_with_paper, scores
 from mixsweep.analysis.failures import DEFINITIONS, describe_definition, failure_mask
 from mixsweep.analysis.load import RunTable
 from mixsweep.analysis.naming import DEVLIN, display_name, sort_labels, sort_tasks
+from mixsweep.analysis.selection import PROTOCOLS, protocol_table
 from mixsweep.analysis.stats import compare, expected_max, fisher_failures, max_ci, mean_ci
 from mixsweep.analysis.tables import (
     INCOMPLETE,
@@ -95,6 +96,7 @@ def build_report(
         Section("Statistics against the baseline", [_stats_table(runs, selection, failures, seed),
                                                      *_notes(agg, ())]),
         Section("Expected max over restarts", [_expected_max_table(runs, agg, selection)]),
+        *_protocols_section(runs, failures),
         Section("Figures", list(drawn.values())),
         Section("How to read this report", [HOW_TO_READ]),
     ]
@@ -110,8 +112,17 @@ def _runs_paragraph(table: RunTable, selection: str) -> str:
     parts = ", ".join(f"{v} {k}" for k, v in sorted(status.items()))
     return (f"{len(runs)} runs ({parts or 'none'}) in {runs['task'].nunique() if len(runs) else 0} task(s) and "
             f"{runs[['task', 'label']].drop_duplicates().shape[0] if len(runs) else 0} cell(s), read from "
-            f"`{table.origin}`. Selection protocol: **{selection}** "
-            f"({'end of training' if selection == 'final' else 'best point of the eval curve'}).")
+            f"`{table.origin}`. Selection protocol: **{selection}** ({PROTOCOLS[selection]}).")
+
+
+def _protocols_section(runs: pd.DataFrame, failures: tuple[str, ...]) -> list[Section]:
+    """The three selection protocols side by side on the runs that recorded the dev halves (if any)."""
+    if not len(runs) or not runs["has_halves"].astype(bool).any():
+        return []
+    fail_def = "lee2020" if "lee2020" in failures else None
+    text = ("Mean headline score" + (f" [#fail {fail_def}]" if fail_def else "") + " of the same runs under each "
+            "selection protocol: " + "; ".join(f"**{p}**: {d}" for p, d in PROTOCOLS.items()) + ".")
+    return [Section("Selection protocols", [protocol_table(runs, fail_def), text])]
 
 
 def _warning_list(warnings: list[str]) -> str:
