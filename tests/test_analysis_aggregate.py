@@ -114,7 +114,7 @@ def _cells_with_one_diverged_run(tmp_path):
 
 def test_a_cell_with_diverged_runs_is_marked_in_every_table(tmp_path):
     from mixsweep.analysis.report import build_report
-    from mixsweep.analysis.tables import cell_table, paper_style
+    from mixsweep.analysis.tables import cell_table, paper_style, render
 
     table = _cells_with_one_diverged_run(tmp_path)
     agg = aggregate(table.runs, failures=("lee2020",))
@@ -122,6 +122,7 @@ def test_a_cell_with_diverged_runs_is_marked_in_every_table(tmp_path):
     styled = paper_style(agg, ("lee2020",))
     assert styled.loc["Our+W", "rte"] == "65.0† (70.0) [1]"
     assert styled.loc["Devlin", "rte"] == "60.0 (70.0) [1]"
+    assert r"65.0\textsuperscript{\dag} (70.0) [1]" in render(styled, "latex", index=True)
     main = cell_table(agg, ("lee2020",)).set_index("regularizer")
     assert main.loc["Our+W", "mean ± std"] == "65.0† ± 5.00"
     assert main.loc["Devlin", "mean ± std"] == "60.0 ± 8.16"

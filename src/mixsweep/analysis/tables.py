@@ -143,7 +143,8 @@ def render(table: pd.DataFrame, fmt: str = "md", index: bool = False) -> str:
 
 def _latex_escape(s: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("–", "--")):
+                 ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("–", "--"), (INCOMPLETE, r"\textsuperscript{\dag}"),
+                 (UNDEFINED, r"\textsuperscript{\ddag}")):
         s = s.replace(a, b)
     return s
 
