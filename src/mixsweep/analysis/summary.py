@@ -10,7 +10,15 @@ from mixsweep.analysis.cells import aggregate
 from mixsweep.analysis.load import RunTable, load_results
 from mixsweep.analysis.naming import display_name
 from mixsweep.analysis.paper import paper_reference
-from mixsweep.analysis.tables import fail_text, fmt_num, footnotes, mean_text, render_text, task_precision
+from mixsweep.analysis.tables import (
+    UNDEFINED,
+    fail_text,
+    fmt_num,
+    footnotes,
+    mean_text,
+    render_text,
+    task_precision,
+)
 
 
 def summary_table(results: str | os.PathLike, sweep: str) -> str:
@@ -53,7 +61,8 @@ def summarize(table: RunTable) -> str:
         "#failed: L = lee2020 (derived thresholds), M = final score <= majority class; "
         "paper: mean (max)\n"
     )
-    notes = "".join(f"{line}\n" for line in footnotes(agg, ("lee2020", "majority")))
+    undefined_shown = any(UNDEFINED in row["#failed"] for row in rows)
+    notes = "".join(f"{line}\n" for line in footnotes(agg, ("majority",) if undefined_shown else ()))
     return render_text(pd.DataFrame(rows)) + legend + notes + _warnings(table.warnings)
 
 
