@@ -92,3 +92,47 @@ def test_summary_table_does_not_import_plotting(tmp_path):
             f"summary_table({str(tmp_path)!r}, 's'); print('matplotlib' in sys.modules, 'scipy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def _cells_with_one_diverged_run(tmp_path):
+    """RTE: an Our+W cell with a diverged run among three, and a Devlin cell whose three runs all scored."""
+    from mixsweep.records import RunRecord
+
+    def rec(label, seed, score, status="ok"):
+        final = {"accuracy": score} if status == "ok" else {}
+        curve = [{"step": 10, "epoch": 1.0, "metrics": final}] if final else []
+        return RunRecord(run_id=f"{label}-{seed}", sweep="m", task="rte", cell=label, label=label, seed=seed,
+                         status=status, headline="accuracy", final=final, best=dict(final), eval_curve=curve,
+                         majority={"accuracy": 52.7})
+
+    records = [rec(OUR_W, 0, 70.0), rec(OUR_W, 1, 60.0), rec(OUR_W, 2, 0.0, status="diverged"),
+               rec("dropout(0.1)+wdecay(0,0.01)", 0, 50.0), rec("dropout(0.1)+wdecay(0,0.01)", 1, 60.0),
+               rec("dropout(0.1)+wdecay(0,0.01)", 2, 70.0)]
+    write_records(records, tmp_path)
+    return load_results(tmp_path, "m")
+
+
+def test_a_cell_with_diverged_runs_is_marked_in_every_table(tmp_path):
+    from mixsweep.analysis.report import build_report
+    from mixsweep.analysis.tables import cell_table, paper_style, render
+
+    table = _cells_with_one_diverged_run(tmp_path)
+    agg = aggregate(table.runs, failures=("lee2020",))
+    # Means over the finite runs only: Our+W (70 + 60)/2 = 65.0 over 2 of 3 runs, Devlin 60.0 over 3 of 3.
+    styled = paper_style(agg, ("lee2020",))
+    assert styled.loc["Our+W", "rte"] == "65.0† (70.0) [1]"
+    assert styled.loc["Devlin", "rte"] == "60.0 (70.0) [1]"
+    assert r"65.0\textsuperscript{\dag} (70.0) [1]" in render(styled, "latex", index=True)
+    main = cell_table(agg, ("lee2020",)).set_index("regularizer")
+    assert main.loc["Our+W", "mean ± std"] == "65.0† ± 5.00"
+    assert main.loc["Devlin", "mean ± std"] == "60.0 ± 8.16"
+    summary = {line.split()[1]: line for line in summary_table(tmp_path, "m").splitlines()
+               if line.startswith("rte ")}
+    assert summary["Our+W"].split()[3] == "65.0†" and summary["Devlin"].split()[3] == "60.0"
+    assert "† the cell's runs include diverged or NaN ones" in summary_table(tmp_path, "m")
+    report = build_report(table, tmp_path / "report", "t", failures=("lee2020",), figures=False)
+    text = report.markdown.read_text()
+    assert "| rte | Our+W | 2 | 65.0† ± 5.00 |" in text
+    assert "| 65.0† (70.0) [1] |" in text and "| 60.0 (70.0) [1] |" in text
+    assert "65.0† [" in text  # the statistics table's mean
+    assert text.count("† the cell's runs include diverged or NaN ones") >= 3

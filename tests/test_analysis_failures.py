@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 
 from mixsweep.analysis.cells import aggregate
-from mixsweep.analysis.failures import failure_mask, parse_definitions
+from mixsweep.analysis.failures import describe_definition, failure_mask, parse_definitions
 from mixsweep.analysis.load import load_external_csv, load_results
 from mixsweep.analysis.naming import DEVLIN, OUR, OUR_W, WIESE
 from mixsweep.analysis.paper import paper_runs, paper_runs_csv
 from mixsweep.analysis.synthetic import write_records
+from mixsweep.analysis.tables import footnotes, paper_style
 from mixsweep.errors import UserError
 from mixsweep.records import RunRecord
 
@@ -76,12 +77,24 @@ def test_diverged_and_nan_count_as_failed_errored_runs_are_left_out(tmp_path):
     assert (row.n, row.n_nan, row.n_error, row.fail_lee2020, row.fail_majority) == (3, 1, 1, 3, 3)
 
 
-def test_nan_correlation_fails_under_majority_on_a_regression_task(tmp_path):
+def test_majority_is_not_defined_on_a_regression_task_but_a_nan_correlation_still_fails(tmp_path):
+    """STS-B's majority-class Spearman is NaN: the count is NA (``–`` + footnote), never a silent 0."""
     runs = _runs(tmp_path, [
         _rec(0, task="stsb", headline="spearman", final={"spearman": None}, majority={"spearman": None}),
         _rec(1, task="stsb", headline="spearman", final={"spearman": 88.0}, majority={"spearman": None}),
+        _rec(2, task="stsb", headline="spearman", status="diverged", majority={"spearman": None}),
     ])
-    assert failure_mask(runs, "majority").tolist() == [True, False]
+    assert failure_mask(runs, "majority").isna().all()
+    assert failure_mask(runs, "lee2020").tolist() == [True, False, True]
+    agg = aggregate(runs, failures=("lee2020", "majority"))
+    assert agg.iloc[0].fail_majority is pd.NA and agg.iloc[0].fail_lee2020 == 2
+    table = paper_style(agg, ("lee2020", "majority"))
+    assert table.loc[table.index[0], "stsb"] == "88.0† (88.0) [2/–‡]"
+    assert footnotes(agg, ("lee2020", "majority")) == [
+        "† the cell's runs include diverged or NaN ones: its mean covers only the finite scores",
+        "‡ majority on stsb: not defined for regression (a constant predictor's correlation is undefined)",
+    ]
+    assert "stsb: not defined for regression" in describe_definition("majority", ["stsb"])
 
 
 def test_dodge2020_uses_the_best_score_and_its_own_metric(tmp_path):

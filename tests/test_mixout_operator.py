@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
@@ -85,45 +87,101 @@ def test_exact_gradient_matches_finite_differences(granularity):
     assert torch.autograd.gradcheck(fixed_mask_mixout, (weight,))
 
 
-def test_exact_gradient_is_mask_over_keep_probability():
-    weight, target = _pair()
-    weight.requires_grad_(True)
-    p = 0.6
-    mixed = mixout(weight, target, p, generator=torch.Generator().manual_seed(5))
-    upstream = torch.randn(OUT, IN, dtype=torch.float64)
-    mixed.backward(upstream)
-    kept = _kept_columns(mixed.detach(), target).to(torch.float64)
-    assert torch.allclose(weight.grad, upstream * kept / (1 - p))
+# --- a 3 x 4 example worked out by hand -------------------------------------------------------------
+# p = 0.75, so 1/(1 - p) = 4 and a kept entry is u + 4(w - u) = 4w - 3u; a mixed-out entry is u.
+# Every expected number below was computed by hand from W, U, the literal masks and G.
+P = 0.75
+W = [[1.0, 2.0, 3.0, 4.0],
+     [5.0, 6.0, 7.0, 8.0],
+     [9.0, 10.0, 11.0, 12.0]]
+U = [[0.0, 1.0, 2.0, 3.0],
+     [1.0, 1.0, 1.0, 1.0],
+     [10.0, 9.0, 10.0, 10.0]]
+G = [[1.0, 2.0, 3.0, 4.0],          # the upstream gradient dL/dPhi
+     [-1.0, 3.0, 1.0, 2.0],
+     [0.5, 0.5, 0.5, 0.5]]
+MASK = {
+    "neuron": [[True, False, False, True]],          # one draw per input neuron (column), 1 x 4
+    "element": [[True, False, True, False],          # one draw per weight
+                [False, True, False, False],
+                [True, True, False, True]],
+}
+MIXED = {
+    # columns 0 and 3 kept (4w - 3u), columns 1 and 2 replaced by u
+    "neuron": [[4.0, 1.0, 2.0, 7.0],
+               [17.0, 1.0, 1.0, 29.0],
+               [6.0, 9.0, 10.0, 18.0]],
+    "element": [[4.0, 1.0, 6.0, 3.0],
+                [1.0, 21.0, 1.0, 1.0],
+                [6.0, 13.0, 10.0, 18.0]],
+}
+WEIGHT_GRAD = {
+    # exact: 4 * M * G; official (bloodwass/mixout's backward): M * G
+    ("neuron", "exact"): [[4.0, 0.0, 0.0, 16.0],
+                          [-4.0, 0.0, 0.0, 8.0],
+                          [2.0, 0.0, 0.0, 2.0]],
+    ("neuron", "official"): [[1.0, 0.0, 0.0, 4.0],
+                             [-1.0, 0.0, 0.0, 2.0],
+                             [0.5, 0.0, 0.0, 0.5]],
+    ("element", "exact"): [[4.0, 0.0, 12.0, 0.0],
+                           [0.0, 12.0, 0.0, 0.0],
+                           [2.0, 2.0, 0.0, 2.0]],
+    ("element", "official"): [[1.0, 0.0, 3.0, 0.0],
+                              [0.0, 3.0, 0.0, 0.0],
+                              [0.5, 0.5, 0.0, 0.5]],
+}
+CASES = [(g, mode) for g in ("neuron", "element") for mode in ("exact", "official")]
 
 
-@pytest.mark.parametrize("granularity", ["neuron", "element"])
-def test_official_gradient_is_one_minus_p_times_exact(granularity):
-    weight, target = _pair()
-    p, upstream = 0.75, torch.randn(OUT, IN, dtype=torch.float64)
-    grads = {}
-    for mode in ("exact", "official"):
-        w = weight.clone().requires_grad_(True)
-        mixout(
-            w, target, p, granularity=granularity, grad=mode, generator=torch.Generator().manual_seed(3)
-        ).backward(upstream)
-        grads[mode] = w.grad
-    assert grads["exact"].abs().sum() > 0
-    assert torch.allclose(grads["official"], (1 - p) * grads["exact"])
+def _literal_mask(monkeypatch, module, granularity: str) -> list:
+    """Make ``module.keep_mask`` return the literal mask (recording the calls) instead of drawing one."""
+    calls = []
+
+    def fake(weight, p, gran="neuron", generator=None):
+        calls.append((tuple(weight.shape), p, gran))
+        return torch.tensor(MASK[granularity])
+
+    monkeypatch.setattr(module, "keep_mask", fake)
+    return calls
 
 
-def test_official_mode_has_the_same_forward():
-    weight, target = _pair()
-    exact = mixout(weight, target, 0.4, generator=torch.Generator().manual_seed(2))
-    official = mixout(weight, target, 0.4, grad="official", generator=torch.Generator().manual_seed(2))
-    assert torch.equal(exact, official)
+@pytest.mark.parametrize(("granularity", "grad"), CASES)
+def test_hand_worked_example_forward_and_weight_gradient(monkeypatch, granularity, grad):
+    calls = _literal_mask(monkeypatch, sys.modules[mixout.__module__], granularity)
+    weight = torch.tensor(W, dtype=torch.float64, requires_grad=True)
+    target = torch.tensor(U, dtype=torch.float64)
+    mixed = mixout(weight, target, P, granularity=granularity, grad=grad)
+    assert calls == [((3, 4), P, granularity)]
+    assert mixed.tolist() == MIXED[granularity]
+    mixed.backward(torch.tensor(G, dtype=torch.float64))
+    assert weight.grad.tolist() == WEIGHT_GRAD[granularity, grad]
 
 
-def test_zero_target_is_inverted_per_neuron_dropconnect():
-    weight, _ = _pair()
-    p = 0.3
-    mixed = mixout(weight, torch.zeros_like(weight), p, generator=torch.Generator().manual_seed(11))
-    keep = keep_mask(weight, p, "neuron", generator=torch.Generator().manual_seed(11))
-    assert torch.allclose(mixed, weight * keep / (1 - p), rtol=1e-12, atol=0)
+@pytest.mark.parametrize(("granularity", "grad"), CASES)
+def test_hand_worked_example_through_mixlinear(monkeypatch, granularity, grad):
+    """The fused layer: with x = I, y = x Phi^T + b is Phi^T + b, and dL/dW for dL/dy = G^T is the same."""
+    from mixsweep.regularizers.mixlinear import MixLinear
+
+    _literal_mask(monkeypatch, sys.modules[MixLinear.__module__], granularity)
+    linear = torch.nn.Linear(4, 3, dtype=torch.float64)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor(W, dtype=torch.float64))
+        linear.bias.copy_(torch.tensor([100.0, 200.0, 300.0], dtype=torch.float64))
+    layer = MixLinear.from_linear(linear, P, target=torch.tensor(U, dtype=torch.float64),
+                                  granularity=granularity, grad=grad).train()
+    out = layer(torch.eye(4, dtype=torch.float64))
+    expected = [[MIXED[granularity][r][c] + 100.0 * (r + 1) for r in range(3)] for c in range(4)]
+    assert out.tolist() == expected
+    out.backward(torch.tensor(G, dtype=torch.float64).t())
+    assert layer.weight.grad.tolist() == WEIGHT_GRAD[granularity, grad]
+    assert layer.bias.grad.tolist() == [10.0, 5.0, 2.0]  # row sums of G: the bias is never mixed
+
+
+def test_hand_worked_zero_target_is_inverted_per_neuron_dropconnect(monkeypatch):
+    _literal_mask(monkeypatch, sys.modules[mixout.__module__], "neuron")
+    weight = torch.tensor(W, dtype=torch.float64)
+    mixed = mixout(weight, torch.zeros(3, 4, dtype=torch.float64), P)
+    assert mixed.tolist() == [[4.0, 0.0, 0.0, 16.0], [20.0, 0.0, 0.0, 32.0], [36.0, 0.0, 0.0, 48.0]]
 
 
 def test_zero_target_keeps_a_neuron_with_probability_one_minus_p():

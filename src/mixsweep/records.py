@@ -28,7 +28,7 @@ class RunRecord:
     final: dict[str, float] = field(default_factory=dict)  # dev metrics at the end of training
     best: dict[str, float] = field(default_factory=dict)  # dev metrics at the best eval by headline
     best_step: int | None = None
-    eval_curve: list[dict[str, Any]] = field(default_factory=list)  # [{"step", "epoch", "metrics"}]
+    eval_curve: list[dict[str, Any]] = field(default_factory=list)  # [{"step", "epoch", "metrics", "val_half", "test_half"}]
     train_loss: list[dict[str, float]] = field(default_factory=list)  # [{"step", "loss"}]
     majority: dict[str, float] = field(default_factory=dict)  # majority-class dev scores per metric
     distance_sq: float | None = None  # ||w - w_pre||^2 over the pretrained weights

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from mixsweep.dev_split import dev_halves
 from mixsweep.errors import UserError
 from mixsweep.models import init_head, load_pretrained, load_tokenizer
 from mixsweep.optim import build_optimizer, linear_warmup_decay
@@ -100,7 +101,13 @@ def run(
     fault = c.get("fault") or {}
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(c.get("bf16")) and device.type == "cuda")
 
-    def evaluate() -> dict[str, float]:
+    # Each eval point scores the whole dev set ("metrics") and its fixed val/test halves (zhang2021 selection).
+    subsets = {"metrics": np.arange(len(dev_labels))}
+    val_half, test_half = dev_halves(dev_labels, stratify=not task.is_regression)
+    if len(val_half) and len(test_half):
+        subsets.update(val_half=val_half, test_half=test_half)
+
+    def evaluate() -> dict[str, dict[str, float]]:
         model.eval()
         preds = []
         with torch.no_grad(), amp:
@@ -109,7 +116,8 @@ def run(
                 logits = model(**batch).logits.float()
                 preds.append(logits.squeeze(-1) if task.is_regression else logits.argmax(-1))
         model.train()
-        return compute_metrics(task, torch.cat(preds).cpu().numpy(), dev_labels)
+        preds = torch.cat(preds).cpu().numpy()
+        return {name: compute_metrics(task, preds[idx], dev_labels[idx]) for name, idx in subsets.items()}
 
     seed_noise(int(c["noise_seed"]))
     model.train()
@@ -139,7 +147,7 @@ def run(
             ctx.batch = ctx.outputs = None
             if step % eval_every == 0 or step == total:
                 t_eval = time.perf_counter()
-                curve.append({"step": step, "epoch": step / steps_per_epoch, "metrics": evaluate()})
+                curve.append({"step": step, "epoch": step / steps_per_epoch, **evaluate()})
                 eval_s += time.perf_counter() - t_eval
                 if on_eval is not None:
                     on_eval(step, curve[-1]["metrics"])

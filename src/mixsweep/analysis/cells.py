@@ -8,13 +8,26 @@ import pandas as pd
 from mixsweep.analysis.failures import check_selection, failure_mask
 from mixsweep.analysis.naming import sort_labels, sort_tasks
 from mixsweep.analysis.paper import paper_reference
+from mixsweep.errors import UserError
 
 KEYS = ["task", "label"]
 
 
 def scores(runs: pd.DataFrame, selection: str = "final") -> pd.Series:
-    """The headline score of each run under a selection protocol (``final`` or ``best``)."""
-    return runs[f"{check_selection(selection)}_score"].astype(float)
+    """The headline score of each run under a selection protocol (``final``, ``best`` or ``zhang2021``).
+
+    ``zhang2021`` needs the dev halves in every scored run's curve; runs recorded without them (older
+    runs, external CSVs, the digits experiment) are an error rather than silently failed runs.
+    """
+    if check_selection(selection) == "zhang2021":
+        lacking = runs["status"].ne("failed") & ~runs["has_halves"].astype(bool)
+        if lacking.any():
+            raise UserError(
+                f"{int(lacking.sum())} of {len(runs)} runs recorded no val/test halves of dev, so the zhang2021 "
+                "selection cannot score them: rerun them with this version (delete their run directories and "
+                "relaunch the sweep), or use --selection final or best"
+            )
+    return runs[f"{selection}_score"].astype(float)
 
 
 def aggregate(

@@ -49,8 +49,9 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--selection", choices=("final", "best"), default="final",
-                   help="score of a run: at the end of training (final) or the best eval (best)")
+    p.add_argument("--selection", choices=("final", "best", "zhang2021"), default="final",
+                   help="score of a run: at the end of training (final, Lee/Mosbach), the best eval (best, "
+                        "Dodge), or the test half of dev at the best val-half eval (zhang2021)")
 
 
 def _load(args: argparse.Namespace):
@@ -82,7 +83,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
     from mixsweep.analysis.cells import aggregate
     from mixsweep.analysis.failures import describe_definition, parse_definitions
-    from mixsweep.analysis.tables import paper_style, render
+    from mixsweep.analysis.tables import footnotes, paper_style, render
 
     failures = parse_definitions(args.failure)
     table = _load(args)
@@ -94,6 +95,8 @@ def cmd_table(args: argparse.Namespace) -> int:
     tasks = sorted(set(table.runs["task"]))
     for d in failures:
         print(("% " if args.format == "latex" else "") + f"[#failed] {describe_definition(d, tasks)}")
+    for note in footnotes(agg, failures):
+        print(("% " if args.format == "latex" else "") + note)
     return 0
 
 

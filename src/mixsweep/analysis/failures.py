@@ -7,7 +7,9 @@ majority-class rule:
 - ``below: t``    fail if score < t   (``lee2020``: derived thresholds; Lee et al. give none)
 - ``at_most: t``  fail if score <= t  (``dodge2020``: best-found score, Dodge et al. 2020)
 - ``majority``    fail if the final score <= the majority-class score of that dev set
-  (Mosbach et al. 2021); the majority score comes with each run record.
+  (Mosbach et al. 2021); the majority score comes with each run record. It is not defined for a
+  regression task (STS-B): a constant predictor's correlation is undefined (NaN), and ``score <= NaN``
+  would silently count no run, so the count is NA there (printed ``–`` with a footnote).
 
 Whatever the definition, a diverged run and a NaN score (a constant predictor's correlation)
 count as failed; a run that errored (status ``failed``) has no score and is left out (NA);
@@ -26,7 +28,7 @@ import pandas as pd
 from mixsweep.errors import UserError
 
 DEFINITIONS = ("lee2020", "majority", "dodge2020")
-SELECTIONS = ("final", "best")
+SELECTIONS = ("final", "best", "zhang2021")  # described in mixsweep.analysis.selection
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,8 @@ def parse_definitions(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...
 
 def check_selection(selection: str) -> str:
     if selection not in SELECTIONS:
-        raise UserError(f"unknown selection {selection!r}: choose final (end of training) or best (best eval)")
+        raise UserError(f"unknown selection {selection!r}: choose final (end of training), best (best eval) "
+                        "or zhang2021 (test half of dev at the best val-half eval)")
     return selection
 
 
@@ -84,10 +87,28 @@ def task_failure_config(task: str) -> dict[str, dict[str, Any]]:
         return {}
 
 
+@cache
+def is_regression(task: str) -> bool:
+    """Whether a known task is a regression (its headline is a correlation); False for unknown tasks."""
+    from mixsweep.tasks import get_task
+
+    try:
+        return get_task(task).is_regression
+    except UserError:
+        return False
+
+
+def undefined_reason(task: str, definition: str) -> str | None:
+    """Why a definition cannot apply to a task at all (a footnote for its ``–``), or None."""
+    if definition == "majority" and is_regression(task):
+        return "not defined for regression (a constant predictor's correlation is undefined)"
+    return None
+
+
 def rule_for(task: str, definition: str, configs: dict[str, dict] | None = None) -> FailureRule | None:
     """The rule a task declares for a definition, or None. ``configs`` overrides the task files."""
     if definition == "majority":
-        return MAJORITY
+        return None if undefined_reason(task, definition) else MAJORITY
     cfg = (configs if configs is not None else task_failure_config(task)).get(definition)
     if not cfg:
         return None
@@ -127,16 +148,21 @@ def failure_mask(
 
 def _apply(rule: FailureRule, rows: pd.DataFrame, selection: str) -> pd.Series:
     score, measured = _metric_values(rows, rule.metric, selection)
+    undefined = np.zeros(len(rows), dtype=bool)
     if rule.name == "majority":
-        threshold_hit = score <= rows["majority_score"].to_numpy(dtype=float)
-        measured &= rows["has_majority"].to_numpy(dtype=bool)
+        majority = rows["majority_score"].to_numpy(dtype=float)
+        threshold_hit = score <= majority
+        recorded = rows["has_majority"].to_numpy(dtype=bool)
+        measured &= recorded
+        # A recorded but undefined (NaN) baseline makes the rule inapplicable, diverged runs included.
+        undefined = recorded & np.isnan(majority)
     elif rule.below is not None:
         threshold_hit = score < rule.below
     else:
         threshold_hit = score <= rule.at_most
     failed = threshold_hit | np.isnan(score) | (rows["status"].to_numpy() == "diverged")
     result = pd.Series(failed, index=rows.index, dtype="boolean")
-    applicable = measured | (rows["status"].to_numpy() == "diverged")
+    applicable = (measured | (rows["status"].to_numpy() == "diverged")) & ~undefined
     result[~applicable | (rows["status"].to_numpy() == "failed")] = pd.NA
     return result
 
@@ -161,6 +187,8 @@ def describe_definition(definition: str, tasks: list[str], configs: dict | None 
         if rule is not None:
             parts.append(f"{task}: {rule.describe()}")
             derived |= rule.derived
+        elif undefined_reason(task, definition):
+            parts.append(f"{task}: {undefined_reason(task, definition)}")
     if not parts:
         return f"{definition}: not defined for these tasks"
     tag = " (derived thresholds, not stated in the paper)" if derived else ""

@@ -4,7 +4,9 @@ Columns: source, sweep, task, cell, label, display, seed, run_id, status, headli
 final_score / best_score (the headline metric at the end of training / at the best eval),
 majority_score and has_majority, family and p (p-sweep cells, see
 :func:`~mixsweep.analysis.naming.sweep_family`), metrics (comma-joined names the run recorded),
-best_step, n_evals, distance_sq, and ``final_<metric>`` / ``best_<metric>`` for every metric.
+best_step, n_evals, distance_sq, and ``final_<metric>`` / ``best_<metric>`` for every metric;
+has_halves, zhang2021_score and ``zhang2021_<metric>``: the ``zhang2021`` selection (see
+:mod:`~mixsweep.analysis.selection`), NaN for runs whose curve has no val/test halves.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from mixsweep.analysis.naming import display_name, label_of, normalize_task, sweep_family
+from mixsweep.analysis.selection import zhang2021_point
 from mixsweep.errors import UserError
 from mixsweep.records import RunRecord
 
@@ -110,10 +113,15 @@ def _record_row(r: RunRecord) -> dict[str, Any]:
         "n_evals": len(r.eval_curve),
         "distance_sq": _num(r.distance_sq),
     }
+    zhang = zhang2021_point(r.eval_curve, r.headline)
+    row["has_halves"] = zhang is not None
+    row["zhang2021_score"] = _num((zhang or {}).get(r.headline))
     for name, value in r.final.items():
         row[f"final_{name}"] = _num(value)
     for name, value in best.items():
         row[f"best_{name}"] = _num(value)
+    for name, value in (zhang or {}).items():
+        row[f"zhang2021_{name}"] = _num(value)
     return row
 
 
@@ -178,6 +186,8 @@ def load_external_csv(path: str | os.PathLike) -> RunTable:
                 "best_step": None,
                 "n_evals": 0,
                 "distance_sq": math.nan,
+                "has_halves": False,
+                "zhang2021_score": math.nan,
                 f"final_{metric}": score,
                 f"best_{metric}": score,
             }
@@ -200,7 +210,7 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     if df.empty:
         df = pd.DataFrame(columns=["source", "sweep", "task", "cell", "label", "seed", "status", "headline",
                                    "final_score", "best_score", "majority_score", "has_majority",
-                                   "family", "p", "metrics"])
+                                   "family", "p", "metrics", "has_halves", "zhang2021_score"])
     df.insert(df.columns.get_loc("label") + 1, "display", df["label"].map(display_name))
     return df
 

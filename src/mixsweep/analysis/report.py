@@ -19,8 +19,17 @@ from mixsweep.analysis.cells import aggregate, compare_with_paper, scores
 from mixsweep.analysis.failures import DEFINITIONS, describe_definition, failure_mask
 from mixsweep.analysis.load import RunTable
 from mixsweep.analysis.naming import DEVLIN, display_name, sort_labels, sort_tasks
+from mixsweep.analysis.selection import PROTOCOLS, protocol_table
 from mixsweep.analysis.stats import compare, expected_max, fisher_failures, max_ci, mean_ci
-from mixsweep.analysis.tables import cell_table, fmt_num, paper_style, render, task_precision
+from mixsweep.analysis.tables import (
+    INCOMPLETE,
+    cell_table,
+    fmt_num,
+    footnotes,
+    paper_style,
+    render,
+    task_precision,
+)
 from mixsweep.atomic import atomic_write_text
 
 Block = str | pd.DataFrame | Path
@@ -33,7 +42,9 @@ HOW_TO_READ = """\
 - **#fail lee2020**: runs under the thresholds derived to reproduce Lee et al.'s stated counts (the paper gives none);
   **#fail majority**: final score ≤ the majority-class score of the dev set (Mosbach et al. 2021);
   **#fail dodge2020**: best score along the eval curve ≤ threshold (Dodge et al. 2020). Diverged runs and NaN
-  correlations count as failed under every definition; – means the definition does not apply to the task.
+  correlations count as failed under every definition; – means the definition does not apply to the task
+  (–‡: footnoted, e.g. majority on a regression task). **†** after a mean: the cell's runs include diverged or
+  NaN ones, so its mean covers fewer runs than the others'.
 - **paper mean (max)**, **Δmean**, **Δmax**, **paper #fail**: the paper's numbers for the same cell (Table 1–3, else read
   off Figs. 3, 4, 6) and ours minus the paper's.
 - **Statistics**: each cell against the task's baseline (Devlin if run, else `none`, else the lowest-p dropout cell): difference in means with a 95%
@@ -79,10 +90,13 @@ def build_report(
     sections = [
         Section("Runs", [_runs_paragraph(table, selection)] + ([_warning_list(table.warnings)] if table.warnings
                                                                 else [])),
-        Section("Per-cell results", [main, _legend(runs, failures)]),
-        Section("Paper-style table (mean (max) [#failed])", [paper_style(agg, failures).reset_index()]),
-        Section("Statistics against the baseline", [_stats_table(runs, selection, failures, seed)]),
+        Section("Per-cell results", [main, _legend(runs, failures), *_notes(agg, failures)]),
+        Section("Paper-style table (mean (max) [#failed])",
+                [paper_style(agg, failures).reset_index(), *_notes(agg, failures)]),
+        Section("Statistics against the baseline", [_stats_table(runs, selection, failures, seed),
+                                                     *_notes(agg, ())]),
         Section("Expected max over restarts", [_expected_max_table(runs, agg, selection)]),
+        *_protocols_section(runs, failures),
         Section("Figures", list(drawn.values())),
         Section("How to read this report", [HOW_TO_READ]),
     ]
@@ -98,8 +112,17 @@ def _runs_paragraph(table: RunTable, selection: str) -> str:
     parts = ", ".join(f"{v} {k}" for k, v in sorted(status.items()))
     return (f"{len(runs)} runs ({parts or 'none'}) in {runs['task'].nunique() if len(runs) else 0} task(s) and "
             f"{runs[['task', 'label']].drop_duplicates().shape[0] if len(runs) else 0} cell(s), read from "
-            f"`{table.origin}`. Selection protocol: **{selection}** "
-            f"({'end of training' if selection == 'final' else 'best point of the eval curve'}).")
+            f"`{table.origin}`. Selection protocol: **{selection}** ({PROTOCOLS[selection]}).")
+
+
+def _protocols_section(runs: pd.DataFrame, failures: tuple[str, ...]) -> list[Section]:
+    """The three selection protocols side by side on the runs that recorded the dev halves (if any)."""
+    if not len(runs) or not runs["has_halves"].astype(bool).any():
+        return []
+    fail_def = "lee2020" if "lee2020" in failures else None
+    text = ("Mean headline score" + (f" [#fail {fail_def}]" if fail_def else "") + " of the same runs under each "
+            "selection protocol: " + "; ".join(f"**{p}**: {d}" for p, d in PROTOCOLS.items()) + ".")
+    return [Section("Selection protocols", [protocol_table(runs, fail_def), text])]
 
 
 def _warning_list(warnings: list[str]) -> str:
@@ -109,6 +132,12 @@ def _warning_list(warnings: list[str]) -> str:
 def _legend(runs: pd.DataFrame, failures: tuple[str, ...]) -> str:
     tasks = sorted(set(runs["task"]))
     return "\n".join(f"- {describe_definition(d, tasks)}" for d in failures)
+
+
+def _notes(agg: pd.DataFrame, failures: tuple[str, ...]) -> list[str]:
+    """The table's footnotes as one paragraph block (none when no mark is used)."""
+    lines = footnotes(agg, failures)
+    return ["\n".join(f"- {line}" for line in lines)] if lines else []
 
 
 def _baseline(labels: set[str]) -> str | None:
@@ -137,10 +166,12 @@ def _stats_table(runs: pd.DataFrame, selection: str, failures: tuple[str, ...], 
             if finite.size == 0:
                 continue
             prec = 3 if np.abs(finite).max() <= 1.5 else 1
+            # Errored runs have no score at all and are not marked; diverged and NaN ones are.
+            mark = INCOMPLETE if (~np.isfinite(x) & group.status.ne("failed").to_numpy()).any() else ""
             lo, hi = mean_ci(finite, seed=seed)
             mlo, mhi = max_ci(finite, seed=seed)
             row = {"task": task, "regularizer": display_name(label), "n": finite.size,
-                   "mean [95% CI]": f"{fmt_num(finite.mean(), prec)} [{fmt_num(lo, prec)}, {fmt_num(hi, prec)}]",
+                   "mean [95% CI]": f"{fmt_num(finite.mean(), prec)}{mark} [{fmt_num(lo, prec)}, {fmt_num(hi, prec)}]",
                    "max [95% CI]": f"{fmt_num(finite.max(), prec)} [{fmt_num(mlo, prec)}, {fmt_num(mhi, prec)}]"}
             if base and label != base and np.isfinite(base_scores).any():
                 c = compare(finite, base_scores, n_perm=REPORT_PERMUTATIONS, seed=seed)

@@ -10,7 +10,15 @@ from mixsweep.analysis.cells import aggregate
 from mixsweep.analysis.load import RunTable, load_results
 from mixsweep.analysis.naming import display_name
 from mixsweep.analysis.paper import paper_reference
-from mixsweep.analysis.tables import fmt_num, render_text, task_precision
+from mixsweep.analysis.tables import (
+    UNDEFINED,
+    fail_text,
+    fmt_num,
+    footnotes,
+    mean_text,
+    render_text,
+    task_precision,
+)
 
 
 def summary_table(results: str | os.PathLike, sweep: str) -> str:
@@ -31,13 +39,14 @@ def summarize(table: RunTable) -> str:
     for (task, label), r in agg.iterrows():
         d = prec[task]
         lee, maj = r["fail_lee2020"], r["fail_majority"]
-        failed = f"{lee} L" if lee is not pd.NA else (f"{maj} M" if maj is not pd.NA else "–")
+        failed = f"{lee} L" if lee is not pd.NA else (f"{maj} M" if maj is not pd.NA else
+                                                        fail_text(task, "majority", maj))
         row = {
             "task": task,
             # The paper's short names (Devlin, Our, ...) only where the paper has that cell.
             "regularizer": display_name(label) if (task, label) in ref.index else label,
             "n": str(int(r["n"])) + (f"+{int(r['n_nan'] + r['n_error'])}" if r["n_nan"] + r["n_error"] else ""),
-            "mean": fmt_num(r["mean"], d),
+            "mean": mean_text(r, d),
             "std": fmt_num(r["std"], d + 1),
             "max": fmt_num(r["max"], d),
             "#failed": failed,
@@ -52,7 +61,9 @@ def summarize(table: RunTable) -> str:
         "#failed: L = lee2020 (derived thresholds), M = final score <= majority class; "
         "paper: mean (max)\n"
     )
-    return render_text(pd.DataFrame(rows)) + legend + _warnings(table.warnings)
+    undefined_shown = any(UNDEFINED in row["#failed"] for row in rows)
+    notes = "".join(f"{line}\n" for line in footnotes(agg, ("majority",) if undefined_shown else ()))
+    return render_text(pd.DataFrame(rows)) + legend + notes + _warnings(table.warnings)
 
 
 def _warnings(warnings: list[str]) -> str:

@@ -8,9 +8,16 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from mixsweep.analysis.failures import undefined_reason
 from mixsweep.analysis.naming import display_name, sort_labels
 
 FORMATS = ("md", "latex", "csv")
+# Footnote marks. A cell whose runs include diverged or NaN ones has a mean over fewer runs than the
+# others (it would look better than it is without the mark); a failure definition that cannot apply
+# to a task prints "–" with the reason, never a silent 0.
+INCOMPLETE = "†"
+UNDEFINED = "‡"
+INCOMPLETE_NOTE = f"{INCOMPLETE} the cell's runs include diverged or NaN ones: its mean covers only the finite scores"
 
 
 def fmt_num(x, digits: int = 1) -> str:
@@ -26,6 +33,35 @@ def task_precision(agg: pd.DataFrame) -> dict[str, int]:
     return {task: (3 if v <= 1.5 else 1) for task, v in peak.items()}
 
 
+def mean_text(row, digits: int) -> str:
+    """The cell's mean, marked when some of its runs diverged or scored NaN (``n_nan`` > 0)."""
+    return fmt_num(row["mean"], digits) + (INCOMPLETE if _count(row.get("n_nan")) else "")
+
+
+def fail_text(task: str, definition: str, value) -> str:
+    """A failure count; ``–`` with a mark where the definition cannot apply to the task."""
+    text = fmt_num(value, 0)
+    return text + UNDEFINED if text == "–" and undefined_reason(task, definition) else text
+
+
+def footnotes(agg: pd.DataFrame, failures: Sequence[str]) -> list[str]:
+    """The footnotes the marks in a table of ``agg`` need, one line each (none if no mark is used)."""
+    notes = []
+    if len(agg) and "n_nan" in agg and (agg["n_nan"].fillna(0) > 0).any():
+        notes.append(INCOMPLETE_NOTE)
+    tasks = list(dict.fromkeys(t for t, _ in agg.index))
+    for d in failures:
+        for task in tasks:
+            reason = undefined_reason(task, d)
+            if reason:
+                notes.append(f"{UNDEFINED} {d} on {task}: {reason}")
+    return notes
+
+
+def _count(x) -> int:
+    return 0 if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)) else int(x)
+
+
 def fmt_signed(x, digits: int = 1) -> str:
     s = fmt_num(x, digits)
     return s if s == "–" or s.startswith("-") else f"+{s}"
@@ -34,13 +70,14 @@ def fmt_signed(x, digits: int = 1) -> str:
 def paper_style(agg: pd.DataFrame, failures: Sequence[str]) -> pd.DataFrame:
     """Rows = regularizer labels, columns = tasks, cells ``mean (max) [#failed]`` like Table 1.
 
-    With several failure definitions the brackets hold their counts in the order given.
+    With several failure definitions the brackets hold their counts in the order given. Marks
+    (:data:`INCOMPLETE`, :data:`UNDEFINED`) are explained by :func:`footnotes`.
     """
     cells: dict[str, dict[str, str]] = {}
     prec = task_precision(agg)
     for (task, label), row in agg.iterrows():
-        counts = "/".join(fmt_num(row.get(f"fail_{d}"), 0) for d in failures)
-        text = f"{fmt_num(row['mean'], prec[task])} ({fmt_num(row['max'], prec[task])})"
+        counts = "/".join(fail_text(task, d, row.get(f"fail_{d}")) for d in failures)
+        text = f"{mean_text(row, prec[task])} ({fmt_num(row['max'], prec[task])})"
         cells.setdefault(display_name(label), {})[task] = text + (f" [{counts}]" if failures else "")
     labels = sort_labels({label for _, label in agg.index})
     order = [display_name(x) for x in labels]
@@ -60,13 +97,13 @@ def cell_table(agg: pd.DataFrame, failures: Sequence[str], paper: pd.DataFrame |
             "task": task,
             "regularizer": display_name(label),
             "n": int(r["n"]),
-            "mean ± std": f"{fmt_num(r['mean'], d)} ± {fmt_num(r['std'], d + 1)}",
+            "mean ± std": f"{mean_text(r, d)} ± {fmt_num(r['std'], d + 1)}",
             "median": fmt_num(r["median"], d),
             "min": fmt_num(r["min"], d),
             "max": fmt_num(r["max"], d),
         }
         for name in failures:
-            row[f"#fail {name}"] = fmt_num(r.get(f"fail_{name}"), 0)
+            row[f"#fail {name}"] = fail_text(task, name, r.get(f"fail_{name}"))
         if r.get("n_nan", 0) or r.get("n_error", 0):
             row["nan/err"] = f"{int(r['n_nan'])}/{int(r['n_error'])}"
         if paper is not None and (task, label) in paper.index:
@@ -106,7 +143,8 @@ def render(table: pd.DataFrame, fmt: str = "md", index: bool = False) -> str:
 
 def _latex_escape(s: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("–", "--")):
+                 ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("–", "--"), (INCOMPLETE, r"\textsuperscript{\dag}"),
+                 (UNDEFINED, r"\textsuperscript{\ddag}")):
         s = s.replace(a, b)
     return s
 

@@ -1,0 +1,123 @@
+"""Selection protocols (final, best, zhang2021) on the same runs, and the fixed val/test split of dev."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+
+from mixsweep.analysis.cells import aggregate
+from mixsweep.analysis.load import load_external_csv, load_results
+from mixsweep.analysis.selection import protocol_table, zhang2021_point
+from mixsweep.analysis.synthetic import write_records
+from mixsweep.dev_split import dev_halves
+from mixsweep.errors import UserError
+from mixsweep.records import RunRecord
+
+
+def _point(step, whole, val, test):
+    return {"step": step, "epoch": step / 40, "metrics": {"accuracy": whole},
+            "val_half": {"accuracy": val}, "test_half": {"accuracy": test}}
+
+
+# Two RTE runs. Run A: final 66 (step 40), best whole-dev 75 (step 30), and the best val half (72) is reached
+# first at step 20, so zhang2021 = its test half, 68 (step 30 ties on val and loses: the first maximum wins).
+# Run B: final 53, best 56 (step 20), best val half 58 at step 10 -> zhang2021 = 42.
+RUN_A = [_point(10, 60.0, 55.0, 65.0), _point(20, 70.0, 72.0, 68.0), _point(30, 75.0, 72.0, 78.0),
+         _point(40, 66.0, float("nan"), 60.0)]
+RUN_B = [_point(10, 50.0, 58.0, 42.0), _point(20, 56.0, 50.0, 58.0), _point(40, 53.0, 52.0, 54.0)]
+
+
+def test_zhang2021_takes_the_test_half_at_the_first_best_val_half_point():
+    assert zhang2021_point(RUN_A, "accuracy") == {"accuracy": 68.0}
+    assert zhang2021_point(RUN_B, "accuracy") == {"accuracy": 42.0}
+    assert zhang2021_point([{"step": 1, "metrics": {"accuracy": 70.0}}], "accuracy") is None
+
+
+def _store(tmp_path):
+    records = [
+        RunRecord(run_id=f"r{i}", sweep="z", task="rte", cell="c", label="mixout(w_pre,0.7)", seed=i, status="ok",
+                  headline="accuracy", final=dict(curve[-1]["metrics"]),
+                  best=dict(max(curve, key=lambda p: p["metrics"]["accuracy"])["metrics"]), eval_curve=curve,
+                  majority={"accuracy": 52.7})
+        for i, curve in enumerate((RUN_A, RUN_B))
+    ]
+    write_records(records, tmp_path)
+    return load_results(tmp_path, "z").runs
+
+
+def test_the_three_protocols_score_the_same_runs(tmp_path):
+    runs = _store(tmp_path)
+    means = {s: aggregate(runs, s, ("lee2020",)).iloc[0] for s in ("final", "best", "zhang2021")}
+    # final (66 + 53)/2, best (75 + 56)/2, zhang2021 (68 + 42)/2; lee2020 on RTE fails a score < 55.
+    assert {s: r["mean"] for s, r in means.items()} == {"final": 59.5, "best": 65.5, "zhang2021": 55.0}
+    assert {s: int(r["fail_lee2020"]) for s, r in means.items()} == {"final": 1, "best": 0, "zhang2021": 1}
+    table = protocol_table(runs).iloc[0]
+    assert (table.n, table.final, table.best, table.zhang2021) == (2, "59.5 [1]", "65.5 [0]", "55.0 [1]")
+
+
+def test_zhang2021_refuses_runs_without_halves(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("task,config,seed,score\nrte,Our,0,60.0\n")
+    runs = load_external_csv(path).runs
+    assert aggregate(runs, "final").iloc[0]["mean"] == 60.0
+    with pytest.raises(UserError, match="no val/test halves.*--selection final or best"):
+        aggregate(runs, "zhang2021")
+
+
+# --- the split ------------------------------------------------------------------------------------------
+
+
+def _by_hash(positions):
+    return sorted(positions, key=lambda i: hashlib.sha256(str(i).encode()).hexdigest())
+
+
+def test_dev_halves_split_each_class_in_half_by_the_hash_of_the_position():
+    labels = np.array([0, 1, 1, 0, 1, 1, 0, 1, 1])  # class 0 at 0, 3, 6; class 1 at the other six
+    val, test = dev_halves(labels)
+    zeros, ones = _by_hash([0, 3, 6]), _by_hash([1, 2, 4, 5, 7, 8])
+    assert val.tolist() == sorted(zeros[:1] + ones[:3])
+    assert test.tolist() == sorted(zeros[1:] + ones[3:])
+    unstratified_val, _ = dev_halves(labels, stratify=False)
+    assert unstratified_val.tolist() == sorted(_by_hash(range(9))[:4])
+
+
+def test_dev_halves_do_not_depend_on_anything_but_the_dev_set():
+    labels = np.arange(40) % 3
+    first, again = dev_halves(labels), dev_halves(labels.copy())
+    assert [a.tolist() for a in first] == [a.tolist() for a in again]
+    val, test = first
+    assert set(val) | set(test) == set(range(40)) and not set(val) & set(test)
+    assert np.bincount(labels[val]).tolist() == [7, 6, 6]  # floor(half) of 14, 13, 13
+
+
+# --- a real run records both halves ----------------------------------------------------------------------
+
+
+def test_a_run_records_both_halves_at_every_eval(tmp_path):
+    from conftest import tiny_overrides
+    from mixsweep.sweeping.compose import compose_run
+    from mixsweep.train import run
+
+    out = run(compose_run([*tiny_overrides(tmp_path), "train.eval_every=1", "train.max_steps=2"]))
+    assert len(out["eval_curve"]) == 2
+    for point in out["eval_curve"]:
+        # The RTE fixture's dev set has 4 + 4 examples: val and test get 2 + 2 each, so the whole-dev
+        # accuracy is the mean of the two halves'.
+        whole, val, test = point["metrics"], point["val_half"], point["test_half"]
+        assert math.isclose(whole["accuracy"], (val["accuracy"] + test["accuracy"]) / 2)
+        assert {val["accuracy"], test["accuracy"]} <= {0.0, 25.0, 50.0, 75.0, 100.0}
+
+
+def test_the_report_compares_the_protocols_and_names_the_chosen_one(tmp_path):
+    from mixsweep.analysis.load import RunTable
+    from mixsweep.analysis.report import build_report
+
+    runs = _store(tmp_path)
+    text = build_report(RunTable(runs, origin="x"), tmp_path / "rep", "t", selection="zhang2021",
+                        failures=("lee2020",), figures=False).markdown.read_text()
+    assert "Selection protocol: **zhang2021** (test half of dev at the best val-half point" in text
+    assert "## Selection protocols" in text
+    assert "| rte | Our | 2 | 59.5 [1] | 65.5 [0] | 55.0 [1] |" in text
