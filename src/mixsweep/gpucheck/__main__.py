@@ -1,0 +1,5 @@
+import sys
+
+from mixsweep.gpucheck.cli import main
+
+sys.exit(main())
