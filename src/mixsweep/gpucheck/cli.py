@@ -238,7 +238,7 @@ def run_correctness(check: Check) -> dict:
 
 
 def run_cost(check: Check) -> dict:
-    from mixsweep.gpucheck.cost import measure_model
+    from mixsweep.gpucheck.cost import free, measure_model
     from mixsweep.gpucheck.env import bf16_supported
     from mixsweep.train import set_determinism
 
@@ -263,8 +263,7 @@ def run_cost(check: Check) -> dict:
             models.append({"model": str(model_cfg["name_or_path"]), "error": f"{type(e).__name__}: {e}",
                            "traceback": traceback.format_exc()[-3000:]})
             check.log(f"cost: {model_cfg['name_or_path']}: ERROR {type(e).__name__}: {e}")
-            from mixsweep.gpucheck.cost import free
-
+        finally:
             free(device)
     return {"determinism": determinism, "models": models, "skipped_models": skipped}
 

@@ -91,21 +91,20 @@ def measure_model(model_cfg: dict, regularizers: Sequence[str], device: torch.de
                   log: Callable[[str], None]) -> dict:
     """Interleaved step costs of ``regularizers`` on one model; ``deadline`` (perf_counter) cuts rounds short."""
     t0 = time.perf_counter()
-    preps, build_s = [], []
-    for name in regularizers:
-        start = time.perf_counter()
-        preps.append(prepare_model(load_model(model_cfg), name, device))
-        build_s.append(time.perf_counter() - start)
-    n_params = sum(p.numel() for p in preps[0].model.parameters())
-    log(f"cost: {model_cfg['name_or_path']}: {len(preps)} variants built "
-        f"({n_params / 1e6:.1f}M parameters each) in {time.perf_counter() - t0:.1f}s")
-    data = random_batch(preps[0].model, batch, seq, device)
-    out: dict[str, Any] = {
-        "model": str(model_cfg["name_or_path"]), "parameters": n_params, "batch": batch, "seq": seq,
+    preps: list[Prepared] = []
+    build_s: list[float] = []
+    out: dict[str, Any] = {"model": str(model_cfg["name_or_path"]), "batch": batch, "seq": seq, "precisions": {}}
+    try:  # every model copy is released at the end, also when building one runs out of memory
+        for name in regularizers:
+            start = time.perf_counter()
+            preps.append(prepare_model(load_model(model_cfg), name, device))
+            build_s.append(time.perf_counter() - start)
+        out["parameters"] = n_params = sum(p.numel() for p in preps[0].model.parameters())
         # the first build reads the weights; later ones copy the cached model, as a sweep worker does
-        "setup_s": statistics.median(build_s[1:] or build_s), "precisions": {},
-    }
-    try:
+        out["setup_s"] = statistics.median(build_s[1:] or build_s)
+        log(f"cost: {out['model']}: {len(preps)} variants built "
+            f"({n_params / 1e6:.1f}M parameters each) in {time.perf_counter() - t0:.1f}s")
+        data = random_batch(preps[0].model, batch, seq, device)
         for precision in precisions:
             amp = autocast(device, precision == "bf16")
             times: list[list[float]] = [[] for _ in preps]
