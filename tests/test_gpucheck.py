@@ -24,6 +24,7 @@ def test_steps_per_run_match_glue_sizes():
     # ceil(n / 32) * 3 by hand: RTE 2490 -> 78, MRPC 3668 -> 115, CoLA 8551 -> 268, STS-B 5749 -> 180
     got = {t: estimate.steps_per_run(n) for t, (n, _) in estimate.GLUE_SIZES.items()}
     assert got == {"rte": 234, "mrpc": 345, "cola": 804, "stsb": 540}
+    assert estimate.steps_per_run(2490, batch=4) == 623 * 3  # 2490 / 4 = 622.5
 
 
 def test_makespan_longest_first_hand_example():
@@ -170,3 +171,24 @@ def test_quick_cpu_mode_end_to_end(tmp_path):
     for heading in ("## 1. Environment", "## 2. Correctness", "## 3. Cost", "## 4. Throughput"):
         assert heading in md
     assert "not BERT-large" in md
+
+
+@pytest.mark.slow
+def test_cost_measures_a_local_model_directory_first(tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from mixsweep.gpucheck.cli import main
+
+    local = tmp_path / "my-bert-large"
+    torch.manual_seed(0)
+    BertForSequenceClassification(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1,
+                                             num_attention_heads=2, intermediate_size=64)).save_pretrained(local)
+    out = tmp_path / "gc"
+    rc = main(["--out", str(out), "--device", "cpu", "--quick", "--sections", "cost",
+               "--regularizers", "none,mixout", "--bert-large", str(local)])
+    assert rc == 0
+    cost = json.loads((out / "summary.json").read_text())["sections"]["cost"]
+    assert [m["model"] for m in cost["models"]] == [str(local.resolve()), "tiny"]
+    large = cost["models"][0]
+    assert [v["regularizer"] for v in large["precisions"]["fp32"]["variants"]] == ["none", "mixout"]
+    assert 0 < large["parameters"] < cost["models"][1]["parameters"]  # 1 encoder layer vs tiny's 2

@@ -100,16 +100,17 @@ def make_plan(args: argparse.Namespace) -> dict[str, Any]:
         device = torch.device("cuda", torch.cuda.current_device())
     q = args.quick
     small = "tiny" if q else "minilm_l6"
-    models = [{"name_or_path": small, **_tiny_cfg(small)}]
-    for path, flag in ((args.bert_base, "--bert-base"), (args.bert_large, "--bert-large")):
-        d = _model_dir(path, flag)
-        if d:
-            models.append({"name_or_path": d, "revision": None})
+    small_cfg = {"name_or_path": small, **_tiny_cfg(small)}
+    # largest first: the Table 1 estimate uses the largest model measured, so it must not be the one
+    # the budget cuts
+    models = [{"name_or_path": d, "revision": None}
+              for d in (_model_dir(args.bert_large, "--bert-large"), _model_dir(args.bert_base, "--bert-base")) if d]
+    models.append(small_cfg)
     run_model = [f"model={small}"]
     return {
         "device": device, "quick": q, "sections": sections, "budget_s": args.budget or (90.0 if q else 480.0),
         "out": Path(args.out),
-        "correctness": {"model": models[0], "target_steps": 3, "target_batch": 4 if q else 8, "target_seq": 16 if q else 64,
+        "correctness": {"model": small_cfg, "target_steps": 3, "target_batch": 4 if q else 8, "target_seq": 16 if q else 64,
                         "run": run_model + _run_shape(device, q, steps=6 if q else 20, batch=8 if q else 32,
                                                       train=None, dev=16 if q else 64, epochs=1)},
         "cost": {"models": models, "regularizers": regs, "batch": args.batch or (4 if q else 32),
@@ -248,6 +249,8 @@ def run_cost(check: Check) -> dict:
     models, skipped = [], []
     # throughput needs its share: cost may use up to 55% of what is left when it starts
     end = time.perf_counter() + 0.55 * check.left()
+    # a BERT directory gets twice the small model's share of the section's time
+    weights = [1.0 if m["name_or_path"] in ("tiny", "minilm_l6") else 2.0 for m in plan["models"]]
     for i, model_cfg in enumerate(plan["models"]):
         left = end - time.perf_counter()
         if i and left < 20:
@@ -258,7 +261,7 @@ def run_cost(check: Check) -> dict:
             models.append(measure_model(
                 model_cfg, plan["regularizers"], device, batch=plan["batch"], seq=plan["seq"],
                 precisions=precisions, warmup=plan["warmup"], rounds=plan["rounds"],
-                deadline=time.perf_counter() + left / (len(plan["models"]) - i), log=check.log))
+                deadline=time.perf_counter() + left * weights[i] / sum(weights[i:]), log=check.log))
         except Exception as e:  # noqa: BLE001 - one model failing (e.g. out of memory) does not stop the others
             models.append({"model": str(model_cfg["name_or_path"]), "error": f"{type(e).__name__}: {e}",
                            "traceback": traceback.format_exc()[-3000:]})
@@ -308,13 +311,15 @@ def estimate_table1(cost: dict | None, thr: dict) -> dict:
     best = max(thr["k"], key=lambda r: r["runs_per_hour"])
     gain = best["gain"] or 1.0
     out = {"model": model["model"], "is_bert_large": "large" in model["model"].lower(),
+           "batch": model["batch"], "seq": model["seq"],
            "overhead_s_per_run": overhead, "best_k": best["k"], "best_k_gain": gain, "precisions": {}}
     for precision, entry in model["precisions"].items():
         step_s = {v["regularizer"]: v["step_s"] for v in entry["variants"]}
         out["precisions"][precision] = {
             "step_s": step_s, "eval_s_per_example": entry["eval_s_per_example"],
-            "serial": table1_estimate(step_s, entry["eval_s_per_example"], overhead),
-            "with_best_k": table1_estimate(step_s, entry["eval_s_per_example"], overhead, concurrency_gain=gain),
+            "serial": table1_estimate(step_s, entry["eval_s_per_example"], overhead, batch=model["batch"]),
+            "with_best_k": table1_estimate(step_s, entry["eval_s_per_example"], overhead, concurrency_gain=gain,
+                                           batch=model["batch"]),
         }
     return out
 

@@ -31,15 +31,17 @@ def steps_per_run(n_train: int, batch: int = BATCH, epochs: int = EPOCHS) -> int
     return math.ceil(n_train / batch) * epochs
 
 
-def table1_runs(step_s: Mapping[str, float], eval_s_per_example: float, overhead_s: float) -> list[float]:
-    """Seconds of each of Table 1's 880 runs, given seconds per step for every row's regularizer."""
+def table1_runs(step_s: Mapping[str, float], eval_s_per_example: float, overhead_s: float,
+                batch: int = BATCH) -> list[float]:
+    """Seconds of each of Table 1's 880 runs, given seconds per step (of ``batch`` examples) for every
+    row's regularizer."""
     missing = sorted(set(TABLE1_ROWS) - set(step_s))
     if missing:
         raise ValueError(f"no step time for {', '.join(missing)}")
     runs = []
     for n_train, n_dev in GLUE_SIZES.values():
         for reg, rows in TABLE1_ROWS.items():
-            t = steps_per_run(n_train) * step_s[reg] + EPOCHS * n_dev * eval_s_per_example + overhead_s
+            t = steps_per_run(n_train, batch) * step_s[reg] + EPOCHS * n_dev * eval_s_per_example + overhead_s
             runs += [t] * (rows * SEEDS)
     return runs
 
@@ -55,15 +57,15 @@ def makespan(durations: Iterable[float], workers: int) -> float:
 
 
 def table1_estimate(step_s: Mapping[str, float], eval_s_per_example: float, overhead_s: float,
-                    gpus: Iterable[int] = (1, 8), concurrency_gain: float = 1.0) -> dict:
+                    gpus: Iterable[int] = (1, 8), concurrency_gain: float = 1.0, batch: int = BATCH) -> dict:
     """Wall-time estimate (seconds and hours) for Table 1 on each GPU count.
 
     ``concurrency_gain`` > 1 divides every figure: it is the measured speed-up of running k small
     runs at once on one GPU, reported as an optimistic variant because a BERT-large B32 step fills a
     GPU far more than the small runs it was measured on.
     """
-    runs = table1_runs(step_s, eval_s_per_example, overhead_s)
-    out = {"runs": len(runs), "run_s": {"min": min(runs), "max": max(runs), "sum": sum(runs)}, "gpus": {}}
+    runs = table1_runs(step_s, eval_s_per_example, overhead_s, batch)
+    out = {"runs": len(runs), "batch": batch, "run_s": {"min": min(runs), "max": max(runs), "sum": sum(runs)}, "gpus": {}}
     for g in gpus:
         wall = makespan(runs, g) / concurrency_gain
         out["gpus"][str(g)] = {"wall_s": wall, "wall_h": wall / 3600}

@@ -125,9 +125,11 @@ def _throughput(t: dict | None) -> list[str]:
     warn = "" if est["is_bert_large"] else (
         f" **This is {est['model']}, not BERT-large**: pass `--bert-large DIR` for the paper's model.")
     lines += [
-        "Table 1 = 880 runs (4 tasks × 11 rows × 20 seeds, 3 epochs at batch 32). Each run is priced as "
-        "steps × the measured step time of its row's regularizer at full length (an upper bound: real batches "
-        "are padded only to their longest sentence) + 3 dev evaluations × the measured eval time per example + "
+        "Table 1 = 880 runs (4 tasks × 11 rows × 20 seeds, 3 epochs). Each run is priced as "
+        f"⌈n_train / {est['batch']}⌉ · 3 steps × the measured step time of its row's regularizer at "
+        f"{est['batch']} × {est['seq']} tokens (the paper's batch is 32; full-length batches make it an upper "
+        "bound: real batches are padded only to their longest sentence) + 3 dev evaluations × the measured "
+        "eval time per example + "
         f"{est['overhead_s_per_run']:.1f}s per-run overhead (the k=1 small runs' time outside training and "
         "evaluation + building this model). N GPUs = the makespan of the 880 runs on N single-GPU workers "
         f"(longest first). 'best k' divides by the gain of k={est['best_k']} small runs "
