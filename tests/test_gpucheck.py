@@ -99,6 +99,10 @@ def test_markdown_shows_errors_and_skips():
                                        "cost": {"status": "skipped", "reason": "3s of the budget left"}}})
     assert "**error**: `RuntimeError: boom`" in md and "**skipped**: 3s of the budget left" in md
     assert "FAILED or incomplete" in md
+    boom = {"error": "RuntimeError: boom"}
+    md = render_markdown({"device": "cuda:0", "started": "t", "budget_s": 480.0, "passed": False, "sections": {
+        "correctness": {"status": "ok", "operator": boom, "target": boom, "determinism": {"fp32": boom}}}})
+    assert md.count("RuntimeError: boom") == 3
 
 
 @pytest.mark.parametrize("args, problem", [

@@ -60,18 +60,26 @@ def _correctness(c: dict | None) -> list[str]:
     if not c or c["status"] != "ok":
         return lines
     lines += ["Same mask on both sides; rel = max |device − cpu| / max |cpu| over output and gradients.", ""]
-    lines += _table(["check", "max abs diff", "rel", "tolerance", "ok"],
-                    [[o["name"], o["max_abs_diff"], o["rel"], o["tol"], o["passed"]] for o in c["operator"]])
+    if isinstance(c["operator"], dict):
+        lines += [f"Operator checks: error `{c['operator']['error']}`", ""]
+    else:
+        lines += _table(["check", "max abs diff", "rel", "tolerance", "ok"],
+                        [[o["name"], o["max_abs_diff"], o["rel"], o["tol"], o["passed"]] for o in c["operator"]])
     t = c["target"]
-    lines += [f"mixout target (after `prepare_model(mixout)`, {t['mixlinear_layers']} MixLinear layers): on the device "
-              f"{_f(t['targets_on_device'])}; in the optimizer {t['targets_in_optimizer']}; requires grad "
-              f"{t['targets_require_grad']}; in state_dict {t['targets_in_state_dict']}; unchanged after "
-              f"{t['steps']} steps {_f(t['targets_unchanged'])} while {t['weights_changed']} weights moved: "
-              f"**{'ok' if t['passed'] else 'FAIL'}**.", ""]
-    rows = [[p, d["steps"][0], d["identical"], d["max_abs_loss_diff"], d["first_differing_step"],
+    if "error" in t:
+        lines += [f"Target check: error `{t['error']}`", ""]
+    else:
+        lines += [
+            f"mixout target (after `prepare_model(mixout)`, {t['mixlinear_layers']} MixLinear layers): on the "
+            f"device {_f(t['targets_on_device'])}; in the optimizer {t['targets_in_optimizer']}; requires grad "
+            f"{t['targets_require_grad']}; in state_dict {t['targets_in_state_dict']}; unchanged after "
+            f"{t['steps']} steps {_f(t['targets_unchanged'])} while {t['weights_changed']} weights moved: "
+            f"**{'ok' if t['passed'] else 'FAIL'}**.", ""]
+    rows = [[p, "error", d["error"], "", "", "", ""] if "error" in d else
+            [p, d["steps"][0], d["identical"], d["max_abs_loss_diff"], d["first_differing_step"],
              d["final_loss"][0], d["final_loss"][1]] for p, d in c["determinism"].items()]
     lines += ["Finetuning run through the runner, `deterministic=true`, done twice (same seeds):", ""]
-    lines += _table(["precision", "steps", "identical losses", "max |Δ loss|", "first differing step",
+    lines += _table(["precision", "steps", "identical losses", "max abs Δ loss", "first differing step",
                      "final loss 1", "final loss 2"], rows)
     if c.get("determinism_note"):
         lines += [c["determinism_note"] + ".", ""]
