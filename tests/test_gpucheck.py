@@ -110,12 +110,13 @@ def test_markdown_shows_errors_and_skips():
     (["--sections", "cost,speed"], "unknown section(s) speed"),
     (["--regularizers", "none,mixup"], "unknown regularizer(s) mixup"),
     (["--ks", "0,2"], "--ks '0,2'"),
+    (["--out", "/proc/version/gc"], "is not writable"),
 ])
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys, args, problem):
     from mixsweep.gpucheck.cli import main
 
     out = tmp_path / "out"
-    assert main(["--out", str(out), "--device", "cpu", *args]) == 2
+    assert main(["--device", "cpu", "--out", str(out), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("gpu-check: error: ") and problem in err and len(err.splitlines()) == 1
     assert not out.exists()

@@ -107,6 +107,7 @@ def make_plan(args: argparse.Namespace) -> dict[str, Any]:
               for d in (_model_dir(args.bert_large, "--bert-large"), _model_dir(args.bert_base, "--bert-base")) if d]
     models.append(small_cfg)
     run_model = [f"model={small}"]
+    _check_out(Path(args.out))
     return {
         "device": device, "quick": q, "sections": sections, "budget_s": args.budget or (90.0 if q else 480.0),
         "out": Path(args.out),
@@ -122,6 +123,17 @@ def make_plan(args: argparse.Namespace) -> dict[str, Any]:
                                                      train=32 if q else 2490, dev=16 if q else 277,
                                                      epochs=1 if q else 3)},
     }
+
+
+def _check_out(out: Path) -> None:
+    """The summary folder must be creatable and writable; checked before anything is written."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file: pass a folder for summary.json and summary.md")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: {parent} is not writable: pass a folder you can write to")
 
 
 def _tiny_cfg(name: str) -> dict:
