@@ -172,7 +172,8 @@ class Check:
     def left(self) -> float:
         return self.deadline - time.perf_counter()
 
-    def section(self, name: str, fn: Callable[[], dict[str, Any]], min_s: float) -> None:
+    def section(self, name: str, fn: Callable[[dict[str, Any]], None], min_s: float) -> None:
+        """Run ``fn(results)``, which fills ``results`` as it goes, so an error keeps what was measured."""
         if name not in self.plan["sections"]:
             return
         start = time.perf_counter()
@@ -181,15 +182,18 @@ class Check:
             self.log(f"{name}: skipped ({entry['reason']})")
         else:
             self.log(f"{name}: start ({self.left():.0f}s of the budget left)")
+            results: dict[str, Any] = {}
             entry = {"status": "error", "error": "BudgetExceeded: the time budget ran out in this section"}
             try:
-                entry = {"status": "ok", **fn()}
+                fn(results)
+                entry = {"status": "ok"}
             except Exception as e:  # noqa: BLE001 - recorded; the next section still runs
                 entry = {"status": "error", "error": f"{type(e).__name__}: {e}",
                          "traceback": traceback.format_exc()[-3000:]}
                 self.log(f"{name}: ERROR {entry['error']}")
-            finally:  # also when BudgetExceeded passes through
-                self._record(name, entry, start)
+            finally:
+                entry = {**results, **entry}
+                self._record(name, entry, start)  # also when BudgetExceeded passes through
             return
         self._record(name, entry, start)
 
@@ -213,13 +217,13 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def run_environment(check: Check) -> dict:
+def run_environment(check: Check, out: dict[str, Any]) -> None:
     from mixsweep.gpucheck.env import environment
 
     env = environment(check.plan["device"])
+    out.update(env)
     check.log(f"environment: torch {env['torch']}, CUDA {env['cuda_build']}, {env['gpu_name'] or 'no GPU'}, "
               f"bf16 {'yes' if env['bf16_supported'] else 'no'}")
-    return env
 
 
 def _guarded(check: Check, what: str, fn: Callable[[], Any]) -> Any:
@@ -231,12 +235,11 @@ def _guarded(check: Check, what: str, fn: Callable[[], Any]) -> Any:
         return {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-3000:]}
 
 
-def run_correctness(check: Check) -> dict:
+def run_correctness(check: Check, out: dict[str, Any]) -> None:
     from mixsweep.gpucheck.correctness import determinism_check, operator_checks, target_check
     from mixsweep.gpucheck.env import bf16_supported
 
     plan, device = check.plan["correctness"], check.plan["device"]
-    out: dict[str, Any] = {}
     bf16 = bf16_supported(device)
     out["operator"] = _guarded(check, "operator", lambda: operator_checks(device, bf16))
     for c in out["operator"] if isinstance(out["operator"], list) else []:
@@ -247,7 +250,8 @@ def run_correctness(check: Check) -> dict:
     if "error" not in out["target"]:
         check.log(f"correctness: mixout targets on {device.type}, out of the optimizer, unchanged after "
                   f"{plan['target_steps']} steps: {'ok' if out['target']['passed'] else 'FAIL'}")
-    runs = {"fp32": _guarded(check, "determinism fp32", lambda: determinism_check(plan["run"]))}
+    out["determinism"] = runs = {}
+    runs["fp32"] = _guarded(check, "determinism fp32", lambda: determinism_check(plan["run"]))
     if device.type == "cuda" and bf16:
         runs["bf16"] = _guarded(check, "determinism bf16", lambda: determinism_check([*plan["run"], "bf16=true"]))
     for precision, d in runs.items():
@@ -255,7 +259,6 @@ def run_correctness(check: Check) -> dict:
             check.log(f"correctness: {d['steps'][0]}-step run twice ({precision}, deterministic=true): "
                       + ("identical losses" if d["identical"]
                          else f"losses differ by up to {d['max_abs_loss_diff']:.3g} from step {d['first_differing_step']}"))
-    out["determinism"] = runs
     if "bf16" not in runs:
         out["determinism_note"] = ("bf16 pair not run: the runner uses bf16 autocast only on CUDA"
                                    if device.type != "cuda" else "bf16 pair not run: this GPU lacks bf16")
@@ -263,10 +266,9 @@ def run_correctness(check: Check) -> dict:
     out["passed"] = (isinstance(out["operator"], list) and all(c["passed"] for c in out["operator"])
                      and out["target"].get("passed") is True
                      and all("error" not in d for d in runs.values()))
-    return out
 
 
-def run_cost(check: Check) -> dict:
+def run_cost(check: Check, out: dict[str, Any]) -> None:
     from mixsweep.gpucheck.cost import free, measure_model
     from mixsweep.gpucheck.env import bf16_supported
     from mixsweep.train import set_determinism
@@ -274,7 +276,8 @@ def run_cost(check: Check) -> dict:
     plan, device = check.plan["cost"], check.plan["device"]
     determinism = set_determinism(True)  # the runner's default (deterministic: true)
     precisions = ["fp32", "bf16"] if bf16_supported(device) else ["fp32"]
-    models, skipped = [], []
+    out.update(determinism=determinism, models=[], skipped_models=[])
+    models, skipped = out["models"], out["skipped_models"]
     # throughput needs its share: cost may use up to 55% of what is left when it starts
     end = time.perf_counter() + 0.55 * check.left()
     # a BERT directory gets twice the small model's share of the section's time
@@ -296,21 +299,21 @@ def run_cost(check: Check) -> dict:
             check.log(f"cost: {model_cfg['name_or_path']}: ERROR {type(e).__name__}: {e}")
         finally:
             free(device)
-    return {"determinism": determinism, "models": models, "skipped_models": skipped}
 
 
-def run_throughput(check: Check) -> dict:
+
+def run_throughput(check: Check, out: dict[str, Any]) -> None:
     from mixsweep.gpucheck.prepare import run_config
     from mixsweep.gpucheck.throughput import measure
 
     plan = check.plan["throughput"]
     cfg = run_config(plan["run"])
-    out: dict[str, Any] = {"run": {"model": cfg["model"]["name_or_path"], "task": cfg["task"]["name"],
+    out.update({"run": {"model": cfg["model"]["name_or_path"], "task": cfg["task"]["name"],
                                    "train_size": cfg["data"]["train_size"], "dev_size": cfg["data"]["dev_size"],
                                    "epochs": cfg["train"]["epochs"], "batch": cfg["train"]["batch_size"],
-                                   "regularizer": "mixout", "runs_per_worker": plan["runs_per_worker"]}}
+                                   "regularizer": "mixout", "runs_per_worker": plan["runs_per_worker"]}})
     deadline = time.monotonic() + check.left() - 5
-    out.update(measure(cfg, plan["ks"], plan["runs_per_worker"], deadline, check.log))
+    measure(cfg, plan["ks"], plan["runs_per_worker"], deadline, check.log, out)
     try:
         out["table1_estimate"] = estimate_table1(check.summary["sections"].get("cost"), out)
     except Exception as e:  # noqa: BLE001
@@ -320,7 +323,6 @@ def run_throughput(check: Check) -> dict:
         for precision, e in est["precisions"].items():
             check.log(f"throughput: Table 1 ({est['model']}, {precision}): "
                       + ", ".join(f"{g} GPU(s) ~{v['wall_h']:.1f} h" for g, v in e["serial"]["gpus"].items()))
-    return out
 
 
 def estimate_table1(cost: dict | None, thr: dict) -> dict:
@@ -373,10 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     check.write()
     alarm = _arm_alarm(plan["budget_s"] + 60)
     try:
-        check.section("environment", lambda: run_environment(check), 0)
-        check.section("correctness", lambda: run_correctness(check), 5)
-        check.section("cost", lambda: run_cost(check), 10)
-        check.section("throughput", lambda: run_throughput(check), 15)
+        check.section("environment", lambda out: run_environment(check, out), 0)
+        check.section("correctness", lambda out: run_correctness(check, out), 5)
+        check.section("cost", lambda out: run_cost(check, out), 10)
+        check.section("throughput", lambda out: run_throughput(check, out), 15)
     except BudgetExceeded:
         check.log("the time budget ran out; the summary holds what was measured")
     finally:

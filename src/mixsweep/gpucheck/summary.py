@@ -26,8 +26,13 @@ def _status(entry: dict | None) -> list[str]:
     if entry["status"] == "skipped":
         return [f"**skipped**: {entry.get('reason')}", ""]
     if entry["status"] == "error":
-        return [f"**error**: `{entry.get('error')}` (traceback in summary.json)", ""]
+        return [f"**error**: `{entry.get('error')}` (traceback in summary.json); what it measured before:", ""]
     return []
+
+
+def _shown(entry: dict | None) -> bool:
+    """Whether a section has results to show (an errored section shows what it measured before)."""
+    return bool(entry) and entry["status"] != "skipped"
 
 
 def render_markdown(s: dict[str, Any]) -> str:
@@ -46,7 +51,7 @@ def render_markdown(s: dict[str, Any]) -> str:
 
 def _environment(e: dict | None) -> list[str]:
     lines = ["## 1. Environment", "", *_status(e)]
-    if e and e["status"] == "ok":
+    if _shown(e) and "torch" in e:
         keys = ["device", "gpu_name", "gpu_memory_gib", "gpu_capability", "bf16_supported", "torch", "cuda_build",
                 "cudnn", "transformers", "float32_matmul_precision", "cublas_workspace_config", "cpu_threads"]
         lines += _table(["", ""], [[k, e.get(k)] for k in keys])
@@ -57,7 +62,7 @@ def _environment(e: dict | None) -> list[str]:
 
 def _correctness(c: dict | None) -> list[str]:
     lines = ["## 2. Correctness on the device", "", *_status(c)]
-    if not c or c["status"] != "ok":
+    if not _shown(c) or "operator" not in c:
         return lines
     lines += ["Same mask on both sides; rel = max |device − cpu| / max |cpu| over output and gradients.", ""]
     if isinstance(c["operator"], dict):
@@ -65,7 +70,7 @@ def _correctness(c: dict | None) -> list[str]:
     else:
         lines += _table(["check", "max abs diff", "rel", "tolerance", "ok"],
                         [[o["name"], o["max_abs_diff"], o["rel"], o["tol"], o["passed"]] for o in c["operator"]])
-    t = c["target"]
+    t = c.get("target") or {"error": "not run"}
     if "error" in t:
         lines += [f"Target check: error `{t['error']}`", ""]
     else:
@@ -77,7 +82,7 @@ def _correctness(c: dict | None) -> list[str]:
             f"**{'ok' if t['passed'] else 'FAIL'}**.", ""]
     rows = [[p, "error", d["error"], "", "", "", ""] if "error" in d else
             [p, d["steps"][0], d["identical"], d["max_abs_loss_diff"], d["first_differing_step"],
-             d["final_loss"][0], d["final_loss"][1]] for p, d in c["determinism"].items()]
+             d["final_loss"][0], d["final_loss"][1]] for p, d in (c.get("determinism") or {}).items()]
     lines += ["Finetuning run through the runner, `deterministic=true`, done twice (same seeds):", ""]
     lines += _table(["precision", "steps", "identical losses", "max abs Δ loss", "first differing step",
                      "final loss 1", "final loss 2"], rows)
@@ -88,7 +93,7 @@ def _correctness(c: dict | None) -> list[str]:
 
 def _cost(c: dict | None) -> list[str]:
     lines = ["## 3. Cost per finetuning step", "", *_status(c)]
-    if not c or c["status"] != "ok":
+    if not _shown(c) or not c.get("models"):
         return lines
     lines += ["Interleaved in one process; step = forward + backward + optimizer step; × none = step time "
               "÷ the no-regularization step. Resident: parameters, buffers, w_pre, optimizer state. Step peak "
@@ -114,7 +119,7 @@ def _cost(c: dict | None) -> list[str]:
 
 def _throughput(t: dict | None) -> list[str]:
     lines = ["## 4. Throughput and Table 1's wall time", "", *_status(t)]
-    if not t or t["status"] != "ok":
+    if not _shown(t) or "run" not in t:
         return lines
     r = t["run"]
     lines += [f"k concurrent runs of {r['model']} on {r['task']} ({r['train_size']} train / {r['dev_size']} dev "
@@ -122,7 +127,7 @@ def _throughput(t: dict | None) -> list[str]:
               "released together after a warm-up:", ""]
     lines += _table(["k", "runs", "wall s", "runs/hour", "gain vs k=1", "mean run s"],
                     [[x["k"], x["runs"], x["wall_s"], x["runs_per_hour"], x["gain"], x["run_total_s_mean"]]
-                     for x in t["k"]])
+                     for x in t.get("k", [])])
     if t.get("skipped_k"):
         lines += [f"Skipped for the budget: k = {', '.join(map(str, t['skipped_k']))}.", ""]
     est = t.get("table1_estimate") or {}

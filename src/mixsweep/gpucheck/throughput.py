@@ -105,9 +105,11 @@ def measure_k(cfg: dict, k: int, runs_per_worker: int, timeout_s: float) -> dict
 
 
 def measure(cfg: dict, ks: Sequence[int], runs_per_worker: int, deadline: float,
-            log: Callable[[str], None]) -> dict:
-    """runs/hour for every k in ``ks`` until ``deadline`` (time.monotonic); later k's are skipped."""
-    rows, skipped = [], []
+            log: Callable[[str], None], out: dict | None = None) -> dict:
+    """runs/hour for every k in ``ks`` until ``deadline`` (time.monotonic); later k's are skipped.
+    ``out`` (returned) is filled as each k finishes, so a failure keeps the k's measured before it."""
+    out = {} if out is None else out
+    rows, skipped = out.setdefault("k", []), out.setdefault("skipped_k", [])
     for k in ks:
         left = deadline - time.monotonic()
         # worst case: k runs share the device with no gain over running them one after another
@@ -120,7 +122,6 @@ def measure(cfg: dict, ks: Sequence[int], runs_per_worker: int, deadline: float,
         row = measure_k(cfg, k, runs_per_worker, timeout_s=left)
         rows.append(row)
         log(f"throughput: k={k}: {row['runs']} runs in {row['wall_s']:.1f}s = {row['runs_per_hour']:.0f} runs/hour")
-    base = rows[0]["runs_per_hour"] if rows and rows[0]["k"] == 1 else None
-    for row in rows:
+        base = rows[0]["runs_per_hour"] if rows[0]["k"] == 1 else None
         row["gain"] = row["runs_per_hour"] / base if base else None
-    return {"k": rows, "skipped_k": skipped}
+    return out
