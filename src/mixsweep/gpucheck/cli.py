@@ -342,7 +342,13 @@ def estimate_table1(cost: dict | None, thr: dict) -> dict:
     gain = best["gain"] or 1.0
     out = {"model": model["model"], "is_bert_large": "large" in model["model"].lower(),
            "batch": model["batch"], "seq": model["seq"],
-           "overhead_s_per_run": overhead, "best_k": best["k"], "best_k_gain": gain, "precisions": {}}
+           "overhead_s_per_run": overhead, "best_k": best["k"], "best_k_gain": gain,
+           "method": ("880 runs (4 tasks x 11 rows x 20 seeds); run = ceil(n_train/batch)*3 steps x the measured "
+                      "step time of its row's regularizer at batch x seq (full length: an upper bound) + 3 x n_dev "
+                      "x eval s/example + overhead_s_per_run (the k=1 small runs' time outside training and "
+                      "evaluation + setup_s of this model); N GPUs = LPT makespan of the 880 runs on N "
+                      "one-GPU workers; with_best_k divides by best_k_gain (optimistic for large models)"),
+           "precisions": {}}
     for precision, entry in model["precisions"].items():
         step_s = {v["regularizer"]: v["step_s"] for v in entry["variants"]}
         out["precisions"][precision] = {
