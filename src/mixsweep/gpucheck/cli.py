@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="the same code path at toy sizes (tiny model, few steps): under a minute on a CPU")
     p.add_argument("--budget", type=float, default=None,
-                   help="overall seconds (default 480, --quick 90); later sections and rounds are cut to fit")
+                   help="overall seconds (default 480, --quick 180); later sections and rounds are cut to fit")
     p.add_argument("--bert-base", default=None, metavar="DIR", help="local BERT-base directory (config.json + weights)")
     p.add_argument("--bert-large", default=None, metavar="DIR", help="local BERT-large directory")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of {', '.join(SECTIONS)}")
@@ -109,7 +109,7 @@ def make_plan(args: argparse.Namespace) -> dict[str, Any]:
     run_model = [f"model={small}"]
     _check_out(Path(args.out))
     return {
-        "device": device, "quick": q, "sections": sections, "budget_s": args.budget or (90.0 if q else 480.0),
+        "device": device, "quick": q, "sections": sections, "budget_s": args.budget or (180.0 if q else 480.0),
         "out": Path(args.out),
         "correctness": {"model": small_cfg, "target_steps": 3, "target_batch": 4 if q else 8, "target_seq": 16 if q else 64,
                         "run": run_model + _run_shape(device, q, steps=6 if q else 20, batch=8 if q else 32,
