@@ -71,6 +71,10 @@ hpo: $(STAMP) ## Optuna search: TASK=rte [SPACE=mixout] [TRIALS=30] [WORKERS=1] 
 bench: $(STAMP) ## Run every benchmark in benchmarks/ (prints ratios measured side by side)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+.PHONY: gpu-check
+gpu-check: $(STAMP) ## Check a GPU box in one script (<10 min): [OUT=gpu-check] [ARGS="--bert-large DIR --budget 480"]
+	MIXSWEEP_PYTHON=$(BIN)/python scripts/gpu-check --out $(or $(OUT),gpu-check) $(ARGS)
+
 clean: ## Remove caches (keeps .venv and results/)
 	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
