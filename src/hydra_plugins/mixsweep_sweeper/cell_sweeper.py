@@ -64,7 +64,10 @@ class CellSweeper(BasicSweeper):
         loader = self.hydra_context.config_loader
         self.plan = build_plan(jobs, lambda ov: loader.load_sweep_config(self.config, list(ov)))
         self.plan.print_summary()
-        if self.dry_run or not self.plan.todo:
+        if self.dry_run:
+            return []
+        self.plan.write_view()  # the study is a view of the store, even when every run is done
+        if not self.plan.todo:
             return []
 
         self.plan.start_progress()
