@@ -79,7 +79,7 @@ def table_labels(cells: Mapping[str, tuple[str, str, Mapping[str, Any]]]) -> dic
 def _distinguishing(flat: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The paths to show, in sorted order, by the rule of :func:`table_labels`."""
     rows = list(flat.values())
-    paths = sorted({p for f in rows for p in f})
+    paths = sorted({p for f in rows for p in f}, key=lambda p: p.removesuffix(".name"))  # a block's name first
     varying = [p for p in paths if len({_key(f.get(p, _ABSENT)) for f in rows}) > 1]
     names = [p for p in varying if p.endswith(".name")]
     shown = []

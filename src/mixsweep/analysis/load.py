@@ -58,6 +58,19 @@ def load_results(results: str | os.PathLike, sweep: str) -> RunTable:
     return RunTable(records_frame(records), warnings, origin=str(root))
 
 
+def select_cells(table: RunTable, names: list[str] | None) -> RunTable:
+    """The runs of the named cells only (``--cells``); an unknown name is a one-line error."""
+    if names is None:
+        return table
+    known = list(dict.fromkeys(table.runs["cell"].astype(str)))
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise UserError(f"unknown cell {', '.join(map(repr, unknown)) or '(none given)'} in {table.origin}: "
+                        f"choose from {', '.join(sorted(known)) or '(no runs yet)'}")
+    return RunTable(table.runs[table.runs["cell"].isin(names)].reset_index(drop=True), table.warnings,
+                    table.origin)
+
+
 def records_frame(records: list[RunRecord]) -> pd.DataFrame:
     """One row per record; see the module docstring for the columns.
 
