@@ -62,8 +62,8 @@ def text_task_record(task: str, label: str, seed: int, sweep: str, rng: np.rando
     best = best_point(curve, headline)
     return RunRecord(
         run_id=f"{task}-{label}-s{seed}", sweep=sweep, task=task, cell=label, label=label, seed=seed,
-        status="ok", headline=headline, final=final, best=dict(best["metrics"]),
-        best_step=best["step"], eval_curve=curve, majority=dict(majority),
+        status="ok", headline=headline, final=final, best=dict(best["metrics"]) if best else {},
+        best_step=best["step"] if best else None, eval_curve=curve, majority=dict(majority),
         config={"regularizer": regularizer_of(label)},
     )
 
