@@ -169,3 +169,19 @@ def test_migrate_keeps_the_final_copy_when_the_stored_one_had_failed(tmp_path):
     assert store.lookup(results, rid).status == "ok"
     (aside,) = results.glob("*/.migrated/rte/*/result.json")
     assert json.loads(aside.read_text())["status"] == "failed"
+
+
+def test_store_migrate_command_and_a_legacy_study_is_refused_until_migrated(tmp_path, capsys):
+    from mixsweep.cli import main
+
+    results = tmp_path / "results"
+    rid = "f" * 12
+    write_legacy(results, "smoke", rid, rec(rid, "smoke", "mixout_0.7"))
+    assert main(["plan", "--sweep", "smoke", "--results", str(results)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "old layout" in err and "mixsweep store migrate" in err
+    assert main(["store", "migrate", "--results", str(results)]) == 0
+    assert "migrated 1 runs of 1 studies" in capsys.readouterr().out
+    assert store.lookup(results, rid).run_id == rid
+    assert main(["table", "--sweep", "smoke", "--results", str(results)]) == 0
+    assert "| Our | 60.0 (60.0) [0] |" in capsys.readouterr().out  # Our = mixout(w_pre,0.7)
