@@ -50,7 +50,7 @@ class Plan:
         return Counter(j.state for j in self.jobs)
 
     def sweep_dir(self) -> Path:
-        return self.results / self.sweep
+        return store.study_dir(self.results, self.sweep)
 
     def summary_lines(self) -> list[str]:
         c = self.counts()
@@ -156,7 +156,7 @@ def build_plan(jobs: Sequence[Sequence[str]], compose: Callable[[Sequence[str]],
 
 def progress_line(results: Path, sweep: str) -> str | None:
     """``run 7/220 done (3 skipped, 1 failed) · ETA 2h13m`` from the ledger and the store."""
-    path = Path(results) / sweep / PROGRESS
+    path = store.study_dir(results, sweep) / PROGRESS
     try:
         ledger = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
