@@ -14,6 +14,7 @@ SWEEP    ?= $(if $(TASK),table1,smoke)
 TASK     ?=
 SEEDS    ?=
 LAUNCHER ?=
+CELLS    ?=
 RESULTS  ?= results
 ARGS     ?=
 # HPO knobs: make hpo TASK=rte SPACE=mixout TRIALS=30 WORKERS=1
@@ -27,7 +28,7 @@ export CUBLAS_WORKSPACE_CONFIG ?= :4096:8
 export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-SWEEP_ARGS = --sweep $(SWEEP) $(if $(TASK),--task $(TASK)) $(if $(SEEDS),--seeds $(SEEDS)) \
+SWEEP_ARGS = --sweep $(SWEEP) $(if $(TASK),--task $(TASK)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(CELLS),--cells $(CELLS)) \
              $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(WORKERS),--workers $(WORKERS)) \
              --results $(RESULTS) $(ARGS)
 
@@ -56,14 +57,14 @@ test-fast: $(STAMP) ## Run the test suite without the slow end-to-end tests
 lint: $(STAMP) ## Lint with ruff
 	$(BIN)/ruff check src tests benchmarks
 
-sweep: $(STAMP) ## Run a study: [SWEEP=smoke|table1|...] [TASK=] [SEEDS=] [LAUNCHER=local|joblib|slurm] [RESULTS=results] [ARGS="k=v ..."]
+sweep: $(STAMP) ## Run a study: [SWEEP=smoke|table1|...] [TASK=] [SEEDS=] [CELLS=a,b] [LAUNCHER=local|joblib|slurm] [RESULTS=results] [ARGS="k=v ..."]
 	$(BIN)/mixsweep sweep $(SWEEP_ARGS)
 
 plan: $(STAMP) ## Show the runs a sweep contains and how many are done/failed/to do; runs nothing
 	$(BIN)/mixsweep plan $(SWEEP_ARGS)
 
 report: $(STAMP) ## Write results/<sweep>/report.{md,html} and figures: [SWEEP=smoke] [RESULTS=results]
-	$(BIN)/mixsweep report --sweep $(SWEEP) --results $(RESULTS)
+	$(BIN)/mixsweep report --sweep $(SWEEP) --results $(RESULTS) $(if $(CELLS),--cells $(CELLS))
 
 hpo: $(STAMP) ## Optuna search: TASK=rte [SPACE=mixout] [TRIALS=30] [WORKERS=1] [ARGS=...]
 	$(BIN)/mixsweep hpo --task $(or $(TASK),rt_polarity) --space $(SPACE) --trials $(TRIALS) --workers $(or $(WORKERS),1) --results $(RESULTS) $(ARGS)

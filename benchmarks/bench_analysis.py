@@ -21,6 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
+from mixsweep import store  # noqa: E402
 from mixsweep.analysis.cells import aggregate, compare_with_paper  # noqa: E402
 from mixsweep.analysis.failures import DEFINITIONS  # noqa: E402
 from mixsweep.analysis.load import load_results  # noqa: E402
@@ -36,10 +37,14 @@ TARGET_S = 10.0
 
 def write_plain(records, root: str) -> None:
     """Setup only: plain writes, because per-file fsync (the store's atomic writes) is slow and not measured."""
+    views: dict[str, list[dict]] = {}
     for r in records:
-        path = Path(root) / r.sweep / r.task / r.run_id / "result.json"
+        path = store.run_dir(root, r.run_id) / store.RESULT
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(r.to_dict()))
+        views.setdefault(r.sweep, []).append({"run_id": r.run_id, "task": r.task, "cell": r.cell})
+    for sweep, entries in views.items():
+        store.add_to_view(root, sweep, entries)
 
 
 def timed(fn):

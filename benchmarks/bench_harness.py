@@ -11,7 +11,6 @@ Target: ≤ 1.10 on the embedded smoke sweep.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -28,6 +27,7 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
 
+    from mixsweep import store
     from mixsweep.cli import main as cli
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -39,7 +39,7 @@ def main() -> None:
         t0 = time.perf_counter()
         assert cli(argv) == 0
         wall = time.perf_counter() - t0
-        records = [json.loads(p.read_text()) for p in results.glob(f"{args.sweep}/*/*/result.json")]
+        records = [r.to_dict() for r in store.iter_records(results, args.sweep)]
     inside = sum(r["times"].get("train_s", 0.0) + r["times"].get("eval_s", 0.0) for r in records)
     print(f"\nsweep '{args.sweep}': {len(records)} runs")
     print(f"  wall time of the sweep      {wall:8.1f} s")

@@ -70,14 +70,24 @@ def run_cli(root: Path, argv: list[str], *, prelude: str = "", timeout: float = 
     return proc.returncode, out, err
 
 
+def study_run_ids(results: Path, sweep: str) -> list[str]:
+    """The run ids in the study's view (``<results>/<sweep>/view.json``), read without the store."""
+    path = results / sweep / "view.json"
+    return [e["run_id"] for e in json.loads(path.read_text())["runs"]] if path.exists() else []
+
+
 def run_dirs(results: Path, sweep: str) -> list[Path]:
-    """Every run directory of the sweep, finished or not."""
-    return sorted(p for p in (results / sweep).glob("[!.]*/[!.]*") if p.is_dir())
+    """Every run directory of the sweep in the store (``<results>/runs/<run_id>``), finished or not."""
+    return sorted(d for d in (results / "runs" / rid for rid in study_run_ids(results, sweep)) if d.is_dir())
+
+
+def result_files(results: Path, sweep: str) -> list[Path]:
+    return [d / "result.json" for d in run_dirs(results, sweep) if (d / "result.json").exists()]
 
 
 def records(results: Path, sweep: str) -> dict[str, RunRecord]:
     out = {}
-    for path in sorted((results / sweep).glob("*/*/result.json")):
+    for path in result_files(results, sweep):
         rec = RunRecord.from_dict(json.loads(path.read_text()))
         out[rec.run_id] = rec
     return out
@@ -90,7 +100,7 @@ def outcome(rec: RunRecord) -> dict[str, Any]:
 def result_stamps(results: Path, sweep: str) -> dict[str, tuple[int, int, str]]:
     """run_id -> (mtime_ns, inode, text) of its result.json: any rewrite changes it."""
     out = {}
-    for path in (results / sweep).glob("*/*/result.json"):
+    for path in result_files(results, sweep):
         st = path.stat()
         out[path.parent.name] = (st.st_mtime_ns, st.st_ino, path.read_text())
     return out

@@ -13,10 +13,11 @@ from mixsweep.analysis.naming import DEVLIN, OUR_W
 from mixsweep.analysis.synthetic import write_records
 from mixsweep.errors import UserError
 from mixsweep.records import RunRecord
+from mixsweep.store import add_to_view
 
 
 def record(task="rte", label=DEVLIN, seed=0, score=60.0, status="ok", **kw) -> RunRecord:
-    base = dict(run_id=f"{label}-{seed}", sweep="t", task=task, cell=label, label=label, seed=seed,
+    base = dict(run_id=f"{task}-{label}-{seed}", sweep="t", task=task, cell=label, label=label, seed=seed,
                 status=status, headline="accuracy", final={"accuracy": score}, majority={"accuracy": 52.7})
     base.update(kw)
     return RunRecord(**base)
@@ -43,7 +44,9 @@ def test_best_comes_from_the_eval_curve_when_missing(tmp_path):
 
 def test_corrupt_partial_and_hidden_entries_are_skipped_with_warnings(tmp_path):
     write_records([record(seed=0), record(seed=1)], tmp_path)
-    run_dir = tmp_path / "t" / "rte"
+    run_dir = tmp_path / "runs"
+    add_to_view(tmp_path, "t", [{"run_id": name, "task": "rte", "cell": "c"}
+                                for name in ("broken", "invalid", "badstatus", "pending", "never-started")])
     (run_dir / "broken").mkdir()
     (run_dir / "broken" / "result.json").write_text('{"run_id": "x", "sweep"')  # truncated write
     (run_dir / "invalid").mkdir()

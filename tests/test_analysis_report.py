@@ -13,6 +13,7 @@ from mixsweep.analysis.report import build_report
 from mixsweep.analysis.synthetic import demo_store, write_records
 from mixsweep.cli import main
 from mixsweep.records import RunRecord
+from mixsweep.store import add_to_view
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +104,10 @@ def test_report_counts_diverged_runs_as_failed(tmp_path):
 
 
 def test_report_with_only_corrupt_records_still_renders(tmp_path, capsys):
-    run = tmp_path / "e" / "rte" / "x"
+    run = tmp_path / "runs" / "x"
     run.mkdir(parents=True)
     (run / "result.json").write_text("{")
+    add_to_view(tmp_path, "e", [{"run_id": "x", "task": "rte", "cell": "c"}])
     assert main(["report", "--sweep", "e", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "(no runs)" in out and "warning: corrupt record" in out

@@ -87,7 +87,7 @@ def test_a_record_carries_what_a_rerun_needs_and_rerun_reproduces_it(study, caps
     assert main(["rerun", rec.run_id[:8], "--results", str(results)]) == 0
     assert "metrics match exactly" in capsys.readouterr().out
 
-    path = next(results.glob(f"rr/*/{rec.run_id}/result.json"))
+    path = results / "runs" / rec.run_id / "result.json"
     stored = json.loads(path.read_text())
     stored["final"]["accuracy"] += 1.0  # a record that no longer matches what its config produces
     path.write_text(json.dumps(stored))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CELLS, write_study
+from helpers import CELLS, result_files, write_study
 from mixsweep.cli import main
 
 
@@ -20,7 +20,7 @@ def study(tmp_path, monkeypatch):
 
 
 def records(results: Path, sweep: str) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((results / sweep).glob("*/*/result.json"))]
+    return [json.loads(p.read_text()) for p in sorted(result_files(results, sweep))]
 
 
 def sweep(results: Path, name: str, *extra: str) -> int:
@@ -41,16 +41,16 @@ def test_tiny_multirun_writes_one_record_per_run(study, capsys):
         assert r["eval_curve"] and r["train_loss"] and r["distance_sq"] > 0
         assert r["env"]["versions"]["torch"] and "commit" in r["env"]["git"]
         assert r["config"]["regularizer"]["name"] in ("dropout", "mixout")
-        run_dir = results / "t2x2" / "rte" / r["run_id"]
+        run_dir = results / "runs" / r["run_id"]
         assert (run_dir / "curve.jsonl").read_text().count("\n") == len(r["eval_curve"])
     out = capsys.readouterr().out
     assert "run 4/4 done (0 skipped, 0 failed)" in out
 
     # Relaunching the same command resumes: nothing new runs, nothing is rewritten.
-    mtimes = {p: p.stat().st_mtime_ns for p in results.glob("t2x2/*/*/result.json")}
+    mtimes = {p: p.stat().st_mtime_ns for p in result_files(results, "t2x2")}
     assert sweep(results, "t2x2") == 0
     assert "4 done, 0 failed (will retry), 0 to do" in capsys.readouterr().out
-    assert {p: p.stat().st_mtime_ns for p in results.glob("t2x2/*/*/result.json")} == mtimes
+    assert {p: p.stat().st_mtime_ns for p in result_files(results, "t2x2")} == mtimes
 
 
 def test_same_seed_gives_identical_metrics_and_curves(study):

@@ -1,10 +1,17 @@
-"""Crash-safe file writes: a reader sees the old file or the new one, never half of one."""
+"""Crash-safe writes: a reader sees the old file or the new one, never half of one.
+
+Every file the harness writes for others to read (records, views, reports, figures, run
+tables, weight and token caches) goes through this module: a temp name beside the target,
+fsync, then an atomic rename. Stray ``.*.tmp`` entries from a crash are ignored by readers.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +45,46 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], Any]) -> None:
+    """Let ``write(tmp_path)`` produce the file (a library's own saver: ``torch.save``,
+    ``savefig``, ``to_parquet``), then fsync it and rename it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_build_dir(final: str | os.PathLike, build: Callable[[Path], Any]) -> bool:
+    """Let ``build(tmp_dir)`` fill a fresh directory, then rename it onto ``final``.
+
+    Returns False if ``final`` appeared meanwhile (another builder won the race; its copy is
+    kept and ours discarded), True if ours was put in place.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=TMP_SUFFIX))
+    try:
+        build(tmp / "data")
+        try:
+            os.rename(tmp / "data", final)
+        except OSError:
+            if not final.is_dir():
+                raise  # not a lost race: a real I/O error
+            return False
+        return True
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -1,6 +1,6 @@
 """The run record: the one schema shared by the runner, the results store and the analysis.
 
-A record is written once per run as ``results/<sweep>/<task>/<run_id>/result.json``. Metric
+A record is written once per run as ``results/runs/<run_id>/result.json`` (see :mod:`mixsweep.store`). Metric
 values for GLUE-style tasks are on the paper's scale (×100); the digits experiment keeps its
 natural units (accuracy in [0, 1], squared L2 distance).
 """
@@ -8,6 +8,7 @@ natural units (accuracy in [0, 1], squared L2 distance).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,24 @@ class RunRecord:
         if d["status"] not in STATUSES:
             raise ValueError(f"run record has unknown status {d['status']!r}")
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def best_point(curve: list[dict[str, Any]], headline: str) -> dict[str, Any] | None:
+    """The eval point with the highest headline score: the one definition of a run's "best".
+
+    A missing or NaN score never wins; of equal maxima the earliest wins; an empty curve (or
+    one without any score) has no best point (None).
+    """
+    best, best_score = None, -math.inf
+    for point in curve:
+        value = (point.get("metrics") or {}).get(headline)
+        try:
+            score = float(value)
+        except (TypeError, ValueError):
+            continue
+        if not math.isnan(score) and (best is None or score > best_score):
+            best, best_score = point, score
+    return best
 
 
 def cell_label(reg: dict[str, Any]) -> str:

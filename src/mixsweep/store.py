@@ -1,13 +1,25 @@
-"""The results store: one directory per run, atomic records, per-run locks.
+"""The results store: every run once, by run id; a study is a view (the runs its cells need).
 
-Layout: ``<results>/<sweep>/<task>/<run_id>/{result.json, curve.jsonl, .lock}``.
-``result.json`` is written last and atomically, so its presence is the commit point of a run.
+Layout (this module is the only code that knows it)::
+
+    <results>/runs/<run_id>/{result.json, curve.jsonl, .lock}   one directory per run, for every study
+    <results>/<sweep>/view.json                                  the study: [{run_id, task, cell}, ...]
+
+A run id hashes the semantic config without the study name, so a run that two studies need
+(Table 1's mixout(w_pre, 0.7) rows are Fig. 4's) is stored, locked and trained once. ``result.json``
+is written last and atomically, so its presence is the commit point of a run. A view is written
+when the study is planned for a launch, and grows (a union) as more of the study is launched.
+
+Results written before this layout (``<results>/<sweep>/<task>/<run_id>/``) are moved in by
+:func:`migrate` (``mixsweep store migrate``), which loses nothing.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,14 +29,22 @@ from mixsweep.atomic import atomic_write_json, atomic_write_jsonl, remove_stale_
 from mixsweep.errors import UserError
 from mixsweep.records import RunRecord
 
+RUNS = "runs"
+VIEW = "view.json"
 RESULT = "result.json"
 CURVE = "curve.jsonl"
 LOCK = ".lock"
+_RUN_ID = re.compile(r"^[0-9a-f]{12}$")
 _WARNED: set[Path] = set()
 
 
-def run_dir(results: str | Path, sweep: str, task: str, rid: str) -> Path:
-    return Path(results) / sweep / task / rid
+def run_dir(results: str | Path, rid: str) -> Path:
+    return Path(results) / RUNS / rid
+
+
+def lookup(results: str | Path, rid: str) -> RunRecord | None:
+    """The stored record of run ``rid``, or None (absent or corrupt)."""
+    return read_record(run_dir(results, rid))
 
 
 def read_record(directory: Path) -> RunRecord | None:
@@ -62,7 +82,7 @@ def write_record(directory: Path, record: RunRecord) -> None:
 
 
 def discard_unfinished(directory: Path) -> None:
-    """Remove a run directory that holds no record, and its task directory if that is left empty.
+    """Remove a run directory that holds no record (and ``runs/`` if that is left empty).
 
     A run that stops without an outcome (bad input, a pruned trial, Ctrl-C) then leaves nothing
     in the store. Call it while holding the run's lock; a directory with a record is kept.
@@ -84,7 +104,8 @@ def run_lock(directory: Path) -> Iterator[bool]:
     """Try to take the run's lock without waiting; yields whether this process holds it.
 
     The lock is an OS file lock, so a killed process releases it. Stale temp files from a
-    killed writer are removed once the lock is held.
+    killed writer are removed once the lock is held. Every study locks the same directory for
+    the same run, so the guarantee holds across studies.
     """
     directory.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(directory / LOCK))
@@ -98,3 +119,178 @@ def run_lock(directory: Path) -> Iterator[bool]:
         yield True
     finally:
         lock.release()
+
+
+def wait_for_run(results: str | Path, rid: str) -> None:
+    """Block until no process holds run ``rid``'s lock (it finished or died)."""
+    with FileLock(str(run_dir(results, rid) / LOCK)):
+        pass
+
+
+# ---- study views ------------------------------------------------------------------------------
+
+def study_dir(results: str | Path, sweep: str) -> Path:
+    return Path(results) / sweep
+
+
+def read_view(results: str | Path, sweep: str) -> list[dict[str, str]]:
+    """The study's entries ``{run_id, task, cell}``, in the order they were first planned."""
+    path = study_dir(results, sweep) / VIEW
+    try:
+        return list(json.loads(path.read_text(encoding="utf-8"))["runs"])
+    except FileNotFoundError:
+        return []
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"the study view {path} is unreadable ({e}): delete it and relaunch the sweep "
+                        "to rewrite it (no run is lost)") from e
+
+
+def add_to_view(results: str | Path, sweep: str, entries: Iterable[dict[str, str]]) -> None:
+    """Add runs to the study's view (a union keyed by run id; a later cell name wins).
+
+    Serialised by a lock, so two launches of one study, or its parallel jobs, never lose an entry.
+    """
+    entries = [{"run_id": str(e["run_id"]), "task": str(e["task"]), "cell": str(e["cell"])} for e in entries]
+    if not entries:
+        return
+    directory = study_dir(results, sweep)
+    directory.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(directory / ".view.lock")):
+        merged = {e["run_id"]: e for e in read_view(results, sweep)}
+        if all(merged.get(e["run_id"]) == e for e in entries):
+            return
+        merged.update({e["run_id"]: e for e in entries})
+        atomic_write_json(directory / VIEW, {"sweep": sweep, "runs": list(merged.values())})
+
+
+def has_study(results: str | Path, sweep: str) -> bool:
+    return (study_dir(results, sweep) / VIEW).is_file() or bool(legacy_runs(results, sweep))
+
+
+def iter_records(results: str | Path, sweep: str | None = None,
+                 warnings: list[str] | None = None) -> Iterator[RunRecord]:
+    """The committed records of a study (its view), or of the whole store (``sweep=None``).
+
+    A study's records carry the study's own name and cell name (a run another study trained
+    keeps its outcome and is shown under this study's cell). Runs without a record are skipped;
+    a record that does not parse is skipped and described in ``warnings``.
+    """
+    if sweep is None:
+        root = Path(results) / RUNS
+        rids = sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) if root.is_dir() else []
+        entries = [{"run_id": r} for r in rids]
+    else:
+        entries = read_view(results, sweep)
+    for e in entries:
+        record = _read_checked(run_dir(results, e["run_id"]) / RESULT, warnings)
+        if record is None:
+            continue
+        if sweep is not None:
+            record.sweep, record.cell = sweep, e.get("cell") or record.cell
+        yield record
+
+
+def _read_checked(path: Path, warnings: list[str] | None) -> RunRecord | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        return RunRecord.from_dict(json.loads(text))
+    except (ValueError, TypeError, AttributeError) as e:
+        if warnings is not None:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            warnings.append(f"corrupt record {path}: {why}")
+        return None
+
+
+def find_runs(results: str | Path, prefix: str) -> list[Path]:
+    """Directories of the stored runs whose id starts with ``prefix``."""
+    root = Path(results) / RUNS
+    return sorted(p for p in root.glob(f"{prefix}*") if (p / RESULT).is_file()) if root.is_dir() else []
+
+
+# ---- the layout before one store (results/<sweep>/<task>/<run_id>/) ----------------------------
+
+def legacy_runs(results: str | Path, sweep: str | None = None) -> list[Path]:
+    """Run directories in the old per-study layout, of one study or of every study."""
+    root = Path(results)
+    if not root.is_dir():
+        return []
+    studies = [root / sweep] if sweep else [p for p in root.iterdir() if p.is_dir() and p.name != RUNS]
+    out = []
+    for study in studies:
+        if not study.is_dir() or study.name.startswith("."):
+            continue
+        for task in _visible_dirs(study):
+            out += [run for run in _visible_dirs(task) if _RUN_ID.match(run.name)]
+    return sorted(out)
+
+
+def check_no_legacy(results: str | Path, sweep: str) -> None:
+    """A study still in the old layout is migrated before it is planned, run or reported."""
+    if legacy_runs(results, sweep):
+        raise UserError(
+            f"{Path(results) / sweep} holds runs in the old layout (<sweep>/<task>/<run_id>/): run "
+            f"`mixsweep store migrate --results {results}` once to move them into {Path(results) / RUNS}/ "
+            "(nothing is lost)")
+
+
+def migrate(results: str | Path) -> dict[str, int]:
+    """Move every old-layout run into ``<results>/runs/`` and list it in its study's view.
+
+    Nothing is lost: a run that is already in the store (the same config run by two studies)
+    keeps the stored copy, unless only the old copy is final; the other copy is moved to
+    ``<results>/<sweep>/.migrated/<task>/<run_id>/``. Unfinished directories (no record) move
+    too, so a later launch redoes them as before. Returns counts: moved, duplicates, studies.
+    """
+    counts = {"moved": 0, "duplicates": 0, "studies": 0}
+    by_study: dict[str, list[Path]] = {}
+    for d in legacy_runs(results):
+        by_study.setdefault(d.parent.parent.name, []).append(d)
+    for sweep, dirs in sorted(by_study.items()):
+        entries = []
+        for d in dirs:
+            rid, task = d.name, d.parent.name
+            target = run_dir(results, rid)
+            with run_lock(d) as held:
+                if not held:
+                    raise UserError(f"run {d} is being executed by another process: wait for the sweep to end, "
+                                    "then migrate again")
+            record = read_record(d)
+            entries.append({"run_id": rid, "task": task, "cell": record.cell if record else ""})
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                keep_old = is_final(record) and not is_final(read_record(target))
+                if keep_old:
+                    aside = _aside(results, sweep, task, rid)
+                    os.replace(target, aside)
+                    os.replace(d, target)
+                else:
+                    os.replace(d, _aside(results, sweep, task, rid))
+                counts["duplicates"] += 1
+            else:
+                os.replace(d, target)
+                counts["moved"] += 1
+            (target / LOCK).unlink(missing_ok=True)
+            try:
+                d.parent.rmdir()
+            except OSError:
+                pass
+        add_to_view(results, sweep, entries)
+        counts["studies"] += 1
+    return counts
+
+
+def _aside(results: str | Path, sweep: str, task: str, rid: str) -> Path:
+    base = study_dir(results, sweep) / ".migrated" / task
+    base.mkdir(parents=True, exist_ok=True)
+    path, n = base / rid, 1
+    while path.exists():
+        path, n = base / f"{rid}.{n}", n + 1
+    return path
+
+
+def _visible_dirs(path: Path) -> list[Path]:
+    with os.scandir(path) as it:
+        return [Path(e.path) for e in it if not e.name.startswith(".") and e.is_dir()]

@@ -31,6 +31,7 @@ from mixsweep.dev_split import dev_halves
 from mixsweep.errors import UserError
 from mixsweep.models import init_head, load_pretrained, load_tokenizer
 from mixsweep.optim import build_optimizer, linear_warmup_decay
+from mixsweep.records import best_point
 from mixsweep.regularizers import RunContext, build_methods, head_module_names, lifecycle, squared_distance
 
 
@@ -157,13 +158,13 @@ def run(
     train_s = time.perf_counter() - t_train - eval_s
 
     final = curve[-1]["metrics"] if curve and status == "ok" else {}
-    best_point = max(curve, key=lambda e: _score(e["metrics"].get(task.headline)), default=None)
+    best = best_point(curve, task.headline)
     return {
         "status": status,
         "headline": task.headline,
         "final": final,
-        "best": best_point["metrics"] if best_point else {},
-        "best_step": best_point["step"] if best_point else None,
+        "best": best["metrics"] if best else {},
+        "best_step": best["step"] if best else None,
         "eval_curve": curve,
         "train_loss": losses,
         "majority": majority_baseline(task, dev_labels),
@@ -206,10 +207,6 @@ def _inject_fault(fault: Mapping[str, Any], step: int, loss: torch.Tensor) -> to
     if fault.get("kind") == "nan_loss":
         return loss * float("nan")
     return loss
-
-
-def _score(v: float | None) -> float:
-    return -math.inf if v is None or math.isnan(v) else v
 
 
 def _finite_or_none(v: float) -> float | None:

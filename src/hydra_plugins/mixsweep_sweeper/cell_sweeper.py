@@ -29,6 +29,7 @@ class CellSweeperConf:
     max_batch_size: Optional[int] = None
     params: Optional[Dict[str, str]] = None
     cells: Dict[str, List[str]] = field(default_factory=dict)
+    select: Optional[List[str]] = None  # run only these cells (--cells / CELLS=)
     dry_run: bool = False
 
 
@@ -41,16 +42,18 @@ class CellSweeper(BasicSweeper):
         max_batch_size: Optional[int] = None,
         params: Optional[Dict[str, str]] = None,
         cells: Optional[Dict[str, Any]] = None,
+        select: Optional[List[str]] = None,
         dry_run: bool = False,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.cells = {str(k): [str(o) for o in v] for k, v in (cells or {}).items()}
+        self.select = None if select is None else [str(s) for s in select]
         self.dry_run = dry_run
         self.plan: Any = None
 
     def sweep(self, arguments: List[str]) -> Any:
         from mixsweep.atomic import atomic_write_text
-        from mixsweep.sweeping.expand import expand_jobs
+        from mixsweep.sweeping.expand import expand_jobs, select_cells
         from mixsweep.sweeping.plan import build_plan
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
@@ -59,12 +62,15 @@ class CellSweeper(BasicSweeper):
         grid = BasicSweeper.split_arguments(overrides, None)[0]
         # What the user typed (ARGS) beats what a cell sets: drop the cell's override of that key.
         user_keys = {o.get_key_element() for o in parser.parse_overrides(list(arguments))}
-        jobs = expand_jobs(grid, self.cells, keep_keys=user_keys)
+        jobs = expand_jobs(grid, select_cells(self.cells, self.select), keep_keys=user_keys)
 
         loader = self.hydra_context.config_loader
         self.plan = build_plan(jobs, lambda ov: loader.load_sweep_config(self.config, list(ov)))
         self.plan.print_summary()
-        if self.dry_run or not self.plan.todo:
+        if self.dry_run:
+            return []
+        self.plan.write_view()  # the study is a view of the store, even when every run is done
+        if not self.plan.todo:
             return []
 
         self.plan.start_progress()

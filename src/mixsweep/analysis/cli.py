@@ -38,8 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_store_args(p: argparse.ArgumentParser) -> None:
+    from mixsweep.sweeping.cli import parse_cells
+
     p.add_argument("--sweep", default="smoke", help="sweep name (folder under --results; default: smoke)")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results folder (default: results)")
+    p.add_argument("--cells", type=parse_cells, metavar="NAMES",
+                   help="only these cells, a comma list of the study's cell names (e.g. devlin,mixout_0.7)")
 
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
@@ -55,11 +59,11 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from mixsweep.analysis.load import load_external_csv, load_results
+    from mixsweep.analysis.load import load_external_csv, load_results, select_cells
 
     if getattr(args, "from_csv", None):
-        return load_external_csv(args.from_csv)
-    return load_results(args.results, args.sweep)
+        return select_cells(load_external_csv(args.from_csv), args.cells)
+    return select_cells(load_results(args.results, args.sweep), args.cells)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

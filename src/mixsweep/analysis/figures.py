@@ -20,6 +20,7 @@ from mixsweep.analysis.cells import scores
 from mixsweep.analysis.naming import display_name, sort_labels, sort_tasks
 from mixsweep.analysis.paper import paper_appendix_f, paper_curves, paper_points
 from mixsweep.analysis.stats import expected_max
+from mixsweep.atomic import atomic_write_with
 
 TASK_TITLES = {
     "rte": "RTE (Accuracy)",
@@ -326,9 +327,8 @@ def save_figure(fig, out_dir: str | os.PathLike, name: str) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for ext in ("pdf", "png"):
-        tmp = out / f".{name}.{ext}.tmp"
-        fig.savefig(tmp, format=ext, dpi=130)  # layout is settled by tight_layout: no extra draw
-        os.replace(tmp, out / f"{name}.{ext}")
+        # layout is settled by tight_layout: no extra draw
+        atomic_write_with(out / f"{name}.{ext}", lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=130))
     plt.close(fig)
     return out / f"{name}.png"
 

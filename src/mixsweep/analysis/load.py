@@ -1,6 +1,7 @@
 """Load runs into one tidy table: one row per run, from a results store or an external CSV.
 
-Columns: source, sweep, task, cell, label, display, seed, run_id, status, headline,
+Columns: source, sweep, task, cell, cell_id (the cell's identity), regularizer (its regularizer
+label), label (the table label, see :func:`records_frame`), display, seed, run_id, status, headline,
 final_score / best_score (the headline metric at the end of training / at the best eval),
 majority_score and has_majority, family and p (p-sweep cells, see
 :func:`~mixsweep.analysis.naming.sweep_family`), metrics (comma-joined names the run recorded),
@@ -11,7 +12,6 @@ has_halves, zhang2021_score and ``zhang2021_<metric>``: the ``zhang2021`` select
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -21,12 +21,13 @@ from typing import Any
 
 import pandas as pd
 
+from mixsweep import store
 from mixsweep.analysis.naming import display_name, label_of, normalize_task, sweep_family
 from mixsweep.analysis.selection import zhang2021_point
 from mixsweep.errors import UserError
-from mixsweep.records import RunRecord
+from mixsweep.identity import cell_config, cell_id, table_labels
+from mixsweep.records import RunRecord, best_point
 
-RESULT_FILE = "result.json"
 CSV_COLUMNS = ("task", "config", "seed", "score")
 
 
@@ -40,63 +41,68 @@ class RunTable:
 
 
 def sweep_dir(results: str | os.PathLike, sweep: str) -> Path:
-    path = Path(results) / sweep
-    if not path.is_dir():
+    """The study's folder (its view, report and figures); a study never launched is a one-line error."""
+    store.check_no_legacy(results, sweep)
+    if not store.has_study(results, sweep):
+        path = store.study_dir(results, sweep)
         raise UserError(f"no results for sweep '{sweep}' at {path}: run `make sweep SWEEP={sweep}` first")
-    return path
+    return store.study_dir(results, sweep)
 
 
 def load_results(results: str | os.PathLike, sweep: str) -> RunTable:
-    """Read every ``<results>/<sweep>/<task>/<run_id>/result.json`` into a :class:`RunTable`.
+    """Read the records of every run in the study's view of the store into a :class:`RunTable`.
 
-    Hidden entries (``.hydra``, ``.lock``, temp files) are ignored; a record that does not
+    Runs without a record (in progress, or not run yet) are left out; a record that does not
     parse or validate becomes a warning ``corrupt record <path>: <why>``.
     """
     root = sweep_dir(results, sweep)
-    records, warnings = read_records(root)
+    warnings: list[str] = []
+    records = list(store.iter_records(results, sweep, warnings))
     return RunTable(records_frame(records), warnings, origin=str(root))
 
 
-def read_records(root: Path) -> tuple[list[RunRecord], list[str]]:
-    records: list[RunRecord] = []
-    warnings: list[str] = []
-    for path in _result_files(root):
-        try:
-            records.append(RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, ValueError, TypeError, AttributeError) as e:
-            why = str(e).splitlines()[0] if str(e) else type(e).__name__
-            warnings.append(f"corrupt record {path}: {why}")
-    return records, warnings
-
-
-def _result_files(root: Path) -> list[Path]:
-    files = []
-    for task in _visible_dirs(root):
-        for run in _visible_dirs(task):
-            candidate = Path(run) / RESULT_FILE
-            if candidate.is_file():
-                files.append(candidate)
-    return sorted(files)
-
-
-def _visible_dirs(path: Path | os.DirEntry) -> list[os.DirEntry]:
-    with os.scandir(path) as it:
-        return [e for e in it if not e.name.startswith(".") and e.is_dir()]
+def select_cells(table: RunTable, names: list[str] | None) -> RunTable:
+    """The runs of the named cells only (``--cells``); an unknown name is a one-line error."""
+    if names is None:
+        return table
+    known = list(dict.fromkeys(table.runs["cell"].astype(str)))
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise UserError(f"unknown cell {', '.join(map(repr, unknown)) or '(none given)'} in {table.origin}: "
+                        f"choose from {', '.join(sorted(known)) or '(no runs yet)'}")
+    return RunTable(table.runs[table.runs["cell"].isin(names)].reset_index(drop=True), table.warnings,
+                    table.origin)
 
 
 def records_frame(records: list[RunRecord]) -> pd.DataFrame:
-    """One row per record; see the module docstring for the columns."""
-    return _frame([_record_row(r) for r in records])
+    """One row per record; see the module docstring for the columns.
+
+    Runs are grouped into cells by identity (``cell_id``: the config without the seeds); the
+    ``label`` of a cell is its regularizer label plus the knobs in which the cells of this table
+    differ (:func:`mixsweep.identity.table_labels`), so two cells never share a row.
+    """
+    rows = [_record_row(r) for r in records]
+    cells = {row["cell_id"]: (r.task, r.label, cell_config(r.config or {})) for row, r in zip(rows, records,
+                                                                                            strict=True)}
+    labels = table_labels(cells)
+    for row in rows:
+        row["label"] = labels[row["cell_id"]]
+        if row["label"] != row["regularizer"]:  # p-sweeps hold plain cells only (naming.sweep_family)
+            row["family"], row["p"] = None, math.nan
+    return _frame(rows)
 
 
 def _record_row(r: RunRecord) -> dict[str, Any]:
-    best = r.best or _best_from_curve(r.eval_curve, r.headline)
+    point = best_point(r.eval_curve, r.headline)
+    best = r.best or (dict(point["metrics"]) if point else {})
     family, p = sweep_family(r.label, (r.config or {}).get("regularizer"))
     row: dict[str, Any] = {
         "source": "results",
         "sweep": r.sweep,
         "task": r.task,
         "cell": r.cell,
+        "cell_id": cell_id(r.config) if r.config else f"label:{r.label}",
+        "regularizer": r.label,
         "label": r.label,
         "seed": r.seed,
         "run_id": r.run_id,
@@ -123,14 +129,6 @@ def _record_row(r: RunRecord) -> dict[str, Any]:
     for name, value in (zhang or {}).items():
         row[f"zhang2021_{name}"] = _num(value)
     return row
-
-
-def _best_from_curve(curve: list[dict[str, Any]], headline: str) -> dict[str, float]:
-    """Metrics at the eval point with the highest headline score (NaN points never win)."""
-    scored = [pt for pt in curve if not math.isnan(_num((pt.get("metrics") or {}).get(headline)))]
-    if not scored:
-        return {}
-    return dict(max(scored, key=lambda pt: pt["metrics"][headline])["metrics"])
 
 
 def _num(x: Any) -> float:
@@ -171,6 +169,8 @@ def load_external_csv(path: str | os.PathLike) -> RunTable:
                 "sweep": path.stem,
                 "task": task,
                 "cell": label,
+                "cell_id": label,  # the CSV's config column is the identity of its cells
+                "regularizer": label,
                 "label": label,
                 "seed": int(rec["seed"]),
                 "run_id": f"{task}/{label}/{rec['seed']}",
@@ -208,7 +208,8 @@ def _headline_of(task: str) -> str:
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
-        df = pd.DataFrame(columns=["source", "sweep", "task", "cell", "label", "seed", "status", "headline",
+        df = pd.DataFrame(columns=["source", "sweep", "task", "cell", "cell_id", "regularizer", "label", "seed",
+                                   "status", "headline",
                                    "final_score", "best_score", "majority_score", "has_majority",
                                    "family", "p", "metrics", "has_halves", "zhang2021_score"])
     df.insert(df.columns.get_loc("label") + 1, "display", df["label"].map(display_name))
@@ -217,16 +218,13 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def export_runs(runs: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write the run table to ``.parquet`` or ``.csv`` (by suffix), atomically."""
-    from mixsweep.atomic import atomic_write_text
+    from mixsweep.atomic import atomic_write_text, atomic_write_with
 
     path = Path(path)
     if path.suffix == ".csv":
         atomic_write_text(path, runs.to_csv(index=False))
     elif path.suffix == ".parquet":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        runs.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
+        atomic_write_with(path, lambda tmp: runs.to_parquet(tmp, index=False))
     else:
         raise UserError(f"cannot export to {path}: use a .parquet or .csv file name")
     return path

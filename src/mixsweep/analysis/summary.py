@@ -7,7 +7,7 @@ import os
 import pandas as pd
 
 from mixsweep.analysis.cells import aggregate
-from mixsweep.analysis.load import RunTable, load_results
+from mixsweep.analysis.load import RunTable, load_results, select_cells
 from mixsweep.analysis.naming import display_name
 from mixsweep.analysis.paper import paper_reference
 from mixsweep.analysis.tables import (
@@ -21,12 +21,13 @@ from mixsweep.analysis.tables import (
 )
 
 
-def summary_table(results: str | os.PathLike, sweep: str) -> str:
+def summary_table(results: str | os.PathLike, sweep: str, cells: list[str] | None = None) -> str:
     """Per (task, label): n, mean, std, max, #failed, and the paper's mean/max where it has the cell.
 
     #failed uses lee2020 where the task defines it (marked L), else the majority-class rule (M).
+    ``cells`` keeps only those cells of the study (by name).
     """
-    return summarize(load_results(results, sweep))
+    return summarize(select_cells(load_results(results, sweep), cells))
 
 
 def summarize(table: RunTable) -> str:

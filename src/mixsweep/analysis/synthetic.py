@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mixsweep import store
 from mixsweep.analysis.paper import paper_curves, paper_points
-from mixsweep.atomic import atomic_write_json
-from mixsweep.records import RunRecord
+from mixsweep.records import RunRecord, best_point
 
 # task -> (headline, chance score of the headline, metrics recorded, majority-class scores)
 TASKS: dict[str, tuple[str, float, tuple[str, ...], dict[str, float | None]]] = {
@@ -60,11 +60,11 @@ def text_task_record(task: str, label: str, seed: int, sweep: str, rng: np.rando
     curve = [{"step": 10 * (i + 1), "epoch": (i + 1) / 2,
               "metrics": {m: v - rng.uniform(0, 3) * (n_evals - 1 - i) / n_evals for m, v in final.items()}}
              for i in range(n_evals)]
-    best_point = max(curve, key=lambda pt: pt["metrics"][headline])
+    best = best_point(curve, headline)
     return RunRecord(
-        run_id=f"{label}-s{seed}", sweep=sweep, task=task, cell=label, label=label, seed=seed,
-        status="ok", headline=headline, final=final, best=dict(best_point["metrics"]),
-        best_step=best_point["step"], eval_curve=curve, majority=dict(majority),
+        run_id=f"{task}-{label}-s{seed}", sweep=sweep, task=task, cell=label, label=label, seed=seed,
+        status="ok", headline=headline, final=final, best=dict(best["metrics"]) if best else {},
+        best_step=best["step"] if best else None, eval_curve=curve, majority=dict(majority),
         config={"regularizer": regularizer_of(label)},
     )
 
@@ -85,12 +85,15 @@ def digits_record(family: str, p: float, seed: int, sweep: str, rng: np.random.G
 
 
 def write_records(records: list[RunRecord], results: str | os.PathLike) -> list[Path]:
-    """Write records in the store layout ``<results>/<sweep>/<task>/<run_id>/result.json``."""
-    paths = []
+    """Write records into the store and list them in their studies' views."""
+    paths, views = [], {}
     for r in records:
-        path = Path(results) / r.sweep / r.task / r.run_id / "result.json"
-        atomic_write_json(path, r.to_dict())
-        paths.append(path)
+        directory = store.run_dir(results, r.run_id)
+        store.write_record(directory, r)
+        views.setdefault(r.sweep, []).append({"run_id": r.run_id, "task": r.task, "cell": r.cell})
+        paths.append(directory / store.RESULT)
+    for sweep, entries in views.items():
+        store.add_to_view(results, sweep, entries)
     return paths
 
 

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from mixsweep.atomic import atomic_build_dir
 
 ENCODED = ("input_ids", "attention_mask", "token_type_ids")
 CHUNK_ROWS = 8192  # rows per tokenizer call: bounds the Python lists held at once
@@ -128,20 +127,12 @@ def _build(
 ) -> None:
     from datasets import DatasetDict
 
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=TMP_SUFFIX))
-    try:
+    def build(tmp: Path) -> None:
         with _quiet_progress():
-            DatasetDict(_tokenize(splits, tokenizer, max_length)).save_to_disk(str(tmp / "data"))
-        (tmp / "data" / "cache_key.json").write_text(
-            json.dumps(dict(cache_key), indent=2, default=str) + "\n"
-        )
-        try:
-            os.rename(tmp / "data", final)
-        except OSError:
-            if not final.is_dir():
-                raise  # not a lost race: a real I/O error
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            DatasetDict(_tokenize(splits, tokenizer, max_length)).save_to_disk(str(tmp))
+        (tmp / "cache_key.json").write_text(json.dumps(dict(cache_key), indent=2, default=str) + "\n")
+
+    atomic_build_dir(final, build)
 
 
 @contextmanager

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from typing import Any
 import torch
 from filelock import FileLock
 
-from mixsweep.atomic import TMP_SUFFIX
+from mixsweep.atomic import atomic_write_with
 from mixsweep.digits.data import DigitsData, load_dataset
 from mixsweep.digits.model import DigitsMLP
 from mixsweep.digits.train import Recipe, accuracy, fit
@@ -114,16 +112,7 @@ def build_model(model_cfg: Mapping[str, Any], dropout: float, generator: torch.G
 
 
 def _save_atomic(path: Path, weights: PretrainedWeights) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"state": weights.state, "meta": weights.meta}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_with(path, lambda tmp: torch.save({"state": weights.state, "meta": weights.meta}, tmp))
 
 
 def _load(path: Path) -> PretrainedWeights:

@@ -15,6 +15,7 @@ from mixsweep.digits.finetune import context, squared_distance
 from mixsweep.digits.model import DigitsMLP, fed_by_dropout
 from mixsweep.digits.pretrain import build_model, load_or_pretrain
 from mixsweep.digits.train import Recipe, accuracy, fit, total_steps
+from mixsweep.records import best_point
 from mixsweep.regularizers import build_methods, lifecycle
 
 DISTANCE_PARAMS = "all trainable parameters: weights and biases of fc.0-fc.2 and the LayerNorm gains and biases"
@@ -91,14 +92,14 @@ def _run(cfg: Mapping[str, Any], cache_dir: Path, device: torch.device) -> dict[
         evaluate(len(curve), result.steps)
 
     final = curve[-1]["metrics"]
-    best_point = max(curve, key=lambda point: point["metrics"]["target_acc"])  # first of equal maxima
+    best = best_point(curve, "target_acc")
     distances = squared_distance(model, w_pre.state)
     return {
         "status": "diverged" if result.diverged else "ok",
         "headline": "target_acc",
         "final": final,
-        "best": best_point["metrics"],
-        "best_step": best_point["step"],
+        "best": best["metrics"] if best else {},
+        "best_step": best["step"] if best else None,
         "eval_curve": curve,
         "train_loss": result.train_loss,
         "distance_sq": final["l2_sq"],

@@ -121,22 +121,19 @@ class Objective:
 def run_or_reuse(cfg: DictConfig, on_eval: EvalReporter | None) -> RunRecord:
     """The run's record: executed now, or read from the store (its stored evals replayed to
     ``on_eval``), or awaited when another worker holds the run's lock."""
-    from filelock import FileLock
-
     from mixsweep import store
     from mixsweep.runid import run_id
     from mixsweep.sweeping.execute import execute
 
-    directory = store.run_dir(cfg.paths.results, str(cfg.sweep), str(cfg.task.name), run_id(cfg))
+    rid = run_id(cfg)
     while True:
         summary = execute(cfg, on_eval=on_eval)
         if summary["status"] == "running-elsewhere":
-            with FileLock(str(directory / store.LOCK)):  # wait for the other worker, then look again
-                pass
+            store.wait_for_run(cfg.paths.results, rid)  # wait for the other worker, then look again
             continue
-        record = store.read_record(directory)
+        record = store.lookup(cfg.paths.results, rid)
         if record is None:
-            raise RuntimeError(f"run {summary['run_id']} finished without a record in {directory}")
+            raise RuntimeError(f"run {summary['run_id']} finished without a record in {cfg.paths.results}")
         if summary["skipped"] and on_eval is not None:
             for point in record.eval_curve:
                 on_eval(int(point["step"]), point["metrics"])

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 
 
+def parse_cells(text: str) -> list[str]:
+    """``devlin, mixout_0.7`` -> ``["devlin", "mixout_0.7"]`` (empty names dropped)."""
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
 def _add_sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sweep", default="smoke", help="study file in sweeps/ (default: smoke)")
     p.add_argument("--task", help="narrow the study to one task (or a comma list)")
@@ -12,6 +17,8 @@ def _add_sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--launcher", help="local | joblib | slurm | submitit_local")
     p.add_argument("--workers", type=int, help="parallel workers for LAUNCHER=joblib (default 2)")
     p.add_argument("--results", default="results", help="results directory (default: results)")
+    p.add_argument("--cells", type=parse_cells, metavar="NAMES",
+                   help="only these cells of the study, a comma list of its cell names (e.g. devlin,mixout_0.7)")
     p.add_argument("overrides", nargs="*", help="more Hydra overrides, key=value")
 
 
@@ -26,6 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--show-config", action="store_true", help="print the composed config of the first run")
     p.set_defaults(func=_plan)
 
+    p = sub.add_parser("store", help="maintain the results store (runs/ + one view per study)")
+    store_sub = p.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    m = store_sub.add_parser("migrate", help="move runs from the old results/<sweep>/<task>/<run_id>/ layout "
+                                             "into results/runs/ (loses nothing)")
+    m.add_argument("--results", default="results", help="results directory (default: results)")
+    m.set_defaults(func=_migrate)
+
     p = sub.add_parser("rerun", help="re-execute one stored run from its record and compare the metrics")
     p.add_argument("run_id")
     p.add_argument("--results", default="results")
@@ -37,7 +51,7 @@ def _request(args: argparse.Namespace, dry_run: bool):
 
     req = SweepRequest(sweep=args.sweep, task=args.task, seeds=args.seeds, launcher=args.launcher,
                        results=args.results, workers=args.workers, overrides=list(args.overrides),
-                       dry_run=dry_run)
+                       dry_run=dry_run, cells=args.cells)
     validate(req)
     return req
 
@@ -48,7 +62,7 @@ def _sweep(args: argparse.Namespace) -> int:
     req = _request(args, dry_run=False)
     run_multirun(hydra_overrides(req))
     if not args.no_summary:
-        _print_summary(req.results, req.sweep)
+        _print_summary(req.results, req.sweep, req.cells)
     return 0
 
 
@@ -68,10 +82,20 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(results: str, sweep: str) -> None:
+def _print_summary(results: str, sweep: str, cells: list[str] | None = None) -> None:
     from mixsweep.analysis import summary_table
 
-    print(summary_table(results, sweep))
+    print(summary_table(results, sweep, cells))
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from mixsweep import store
+
+    counts = store.migrate(args.results)
+    print(f"migrated {counts['moved']} runs of {counts['studies']} studies into {args.results}/runs/"
+          + (f"; {counts['duplicates']} runs were stored by more than one study: one copy is in runs/, "
+             "the other under <sweep>/.migrated/" if counts["duplicates"] else ""))
+    return 0
 
 
 def _rerun(args: argparse.Namespace) -> int:

@@ -38,9 +38,10 @@ def execute(cfg: DictConfig, *, on_eval: EvalCallback | None = None) -> dict[str
     """
     rid = run_id(cfg)
     results, sweep, task = Path(cfg.paths.results), str(cfg.sweep), str(cfg.task.name)
-    directory = store.run_dir(results, sweep, task, rid)
+    directory = store.run_dir(results, rid)
     existing = store.read_record(directory)
     if store.is_final(existing):
+        _join_view(cfg, rid)
         return {"run_id": rid, "status": existing.status, "skipped": True}
 
     with store.run_lock(directory) as held:
@@ -49,6 +50,7 @@ def execute(cfg: DictConfig, *, on_eval: EvalCallback | None = None) -> dict[str
             return {"run_id": rid, "status": "running-elsewhere", "skipped": True}
         existing = store.read_record(directory)  # another process may have finished it meanwhile
         if store.is_final(existing):
+            _join_view(cfg, rid)
             return {"run_id": rid, "status": existing.status, "skipped": True}
         try:
             record = _run_and_record(cfg, rid, on_eval)
@@ -56,6 +58,7 @@ def execute(cfg: DictConfig, *, on_eval: EvalCallback | None = None) -> dict[str
         except BaseException:
             store.discard_unfinished(directory)  # a run that ends without an outcome leaves nothing
             raise
+    _join_view(cfg, rid)
 
     from mixsweep.sweeping.plan import progress_line
 
@@ -67,6 +70,14 @@ def execute(cfg: DictConfig, *, on_eval: EvalCallback | None = None) -> dict[str
     if line:
         print(line, flush=True)
     return {"run_id": rid, "status": record.status, "skipped": False}
+
+
+def _join_view(cfg: DictConfig, rid: str) -> None:
+    """List the run in its study's view (a sweep did at planning time; HPO trials and single
+    runs do it here), so that the study's report finds it."""
+    store.add_to_view(cfg.paths.results, str(cfg.sweep),
+                      [{"run_id": rid, "task": str(cfg.task.name), "cell": str(cfg.get("cell") or "")
+                        or cell_label(OmegaConf.to_container(cfg.regularizer, resolve=True))}])
 
 
 def _run_and_record(cfg: DictConfig, rid: str, on_eval: EvalCallback | None = None) -> RunRecord:

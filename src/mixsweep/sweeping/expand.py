@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
+from mixsweep.errors import UserError
+
+
+def select_cells(cells: Mapping[str, Sequence[str]], names: Sequence[str] | None) -> dict[str, list[str]]:
+    """The study's cells named in ``names`` (``--cells``/``CELLS=``), in the study's order; all if None."""
+    if names is None:
+        return {k: list(v) for k, v in cells.items()}
+    unknown = [n for n in names if n not in cells]
+    if unknown or not names:
+        raise UserError(f"unknown cell {', '.join(map(repr, unknown)) or '(none given)'}: choose from "
+                        f"{', '.join(cells) or '(this study names no cells)'}")
+    return {k: list(v) for k, v in cells.items() if k in names}
+
 
 def expand_jobs(
     grid: Sequence[Sequence[str]], cells: Mapping[str, Sequence[str]], keep_keys: Collection[str] = ()

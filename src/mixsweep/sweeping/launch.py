@@ -24,6 +24,7 @@ class SweepRequest:
     workers: int | None = None
     overrides: list[str] = field(default_factory=list)
     dry_run: bool = False
+    cells: list[str] | None = None  # a subset of the study's cells, by name
 
     def __post_init__(self) -> None:
         self.overrides = method_settings_added(self.overrides)
@@ -57,6 +58,9 @@ def validate(req: SweepRequest) -> None:
             raise UserError(f"override '{ov}' is not key=value: write ARGS=\"key=value other.key=value\"")
     if not req.dry_run:
         _check_writable(Path(req.results))
+    from mixsweep import store
+
+    store.check_no_legacy(req.results, req.sweep)
 
 
 def _check_writable(results: Path) -> None:
@@ -86,6 +90,8 @@ def hydra_overrides(req: SweepRequest) -> list[str]:
             ov.append(f"threads={max(1, (os.cpu_count() or 1) // n)}")
     if (req.launcher in (None, "local")) and sys.stderr.isatty():
         ov.append("progress=true")
+    if req.cells is not None:
+        ov.append("hydra.sweeper.select=[" + ",".join(f"'{c}'" for c in req.cells) + "]")
     if req.dry_run:
         ov.append("hydra.sweeper.dry_run=true")
     return ov + list(req.overrides)

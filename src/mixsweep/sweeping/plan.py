@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from mixsweep import store
 from mixsweep.atomic import atomic_write_json
+from mixsweep.identity import cell_config, cell_id, table_labels
 from mixsweep.records import cell_label
 from mixsweep.runid import run_id
 from mixsweep.sweeping.checks import check_regularizer
@@ -27,9 +28,10 @@ class Job:
     run_id: str
     task: str
     cell: str
-    label: str
+    label: str  # the table label: regularizer label + the knobs this cell differs in (identity.py)
     state: str  # done | diverged | failed | todo
     directory: Path
+    cell_id: str = ""  # the cell's identity: its semantic config without the seeds
 
 
 @dataclass
@@ -48,24 +50,24 @@ class Plan:
         return Counter(j.state for j in self.jobs)
 
     def sweep_dir(self) -> Path:
-        return self.results / self.sweep
+        return store.study_dir(self.results, self.sweep)
 
     def summary_lines(self) -> list[str]:
         c = self.counts()
         done = c["done"] + c["diverged"]
         lines = [
             f"sweep '{self.sweep}' -> {self.sweep_dir()}: {len(self.jobs)} runs in "
-            f"{len({(j.task, j.label) for j in self.jobs})} cells; {done} done, "
+            f"{len({(j.task, j.cell_id) for j in self.jobs})} cells; {done} done, "
             f"{c['failed']} failed (will retry), {c['todo']} to do"
         ]
         if self.duplicates:
             lines.append(f"  ({self.duplicates} grid points are the same run as another and are run once)")
-        by_cell: dict[tuple[str, str], Counter] = {}
+        by_cell: dict[tuple[str, str, str], Counter] = {}
         for j in self.jobs:
-            by_cell.setdefault((j.task, j.label), Counter())[j.state] += 1
-        width = max((len(label) for _, label in by_cell), default=10)
+            by_cell.setdefault((j.task, j.cell_id, j.label), Counter())[j.state] += 1
+        width = max((len(label) for _, _, label in by_cell), default=10)
         lines.append(f"  {'task':<12} {'cell':<{width}}  runs  done  failed  todo")
-        for (task, label), cc in by_cell.items():
+        for (task, _, label), cc in by_cell.items():
             n = sum(cc.values())
             lines.append(
                 f"  {task:<12} {label:<{width}}  {n:>4}  {cc['done'] + cc['diverged']:>4}  "
@@ -76,6 +78,11 @@ class Plan:
     def print_summary(self) -> None:
         print("\n".join(self.summary_lines()), flush=True)
 
+    def write_view(self) -> None:
+        """Record the study as a view of the store: the run ids its cells need."""
+        store.add_to_view(self.results, self.sweep,
+                          [{"run_id": j.run_id, "task": j.task, "cell": j.cell} for j in self.jobs])
+
     def start_progress(self) -> None:
         """Write the ledger that every job (in any process) reads to print progress lines."""
         c = self.counts()
@@ -85,7 +92,7 @@ class Plan:
                 "started": time.time(),
                 "total": len(self.jobs),
                 "skipped": c["done"] + c["diverged"],
-                "runs": [[j.task, j.run_id] for j in self.jobs],
+                "runs": [j.run_id for j in self.jobs],
             },
         )
 
@@ -112,10 +119,14 @@ def _memo_compose(compose: Callable[[Sequence[str]], DictConfig]) -> Callable[[S
 
 
 def build_plan(jobs: Sequence[Sequence[str]], compose: Callable[[Sequence[str]], DictConfig]) -> Plan:
-    """Compose every job, give it its run id, and look it up in the store."""
+    """Compose every job, give it its run id and cell identity, and look it up in the store.
+
+    A run that any study finished is done here too: the store holds each run once, by run id.
+    """
     compose = _memo_compose(compose)
     planned: list[Job] = []
     seen: set[str] = set()
+    cells: dict[str, tuple[str, str, dict]] = {}
     duplicates = 0
     results: Path | None = None
     sweep = ""
@@ -128,26 +139,31 @@ def build_plan(jobs: Sequence[Sequence[str]], compose: Callable[[Sequence[str]],
             continue
         seen.add(rid)
         task = str(cfg.task.name)
-        directory = store.run_dir(results, sweep, task, rid)
+        directory = store.run_dir(results, rid)
         record = store.read_record(directory)
         state = "todo" if record is None else {"ok": "done"}.get(record.status, record.status)
         reg = _plain(cfg.regularizer)
         check_regularizer(reg)  # before anything is launched or written
         label = cell_label(reg)
-        planned.append(Job(list(overrides), rid, task, str(cfg.cell or label), label, state, directory))
+        cid = cell_id(cfg)
+        cells.setdefault(cid, (task, label, cell_config(cfg)))
+        planned.append(Job(list(overrides), rid, task, str(cfg.cell or label), label, state, directory, cid))
+    labels = table_labels(cells)
+    for job in planned:
+        job.label = labels[job.cell_id]
     return Plan(planned, results or Path("results"), sweep, duplicates)
 
 
 def progress_line(results: Path, sweep: str) -> str | None:
     """``run 7/220 done (3 skipped, 1 failed) · ETA 2h13m`` from the ledger and the store."""
-    path = Path(results) / sweep / PROGRESS
+    path = store.study_dir(results, sweep) / PROGRESS
     try:
         ledger = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return None
     finished = failed = 0
-    for task, rid in ledger["runs"]:
-        status = _stored_status(store.run_dir(results, sweep, task, rid))
+    for rid in ledger["runs"]:
+        status = _stored_status(store.run_dir(results, rid))
         if status is None:
             continue
         finished += 1

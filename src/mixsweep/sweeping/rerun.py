@@ -12,12 +12,12 @@ from mixsweep.errors import UserError
 
 
 def find_run(results: str | Path, rid: str) -> Path:
-    hits = sorted(Path(results).glob(f"*/*/{rid}*/{store.RESULT}"))
+    hits = store.find_runs(results, rid)
     if not hits:
         raise UserError(f"no stored run '{rid}' under {results}/: check the id (see `mixsweep plan`) or RESULTS=")
-    if len({h.parent.name for h in hits}) > 1:
+    if len(hits) > 1:
         raise UserError(f"run id prefix '{rid}' is ambiguous ({len(hits)} runs): give more characters")
-    return hits[0].parent
+    return hits[0]
 
 
 def compare(a: dict[str, float], b: dict[str, float]) -> list[str]:
