@@ -19,6 +19,7 @@ from mixsweep.analysis.cells import aggregate, compare_with_paper, scores
 from mixsweep.analysis.failures import DEFINITIONS, describe_definition, failure_mask
 from mixsweep.analysis.load import RunTable
 from mixsweep.analysis.naming import DEVLIN, display_name, sort_labels, sort_tasks
+from mixsweep.analysis.published import beside_ours
 from mixsweep.analysis.stats import compare, expected_max, fisher_failures, max_ci, mean_ci
 from mixsweep.analysis.tables import cell_table, fmt_num, paper_style, render, task_precision
 from mixsweep.atomic import atomic_write_text
@@ -83,6 +84,7 @@ def build_report(
         Section("Paper-style table (mean (max) [#failed])", [paper_style(agg, failures).reset_index()]),
         Section("Statistics against the baseline", [_stats_table(runs, selection, failures, seed)]),
         Section("Expected max over restarts", [_expected_max_table(runs, agg, selection)]),
+        *_published_section(runs, selection),
         Section("Figures", list(drawn.values())),
         Section("How to read this report", [HOW_TO_READ]),
     ]
@@ -159,6 +161,16 @@ def _fisher(failed: pd.Series, idx, base_idx) -> str:
         return "–"
     _, p = fisher_failures(int(a.sum()), len(a), int(b.sum()), len(b))
     return f"{p:.3g}"
+
+
+def _published_section(runs: pd.DataFrame, selection: str) -> list[Section]:
+    """Other papers' numbers for this study's cells (``paper_data/published_<study>.csv``), if it ships any."""
+    table = beside_ours(runs, scores(runs, selection))
+    if table is None:
+        return []
+    return [Section("Published numbers beside ours", [
+        table, "Only numbers we can cite are listed; their metric, selection protocol and optimizer are given "
+               "because they can differ from this study's (see each source)."])]
 
 
 def _expected_max_table(runs: pd.DataFrame, agg: pd.DataFrame, selection: str) -> pd.DataFrame | str:
