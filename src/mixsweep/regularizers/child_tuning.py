@@ -50,7 +50,8 @@ class ChildTuning(Method):
     def _setup(self, ctx: RunContext) -> None:
         named = dict(ctx.model.named_parameters())
         self._params = [named[n] for n in ctx.reference if n in named and named[n].requires_grad]
-        self._gen = generator(ctx.noise_seed, self.name, ctx.device)
+        device = self._params[0].device if self._params else ctx.device
+        self._gen = generator(ctx.noise_seed, self.name, device)
 
     @torch.no_grad()
     def after_backward(self, step: int, ctx: RunContext) -> None:
