@@ -78,9 +78,11 @@ def build_variants(device: torch.device, p: float, lam: float) -> list[Variant]:
         set_dropout(m, 0.1)
 
     def mixout(m: nn.Module) -> None:
+        set_dropout(m, 0.0)  # a run starts with every dropout at 0; mixout replaces it
         apply_mixout(m, p, layers="paper")
 
     def mixout_wdecay(m: nn.Module) -> WDecay:
+        set_dropout(m, 0.0)
         apply_mixout(m, p, layers="paper")
         return WDecay(m, lam, target="pretrained", form="l2", head="none")
 

@@ -23,7 +23,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def overrides(args: argparse.Namespace, cache: str) -> list[str]:
     return [
-        "task=rt_polarity", "model=minilm_l6", "regularizer=dropout", "regularizer.dropout=0.1",
+        "task=rt_polarity", "model=minilm_l6", "regularizer=dropout", "regularizer.dropout.p=0.1", "regularizer.dropout.head=true",
         "optimizer=adamw", "optimizer.lr=5e-5", f"train.epochs={args.epochs}", "train.batch_size=16",
         "train.eval_batch_size=64", "train.eval_every=1000000", f"data.train_size={args.train_size}",
         f"data.dev_size={args.dev_size}", f"data.max_length={args.max_length}", f"paths.cache={cache}",

@@ -30,7 +30,7 @@ hydra:
 {cells}
 """
 CELLS = {
-    "dropout_0.1": ["regularizer=dropout", "regularizer.dropout=0.1"],
+    "dropout_0.1": ["regularizer=dropout", "regularizer.dropout.p=0.1"],
     "mixout_0.5": ["regularizer=mixout", "regularizer.mixout.p=0.5"],
 }
 # Fields that are a function of the config alone: equal bit for bit between two CPU executions.

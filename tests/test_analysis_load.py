@@ -69,8 +69,34 @@ def test_null_metric_is_nan_not_missing(tmp_path):
     assert math.isnan(row.final_score) and row.metrics == "pearson,spearman"
 
 
-def test_p_is_recovered_from_the_config(tmp_path):
+def test_p_is_recovered_from_a_legacy_config(tmp_path):
+    """Records written before the method interface had one flat regularizer shape."""
     reg = {"dropout": 0.0, "mixout": {"p": 0.8}, "wdecay": {"lam": 0.0}, "head": {"policy": "none"}}
+    write_records([record(label="mixout(w_pre,0.8)", config={"regularizer": reg}),
+                   record(label="dropout(0.3)", seed=3, config={"regularizer": {
+                       "dropout": 0.3, "mixout": {"p": 0.0}, "wdecay": {"lam": 0.0}, "head": {"policy": "none"}}})],
+                  tmp_path)
+    runs = load_results(tmp_path, "t").runs.set_index("label")
+    assert (runs.loc["mixout(w_pre,0.8)", "family"], runs.loc["mixout(w_pre,0.8)", "p"]) == ("mixout", 0.8)
+    assert (runs.loc["dropout(0.3)", "family"], runs.loc["dropout(0.3)", "p"]) == ("dropout", 0.3)
+
+
+def test_family_and_p_come_from_the_config_not_the_label(tmp_path):
+    # A label that disagrees with its config: the config wins (labels are display only).
+    write_records([record(label="mixout(w_pre,0.5)", config={"regularizer": {"mixout": {"p": 0.6}}}),
+                   record(label="dropout(0.2)", seed=1, config={"regularizer": {"dropout": {"p": 0.25}}}),
+                   record(label="wd", seed=3, config={"regularizer": {"mixout": {"p": 0.6},
+                                                                       "wdecay": {"lam": 0.01}}}),
+                   record(label="x", seed=2, config={"regularizer": {"name": "none"}})], tmp_path)
+    runs = load_results(tmp_path, "t").runs.set_index("label")
+    assert (runs.loc["mixout(w_pre,0.5)", "family"], runs.loc["mixout(w_pre,0.5)", "p"]) == ("mixout", 0.6)
+    assert (runs.loc["dropout(0.2)", "family"], runs.loc["dropout(0.2)", "p"]) == ("dropout", 0.25)
+    assert pd.isna(runs.loc["wd", "family"])  # two methods: not a point of a one-knob p-sweep
+    assert (runs.loc["x", "family"], runs.loc["x", "p"]) == ("none", 0.0)
+
+
+def test_p_is_recovered_from_the_config(tmp_path):
+    reg = {"name": "mixout", "mixout": {"p": 0.8, "head": {"policy": "none", "p": None}}}
     write_records([record(label="mixout(w_pre,0.8)", config={"regularizer": reg}),
                    record(label="none", seed=1), record(label=OUR_W, seed=2)], tmp_path)
     runs = load_results(tmp_path, "t").runs.set_index("label")

@@ -68,7 +68,7 @@ def test_run_id_ignores_where_results_go_but_not_what_runs():
 
 
 def test_zero_probability_mixout_and_dropout_are_one_run():
-    assert run_id(compose_run(["regularizer=dropout", "regularizer.dropout=0.0"])) == run_id(
+    assert run_id(compose_run(["regularizer=dropout", "regularizer.dropout.p=0.0"])) == run_id(
         compose_run(["regularizer=mixout", "regularizer.mixout.p=0.0"])
     )
 

@@ -14,10 +14,14 @@ from mixsweep.records import RunRecord, cell_label
 from mixsweep.sweeping.expand import expand_jobs
 
 
-def reg(dropout=0.0, p=0.0, lam=0.0, target="pretrained", policy="none", head_p=None, head_wd="none", **mix):
-    return {"dropout": dropout, "mixout": {"p": p, "layers": "paper", "granularity": "neuron", "grad": "exact", **mix},
-            "wdecay": {"lam": lam, "target": target, "form": "l2"},
-            "head": {"policy": policy, "p": head_p, "wdecay": head_wd}}
+def reg(dropout=0.0, p=0.0, lam=0.0, target="pretrained", policy="none", head_p=None, head_wd="none", form=None,
+        drop_head=False, **mix):
+    """A regularizer block in the contract's shape (every method present, inactive ones with 0)."""
+    wd = {"lam": lam, "target": target, "head": head_wd} | ({"form": form} if form else {})
+    return {"name": "x", "dropout": {"p": dropout, "head": drop_head},
+            "mixout": {"p": p, "layers": "paper", "granularity": "neuron", "grad": "exact",
+                       "head": {"policy": policy, "p": head_p}, **mix},
+            "wdecay": wd}
 
 
 @pytest.mark.parametrize("config, label", [
@@ -32,6 +36,16 @@ def reg(dropout=0.0, p=0.0, lam=0.0, target="pretrained", policy="none", head_p=
     (reg(p=0.9, layers="all_linear"), "mixout(w_pre,0.9)[layers=all_linear]"),
     (reg(p=0.9, grad="official", granularity="element"), "mixout(w_pre,0.9)[element,grad=official]"),
     (reg(p=0.0, layers="all_linear"), "none"),
+    # Devlin's decay is decoupled (BertAdam) and keeps the paper's label; the other form is named.
+    (reg(dropout=0.1, drop_head=True, lam=0.01, target="zero", head_wd="zero", form="decoupled"),
+     "dropout(0.1)+wdecay(0,0.01)"),
+    (reg(dropout=0.1, drop_head=True, lam=0.01, target="zero", head_wd="zero", form="l2"),
+     "dropout(0.1)+wdecay(0,0.01)[l2]"),
+    (reg(lam=0.01, form="l2"), "wdecay(w_pre,0.01)"),
+    (reg(lam=0.01, form="decoupled"), "wdecay(w_pre,0.01)[decoupled]"),
+    (reg(p=0.0, policy="dropout", head_p=0.7), "none|head:dropout(0.7)"),
+    (reg(lam=0.01, head_wd="zero"), "wdecay(w_pre,0.01)|head:wdecay(0,0.01)"),
+    ({"name": "none"}, "none"),
 ])
 def test_cell_labels_follow_the_papers_notation(config, label):
     assert cell_label(config) == label

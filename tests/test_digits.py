@@ -14,12 +14,14 @@ import yaml
 
 from mixsweep.digits import pretrain, run_digits
 from mixsweep.digits.data import load_dataset, load_images, read_idx, split_and_normalize
-from mixsweep.digits.finetune import apply_plan, plan_regularizer, squared_distance
+from mixsweep.digits.finetune import context, squared_distance
 from mixsweep.digits.model import DigitsMLP
 from mixsweep.digits.run import torch_threads
-from mixsweep.digits.train import Recipe, lr_multiplier, make_optimizer
+from mixsweep.digits.train import Recipe, make_optimizer
 from mixsweep.errors import UserError
+from mixsweep.optim import linear_warmup_decay
 from mixsweep.paths import CONF_DIR
+from mixsweep.regularizers import RegularizerError, build_methods, lifecycle
 from mixsweep.regularizers.mixlinear import MixLinear
 
 CPU = torch.device("cpu")
@@ -36,14 +38,18 @@ def tiny_task() -> dict:
     return task
 
 
-def regularizer(dropout: float | None = 0.0, mixout_p: float = 0.0, **extra) -> dict:
+def regularizer(dropout: float = 0.0, mixout_p: float = 0.0, **extra) -> dict:
+    """A regularizer block in the shared shape (conf/regularizer/*.yaml)."""
     return {
-        "dropout": dropout,
+        "dropout": {"p": dropout, "head": False},
         "mixout": {"p": mixout_p, "layers": "paper", "granularity": "neuron", "grad": "exact"},
-        "wdecay": {"lam": 0.0, "target": "pretrained", "form": "l2"},
-        "head": {"policy": "none", "p": None, "wdecay": "none"},
         **extra,
     }
+
+
+def start(model: DigitsMLP, reg: dict) -> None:
+    """What a digits run does to the model before finetuning."""
+    lifecycle.prepare(build_methods(reg), context(model, total_steps=1, noise_seed=0, init_seed=0, device=CPU))
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -93,7 +99,13 @@ def test_layernorm_follows_relu():
 
 def test_schedule_warms_up_then_decays_to_zero():
     total = 100
-    values = [lr_multiplier(t, total, 0.1) for t in range(total + 1)]
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = linear_warmup_decay(opt, total, 0.1)  # the shared schedule the digits runs use
+    values = []
+    for _ in range(total + 1):
+        values.append(schedule.get_last_lr()[0])
+        opt.step()
+        schedule.step()
     assert values[0] == 0.0 and values[10] == 1.0
     assert values[5] == pytest.approx(0.5)
     assert values[55] == pytest.approx(0.5)
@@ -186,9 +198,7 @@ def test_cache_key_tracks_pretraining_inputs_only():
 def test_mixout_replaces_dropout_on_the_layers_dropout_fed():
     model = DigitsMLP(sizes=(784, 16, 8, 10), dropout=0.1)
     w_pre = {k: v.clone() for k, v in model.state_dict().items()}
-    plan = plan_regularizer(regularizer(dropout=0.0, mixout_p=0.6), model, model_dropout=0.1)
-    apply_plan(model, plan)
-    assert plan.mixout_layers == ("fc.1", "fc.2")
+    start(model, regularizer(dropout=0.0, mixout_p=0.6))
     assert not isinstance(model.fc[0], MixLinear)
     assert all(isinstance(model.fc[i], MixLinear) and model.fc[i].p == 0.6 for i in (1, 2))
     assert all(drop.p == 0.0 for drop in model.drop)
@@ -196,34 +206,31 @@ def test_mixout_replaces_dropout_on_the_layers_dropout_fed():
     assert torch.equal(model.fc[2].target, w_pre["fc.2.weight"])
 
 
-def test_mixout_turns_dropout_off_even_when_the_config_keeps_it():
+def test_a_run_starts_without_the_pretraining_dropout():
     model = DigitsMLP(sizes=(784, 16, 8, 10), dropout=0.1)
-    assert plan_regularizer(regularizer(dropout=None, mixout_p=0.3), model, model_dropout=0.1).dropout == 0.0
+    start(model, {"mixout": {"p": 0.3}})
+    assert all(drop.p == 0.0 for drop in model.drop)
 
 
 def test_dropout_cells_keep_plain_layers():
     model = DigitsMLP(sizes=(784, 16, 8, 10), dropout=0.1)
-    apply_plan(model, plan_regularizer(regularizer(dropout=0.4), model, model_dropout=0.1))
+    start(model, regularizer(dropout=0.4))
     assert not any(isinstance(fc, MixLinear) for fc in model.fc)
     assert [drop.p for drop in model.drop] == [0.4, 0.4]
-    fresh = DigitsMLP(sizes=(784, 16, 8, 10))
-    assert plan_regularizer(regularizer(dropout=None), fresh, model_dropout=0.1).dropout == 0.1
 
 
-def test_unsupported_regularizers_are_user_errors():
+def test_settings_that_do_not_fit_the_mlp_are_user_errors():
     model = DigitsMLP(sizes=(784, 16, 8, 10))
-    with pytest.raises(UserError, match="wdecay"):
-        plan_regularizer(regularizer(wdecay={"lam": 0.01, "target": "pretrained"}), model, 0.1)
-    with pytest.raises(UserError, match="head"):
-        plan_regularizer(regularizer(head={"policy": "mixout_init"}), model, 0.1)
-    with pytest.raises(UserError, match="matches no"):
-        plan_regularizer({"dropout": 0.0, "mixout": {"p": 0.5, "layers": "encoder.*"}}, model, 0.1)
+    with pytest.raises(RegularizerError, match="head"):
+        start(model, {"mixout": {"p": 0.5, "head": {"policy": "mixout_init"}}})
+    with pytest.raises(RegularizerError, match="matches no"):
+        start(DigitsMLP(sizes=(784, 16, 8, 10)), {"mixout": {"p": 0.5, "layers": "encoder.*"}})
 
 
 def test_distance_is_zero_for_an_untouched_model():
     model = DigitsMLP(sizes=(784, 16, 8, 10))
     w_pre = {k: v.clone() for k, v in model.state_dict().items()}
-    apply_plan(model, plan_regularizer(regularizer(mixout_p=0.5), model, 0.1))
+    start(model, regularizer(mixout_p=0.5))
     distances = squared_distance(model, w_pre)
     assert set(distances) == {name for name, _ in model.named_parameters()}
     assert sum(distances.values()) == 0.0
@@ -262,7 +269,7 @@ def test_mini_sweep_runs_end_to_end(tmp_path: Path, fresh_memo):
     # p = 0 is the same run under both names; restarts differ in data order.
     assert results["dropout", 0.0, 0]["final"] == results["mixout", 0.0, 0]["final"]
     assert results["mixout", 0.5, 0]["final"]["l2_sq"] != results["mixout", 0.5, 1]["final"]["l2_sq"]
-    assert results["mixout", 0.5, 0]["extra"]["regularizer_applied"]["mixout_layers"] == ["fc.1", "fc.2"]
+    assert results["mixout", 0.5, 0]["extra"]["methods"]["mixout"]["layers"] == ["fc.1", "fc.2"]
 
 
 def test_a_restart_is_reproducible(tmp_path: Path, fresh_memo):

@@ -115,9 +115,23 @@ def test_wrapping_twice_raises():
         MixLinear.from_linear(layer, 0.5)
 
 
-def test_invalid_p_raises():
-    with pytest.raises(ValueError, match="p must be"):
+def test_invalid_p_is_an_internal_assertion():
+    # A run's p is validated once, by the mixout method (test_surgery); the layer only asserts.
+    with pytest.raises(AssertionError, match="p must be"):
         MixLinear.from_linear(_linear(), 1.2)
+
+
+def test_a_supplied_target_is_a_copy_never_the_trained_weight():
+    """Issue 12 item 5: target=linear.weight must not alias (the official code's pitfall)."""
+    linear = nn.Linear(2, 2)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    layer = MixLinear.from_linear(linear, 0.5, target=linear.weight)
+    assert layer.target.data_ptr() != linear.weight.data_ptr()
+    with torch.no_grad():
+        layer.weight.add_(10.0)  # training moves the weight ...
+    assert layer.weight[0, 0].item() == 11.0
+    assert layer.target.tolist() == [[1.0, 2.0], [3.0, 4.0]]  # ... never the target
 
 
 def test_trained_state_dict_loads_into_a_plain_bert():

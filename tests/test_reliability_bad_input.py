@@ -64,8 +64,8 @@ def test_an_unknown_sweep(root, capsys):
 @pytest.mark.parametrize(("override", "key"), [
     ("regularizer.mixout.p=1.5", "regularizer.mixout.p=1.5"),
     ("regularizer.mixout.p=-0.1", "regularizer.mixout.p=-0.1"),
-    ("regularizer.dropout=1.01", "regularizer.dropout=1.01"),
-    ("regularizer.head.p=2", "regularizer.head.p=2"),
+    ("regularizer.dropout.p=1.01", "regularizer.dropout.p=1.01"),
+    ("regularizer.mixout.head.p=2", "regularizer.mixout.head.p=2"),
 ])
 def test_a_probability_outside_0_1(root, capsys, override, key):
     line = rejected(root, capsys, override)

@@ -16,7 +16,16 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
-from mixsweep.regularizers import MixLinear, apply_mixout, head_module_names, set_dropout
+from mixsweep.regularizers import (
+    MixLinear,
+    RegularizerError,
+    RunContext,
+    apply_mixout,
+    build_methods,
+    head_module_names,
+    lifecycle,
+    set_dropout,
+)
 
 SIZES = dict(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 LAYERS = (0, 1)
@@ -131,28 +140,40 @@ def test_wrapped_layers_target_the_pretrained_weights():
         assert torch.equal(model.get_submodule(name).target, before[name])
 
 
+def _start(model: nn.Module, reg: dict) -> None:
+    """What a run does to the model before training (lifecycle.prepare), for the block ``reg``."""
+    ctx = RunContext(model=model, head=head_module_names(model), init_seed=0, noise_seed=0, total_steps=1)
+    lifecycle.prepare(build_methods(reg), ctx)
+
+
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_every_dropout_is_zero_after_mixout(arch):
+def test_every_dropout_is_zero_in_a_mixout_run(arch):
     build, _, _ = ARCHITECTURES[arch]
     model = build()
-    before = _dropout_ps(model)
-    summary = apply_mixout(model, 0.7)
-    assert any(p > 0 for p in before.values())
+    assert any(p > 0 for p in _dropout_ps(model).values())
+    _start(model, {"mixout": {"p": 0.7}})
     assert set(_dropout_ps(model).values()) == {0.0}
-    assert summary.dropout_zeroed == sum(p > 0 for p in before.values())
+    assert _mixlinear_names(model)
 
 
-def test_mixout_zeroes_the_attention_dropout_config():
+def test_a_mixout_run_zeroes_the_attention_dropout_config():
     model = bert()
-    apply_mixout(model, 0.7)
+    _start(model, {"mixout": {"p": 0.7}})
     assert model.config.attention_probs_dropout_prob == 0.0
     assert model.config.hidden_dropout_prob == 0.0
 
 
+def test_apply_mixout_itself_leaves_dropout_to_the_dropout_method():
+    model = bert()
+    set_dropout(model, 0.2)
+    apply_mixout(model, 0.7)
+    assert set(_dropout_ps(model).values()) == {0.2}
+
+
 def test_head_policy_none_leaves_the_head_plain():
     model = bert()
-    summary = apply_mixout(model, 0.7, output_layer="none")
-    assert summary.head == [] and type(model.classifier) is nn.Linear
+    _start(model, {"mixout": {"p": 0.7, "head": {"policy": "none"}}})
+    assert type(model.classifier) is nn.Linear
     assert model.dropout.p == 0.0
 
 
@@ -174,10 +195,12 @@ def test_head_policy_dropout_drops_only_the_head_input(arch):
     build, _, _ = ARCHITECTURES[arch]
     model = build()
     summary = apply_mixout(model, 0.7, output_layer="dropout")
+    assert summary.head and not any(name.startswith(("bert.", "roberta.", "distilbert.")) for name in summary.head)
+    model = build()
+    _start(model, {"mixout": {"p": 0.7, "head": {"policy": "dropout", "p": 0.7}}})
     ps = _dropout_ps(model)
-    assert summary.head and all(ps[name] == 0.7 for name in summary.head)
+    assert all(ps[name] == 0.7 for name in summary.head)
     assert all(p == 0.0 for name, p in ps.items() if name not in summary.head)
-    assert not any(name.startswith(("bert.", "roberta.", "distilbert.")) for name in summary.head)
 
 
 def test_p_zero_keeps_pretrained_layers_but_can_mix_the_head():
@@ -191,7 +214,7 @@ def test_p_zero_with_head_dropout_leaves_the_other_dropouts_alone():
     set_dropout(model, 0.2)
     summary = apply_mixout(model, 0.0, output_layer="dropout", output_p=0.7)
     ps = _dropout_ps(model)
-    assert summary.dropout_zeroed == 0 and summary.head == ["dropout"]
+    assert summary.head == ["dropout"]
     assert ps.pop("dropout") == 0.7 and set(ps.values()) == {0.2}
 
 
@@ -219,16 +242,22 @@ def test_apply_twice_raises():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "settings, message",
     [
-        ({"p": 1.5}, "p must be"),
-        ({"p": 0.5, "output_p": -1}, "output_p must be"),
-        ({"p": 0.5, "layers": "papr"}, "not a preset"),
-        ({"p": 0.5, "layers": "("}, "neither a preset"),
-        ({"p": 0.5, "output_layer": "mixout"}, "unknown output_layer"),
-        ({"p": 0.5, "granularity": "row"}, "unknown mixout granularity"),
+        ({"p": 1.5}, r"regularizer\.mixout\.p=1\.5 must be a number in \[0, 1\]"),
+        ({"p": 0.5, "head": {"policy": "mixout_init", "p": -1}}, r"regularizer\.mixout\.head\.p=-1 must be"),
+        ({"p": 0.5, "layers": "("}, r"regularizer\.mixout\.layers='\(' must be a preset .* or a valid regex"),
+        ({"p": 0.5, "head": {"policy": "mixout"}}, r"regularizer\.mixout\.head\.policy='mixout' must be one of"),
+        ({"p": 0.5, "granularity": "row"}, r"regularizer\.mixout\.granularity='row' is not one of neuron, element"),
+        ({"p": 0.5, "grad": "approx"}, r"regularizer\.mixout\.grad='approx' is not one of exact, official"),
+        ({"p": 0.5, "prob": 0.5}, r"unknown setting regularizer\.mixout\.prob"),
     ],
 )
-def test_invalid_arguments_raise_value_error(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        apply_mixout(bert(), **kwargs)
+def test_invalid_settings_are_rejected_when_the_method_is_built(settings, message):
+    with pytest.raises(RegularizerError, match=message):
+        build_methods({"mixout": settings})
+
+
+def test_a_regex_that_matches_no_layer_is_rejected_when_the_model_is_known():
+    with pytest.raises(RegularizerError, match="not a preset"):
+        _start(bert(), {"mixout": {"p": 0.5, "layers": "papr"}})

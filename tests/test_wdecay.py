@@ -7,7 +7,14 @@ import torch
 from torch import nn
 
 from conftest import tiny_bert
-from mixsweep.regularizers import WDecay, apply_mixout, pretrained_reference, squared_distance
+from mixsweep.regularizers import (
+    RegularizerError,
+    WDecay,
+    apply_mixout,
+    build_methods,
+    pretrained_reference,
+    squared_distance,
+)
 
 LAM = 0.1
 HEAD = ("classifier.weight", "classifier.bias")
@@ -197,15 +204,23 @@ def test_shared_mixlinear_targets_follow_a_later_move_without_a_copy():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "settings, message",
     [
-        ({"lam": -0.01}, "lambda must be"),
-        ({"lam": float("inf")}, "lambda must be"),
-        ({"lam": 0.01, "target": "pre"}, "unknown wdecay target"),
-        ({"lam": 0.01, "form": "adamw"}, "unknown wdecay form"),
-        ({"lam": 0.01, "head": "w0"}, "unknown wdecay head policy"),
+        ({"lam": -0.01}, r"regularizer\.wdecay\.lam=-0\.01 must be a finite number >= 0"),
+        ({"lam": float("inf")}, r"regularizer\.wdecay\.lam=inf must be a finite number >= 0"),
+        ({"lam": 0.01, "target": "pre"}, r"regularizer\.wdecay\.target='pre' is not one of pretrained, zero"),
+        ({"lam": 0.01, "form": "adamw"}, r"regularizer\.wdecay\.form='adamw' is not one of l2, decoupled"),
+        ({"lam": 0.01, "head": "w0"}, r"regularizer\.wdecay\.head='w0' is not one of none, zero, init"),
     ],
 )
-def test_invalid_arguments_raise_value_error(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        WDecay(tiny_bert(), **kwargs)
+def test_invalid_settings_are_rejected_when_the_method_is_built(settings, message):
+    with pytest.raises(RegularizerError, match=message):
+        build_methods({"wdecay": settings})
+
+
+def test_each_target_has_its_recipes_default_form():
+    """wdecay(0, λ) is Devlin's BertAdam decay (decoupled); wdecay(w_pre, λ) the paper's L2 term."""
+    (zero,) = build_methods({"wdecay": {"lam": 0.01, "target": "zero"}})
+    (pre,) = build_methods({"wdecay": {"lam": 0.01, "target": "pretrained"}})
+    assert (zero.form, pre.form) == ("decoupled", "l2")
+    assert build_methods({"wdecay": {"lam": 0.0}}) == []

@@ -55,18 +55,30 @@ class BertAdam(Optimizer):
         return loss
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: Mapping[str, Any]) -> Optimizer:
+def build_optimizer(params: Iterable, cfg: Mapping[str, Any]) -> Optimizer:
+    """The configured optimizer over ``params``: tensors, or parameter groups (dicts with ``params``
+    and optionally ``lr`` (absolute) or ``lr_scale`` (× the optimizer's lr)). The schedule
+    multiplies every group's initial lr by the same factor, so the ratios between groups hold."""
     name = cfg["name"]
     lr, betas, eps = float(cfg["lr"]), tuple(cfg["betas"]), float(cfg["eps"])
+    params = [_group(g, lr) if isinstance(g, Mapping) else g for g in params]
     if name == "bertadam":
         return BertAdam(params, lr=lr, betas=betas, eps=eps)
     if name == "adamw":
-        params = list(params)
         try:  # the fused kernel (CPU and CUDA) is what transformers.Trainer uses by default
             return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=0.0, fused=True)
         except (RuntimeError, TypeError):
             return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=0.0, foreach=True)
     raise UserError(f"unknown optimizer '{name}': choose bertadam or adamw (conf/optimizer/*.yaml)")
+
+
+def _group(group: Mapping[str, Any], lr: float) -> dict[str, Any]:
+    g = dict(group)
+    if "lr_scale" in g:
+        if "lr" in g:
+            raise ValueError("a parameter group sets both lr and lr_scale: give one")
+        g["lr"] = lr * float(g["lr_scale"])
+    return g
 
 
 def linear_warmup_decay(optimizer: Optimizer, total_steps: int, warmup_ratio: float) -> LambdaLR:

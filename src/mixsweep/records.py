@@ -58,7 +58,8 @@ class RunRecord:
 
 
 def cell_label(reg: dict[str, Any]) -> str:
-    """Canonical, paper-style label of a regularizer config (``conf/regularizer/*.yaml``).
+    """Canonical, paper-style label of a regularizer config (``conf/regularizer/*.yaml``): the
+    pieces of its active methods, see :func:`mixsweep.regularizers.base.label_of`.
 
     Examples: ``dropout(0.1)+wdecay(0,0.01)`` (Devlin), ``wdecay(w_pre,0.01)`` (Wiese),
     ``mixout(w_pre,0.7)``, ``mixout(w_pre,0.7)+wdecay(w_pre,0.01)``,
@@ -66,42 +67,6 @@ def cell_label(reg: dict[str, Any]) -> str:
     paper's defaults are appended in brackets, e.g. ``mixout(w_pre,0.9)[layers=all_linear]``.
     A probability of 0 is no regularization, so dropout(0) and mixout(w_pre, 0) are both ``none``.
     """
-    mix = reg.get("mixout") or {}
-    wd = reg.get("wdecay") or {}
-    head = reg.get("head") or {}
-    parts: list[str] = []
-    p = float(mix.get("p") or 0.0)
-    drop = float(reg.get("dropout") or 0.0)
-    if p > 0:
-        parts.append(f"mixout(w_pre,{p:g})")
-    if drop > 0:
-        parts.append(f"dropout({drop:g})")
-    lam = float(wd.get("lam") or 0.0)
-    if lam > 0:
-        target = "w_pre" if wd.get("target", "pretrained") == "pretrained" else "0"
-        parts.append(f"wdecay({target},{lam:g})")
-    label = "+".join(parts) or "none"
+    from mixsweep.regularizers.base import build_methods, label_of
 
-    policy = head.get("policy", "none")
-    hp = head.get("p")
-    hp = float(p if hp is None else hp)
-    if policy == "mixout_init":
-        label += f"|head:mixout(w0,{hp:g})"
-    elif policy == "dropout":
-        label += f"|head:dropout({hp:g})"
-    if lam > 0 and wd.get("target", "pretrained") == "pretrained" and head.get("wdecay", "none") == "zero":
-        label += f"|head:wdecay(0,{lam:g})"
-
-    qualifiers = []
-    if p > 0 or policy == "mixout_init":
-        if mix.get("layers", "paper") != "paper":
-            qualifiers.append(f"layers={mix['layers']}")
-        if mix.get("granularity", "neuron") != "neuron":
-            qualifiers.append(str(mix["granularity"]))
-        if mix.get("grad", "exact") != "exact":
-            qualifiers.append(f"grad={mix['grad']}")
-    if lam > 0 and wd.get("form", "l2") != "l2":
-        qualifiers.append(str(wd["form"]))
-    if qualifiers:
-        label += "[" + ",".join(qualifiers) + "]"
-    return label
+    return label_of(build_methods(reg))

@@ -14,7 +14,7 @@ from mixsweep.records import SCHEMA_VERSION
 # Keys that locate, label or schedule a run without changing its result.
 _EXCLUDED_TOP = ("hydra", "paths", "sweep", "cell", "device", "threads", "progress")
 _EXCLUDED_NESTED = (
-    ("regularizer", "name"),  # dropout(0) and mixout(w_pre, 0) are the same run
+    ("regularizer", "name"),  # the yaml's name; what runs is the methods (see _active_methods_only)
     ("train", "eval_batch_size"),
     ("data", "cache_dir"),
     ("data", "glue_dir"),  # where GLUE lives on this machine is not what it contains
@@ -44,6 +44,8 @@ def semantic_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     for outer, inner in _EXCLUDED_NESTED:
         if isinstance(d.get(outer), dict):
             d[outer].pop(inner, None)
+    if isinstance(d.get("regularizer"), dict):
+        d["regularizer"] = _active_methods_only(d["regularizer"])
     if d.get("experiment") == "digits":
         d = {k: d[k] for k in _DIGITS_KEYS if k in d}
     return d
@@ -57,3 +59,15 @@ def run_id(cfg: DictConfig | Mapping[str, Any]) -> str:
     """
     payload = json.dumps({"schema": SCHEMA_VERSION, "config": semantic_config(cfg)}, sort_keys=True)
     return hashlib.sha1(payload.encode()).hexdigest()[:12]
+
+
+def _active_methods_only(reg: dict[str, Any]) -> dict[str, Any]:
+    """The active methods with their resolved settings: methods whose settings make them no-ops are
+    dropped (dropout(0) and mixout(w_pre, 0) are the same run), and a default left out equals the
+    default written out. A block that does not validate is kept whole (planning reports it)."""
+    from mixsweep.regularizers.base import RegularizerError, build_methods
+
+    try:
+        return {m.name: m.settings() for m in build_methods(reg)}
+    except RegularizerError:
+        return reg

@@ -4,6 +4,13 @@
 fields; the store adds identity and environment. Randomness comes from three independent
 sources: ``init_seed`` (head init), ``data_seed`` (batch order) and ``noise_seed`` (dropout /
 mixout masks), all equal to ``seed`` unless overridden.
+
+The regularizer block selects methods (:mod:`mixsweep.regularizers.base`); the loop names none of
+them and calls their hooks in the documented order. One step::
+
+    loss = task loss → transform_loss (each method) → backward → after_backward (each method)
+    → clip the global gradient norm at train.max_grad_norm → before_step → optimizer.step()
+    → after_step → scheduler.step()
 """
 
 from __future__ import annotations
@@ -23,14 +30,7 @@ from tqdm.auto import tqdm
 from mixsweep.errors import UserError
 from mixsweep.models import init_head, load_pretrained, load_tokenizer
 from mixsweep.optim import build_optimizer, linear_warmup_decay
-from mixsweep.regularizers import (
-    WDecay,
-    apply_mixout,
-    head_module_names,
-    pretrained_reference,
-    set_dropout,
-    squared_distance,
-)
+from mixsweep.regularizers import RunContext, build_methods, head_module_names, lifecycle, squared_distance
 
 
 def resolve_device(name: str) -> torch.device:
@@ -57,34 +57,6 @@ def seed_noise(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def apply_noise_regularizer(model: torch.nn.Module, reg: Mapping[str, Any], head: list[str]) -> None:
-    """Configure dropout or mixout as ``conf/regularizer/*.yaml`` describes.
-
-    mixout(w_pre, p) *replaces* dropout (apply_mixout zeroes every dropout); otherwise the
-    dropout probability is set everywhere, the head's input included.
-    """
-    mix, head_cfg = reg["mixout"], reg["head"]
-    p = float(mix["p"])
-    policy = head_cfg["policy"]
-    if p > 0 or policy == "mixout_init":
-        apply_mixout(model, p, layers=mix["layers"], output_layer=policy, output_p=head_cfg.get("p"),
-                     granularity=mix["granularity"], grad=mix["grad"], head_names=head)
-        return
-    if reg.get("dropout") is not None:
-        set_dropout(model, float(reg["dropout"]))
-    if policy == "dropout":
-        apply_mixout(model, 0.0, output_layer="dropout", output_p=head_cfg.get("p"), head_names=head)
-
-
-def build_wdecay(model: torch.nn.Module, reg: Mapping[str, Any], head: list[str],
-                 reference: Mapping[str, torch.Tensor]) -> WDecay | None:
-    wd = reg["wdecay"]
-    if float(wd["lam"]) <= 0:
-        return None
-    return WDecay(model, float(wd["lam"]), target=wd["target"], form=wd["form"], head=reg["head"]["wdecay"],
-                  head_names=head, reference=reference)
-
-
 def run(
     cfg: DictConfig | Mapping[str, Any],
     *,
@@ -107,21 +79,23 @@ def run(
 
     train_loader, dev_loader, dev_labels = _loaders(c, task)
 
+    methods = build_methods(reg)  # validates every setting before any work
     model = load_pretrained(c["model"], task.num_labels)
     head = head_module_names(model)
     init_head(model, head, float(tr["head_init_std"]), int(c["init_seed"]))
-    apply_noise_regularizer(model, reg, head)
     model.to(device)
-    # One copy of w_pre serves wdecay(w_pre) and the ||w - w_pre||^2 log; mixout targets are shared.
-    reference = pretrained_reference(model, head)
-    wdecay = build_wdecay(model, reg, head, reference)
-
-    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], c["optimizer"])
     steps_per_epoch = len(train_loader)
     total = int(tr["epochs"]) * steps_per_epoch
     if tr.get("max_steps"):
         total = min(total, int(tr["max_steps"]))
+    ctx = RunContext(model=model, head=head, init_seed=int(c["init_seed"]), noise_seed=int(c["noise_seed"]),
+                     total_steps=total, device=device)
+    lifecycle.prepare(methods, ctx)  # dropout 0, each method's prepare, ctx.reference = w_pre
+    groups = lifecycle.param_groups(methods, ctx)
+    optimizer = build_optimizer(groups, c["optimizer"])
+    ctx.optimizer = optimizer
     scheduler = linear_warmup_decay(optimizer, total, float(tr["warmup_ratio"]))
+    max_norm = float(tr["max_grad_norm"]) if tr.get("max_grad_norm") else None
     eval_every = int(tr.get("eval_every") or 0) or steps_per_epoch
     fault = c.get("fault") or {}
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(c.get("bf16")) and device.type == "cuda")
@@ -148,26 +122,33 @@ def run(
         for batch in train_loader:
             batch = {k: v.to(device) for k, v in batch.items()}
             with amp:
-                loss = model(**batch).loss
-            if wdecay is not None:
-                loss = loss + wdecay.penalty()
+                outputs = model(**batch)
+            ctx.batch, ctx.outputs = batch, outputs
+            task_loss = outputs.loss
+            loss, added = lifecycle.transform_loss(methods, task_loss, step, ctx)
             loss = _inject_fault(fault, step + 1, loss)
             if not torch.isfinite(loss):
                 status = "diverged"
                 losses.append({"step": step + 1, "loss": float(loss.detach())})
                 break
             loss.backward()
-            if tr.get("max_grad_norm"):
-                torch.nn.utils.clip_grad_norm_(model.parameters(), float(tr["max_grad_norm"]))
+            for m in methods:
+                m.after_backward(step, ctx)
+            if max_norm is not None:  # on the gradient the optimizer sees, penalty gradients included
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
             lr = scheduler.get_last_lr()[0]
+            for m in methods:
+                m.before_step(step, lr, ctx)
             optimizer.step()
-            if wdecay is not None:
-                wdecay.apply_decoupled(lr)
+            for m in methods:
+                m.after_step(step, lr, ctx)
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
             bar.update(1)
-            losses.append({"step": step, "loss": float(loss.detach())})
+            losses.append(lifecycle.loss_entry(step, task_loss, added, ctx.penalties))
+            ctx.penalties.clear()
+            ctx.batch = ctx.outputs = None
             if step % eval_every == 0 or step == total:
                 t_eval = time.perf_counter()
                 curve.append({"step": step, "epoch": step / steps_per_epoch, "metrics": evaluate()})
@@ -190,10 +171,11 @@ def run(
         "eval_curve": curve,
         "train_loss": losses,
         "majority": majority_baseline(task, dev_labels),
-        "distance_sq": _finite_or_none(squared_distance(model, reference)),
+        "distance_sq": _finite_or_none(squared_distance(model, ctx.reference)),
         "times": {"train_s": train_s, "eval_s": eval_s, "total_s": time.perf_counter() - t_start},
         "seeds": {"init": int(c["init_seed"]), "data": int(c["data_seed"]), "noise": int(c["noise_seed"])},
-        "extra": {"steps": step, "train_size": len(train_loader.dataset), "dev_size": len(dev_loader.dataset)},
+        "extra": {"steps": step, "train_size": len(train_loader.dataset), "dev_size": len(dev_loader.dataset),
+                  "methods": {m.name: m.record() for m in methods}},
         "env_device": str(device),
         "env_determinism": determinism,
     }

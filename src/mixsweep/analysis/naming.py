@@ -67,20 +67,26 @@ def sweep_family(label: str, regularizer: Mapping[str, Any] | None = None) -> tu
     """Which p-sweep a cell belongs to: ``("dropout", p)``, ``("mixout", p)``, ``("none", 0.0)``.
 
     Only plain cells qualify (no weight decay, no head policy, no non-default choices), as in
-    Fig. 2, Fig. 4 and App. F; any other cell gives ``(None, nan)``. ``p`` comes from the
-    resolved regularizer config when the record has one, else from the label (external CSVs).
+    Fig. 2, Fig. 4 and App. F; any other cell gives ``(None, nan)``. A run record is read through
+    its resolved regularizer config (each method says whether it is such a point, ``Method.family``);
+    only the paper's own numbers and external CSVs, which have no config, fall back to the label.
     """
+    if regularizer:
+        from mixsweep.regularizers.base import RegularizerError, build_methods
+        from mixsweep.regularizers.legacy import upgrade
+
+        try:
+            methods = build_methods(upgrade(regularizer))  # records written before the methods too
+        except RegularizerError:
+            return None, float("nan")
+        if not methods:
+            return "none", 0.0
+        point = methods[0].family() if len(methods) == 1 else None
+        return point if point is not None else (None, float("nan"))
     if label == "none":
         return "none", 0.0
     for family, pattern in (("dropout", _DROPOUT), ("mixout", _MIXOUT)):
         m = pattern.match(label)
         if m:
-            return family, _config_p(family, regularizer, float(m.group(1)))
+            return family, float(m.group(1))
     return None, float("nan")
-
-
-def _config_p(family: str, regularizer: Mapping[str, Any] | None, from_label: float) -> float:
-    if not regularizer:
-        return from_label
-    value = regularizer.get("dropout") if family == "dropout" else (regularizer.get("mixout") or {}).get("p")
-    return from_label if value is None else float(value)

@@ -28,19 +28,20 @@ _GOOD_MEAN = {"rte": 68.0, "mrpc": 89.0, "cola": 59.0, "stsb": 89.5, "rt_polarit
 
 
 def regularizer_of(label: str) -> dict:
-    """A regularizer config that :func:`mixsweep.records.cell_label` maps back to ``label``
-    (for the plain labels the synthetic data uses)."""
-    reg = {"dropout": 0.0, "mixout": {"p": 0.0}, "wdecay": {"lam": 0.0, "target": "pretrained"},
-           "head": {"policy": "none", "p": None}}
+    """A regularizer config (the shared shape) that :func:`mixsweep.records.cell_label` maps back to
+    ``label``, for the plain labels the synthetic data uses. Building fake records is the one place
+    that reads a label; analysis reads the config."""
+    reg: dict = {"name": "synthetic"}
     for part in label.split("|")[0].split("+"):
         name, _, args = part.partition("(")
         values = args.rstrip(")").split(",")
         if name == "dropout":
-            reg["dropout"] = float(values[0])
+            reg["dropout"] = {"p": float(values[0]), "head": False}
         elif name == "mixout":
-            reg["mixout"]["p"] = float(values[1])
+            reg["mixout"] = {"p": float(values[1])}
         elif name == "wdecay":
-            reg["wdecay"] = {"lam": float(values[1]), "target": "pretrained" if values[0] == "w_pre" else "zero"}
+            target = "pretrained" if values[0] == "w_pre" else "zero"
+            reg["wdecay"] = {"lam": float(values[1]), "target": target}
     return reg
 
 

@@ -11,10 +11,11 @@ from typing import Any
 import torch
 
 from mixsweep.digits.data import DigitsData, load_dataset
-from mixsweep.digits.finetune import apply_plan, plan_regularizer, squared_distance
+from mixsweep.digits.finetune import context, squared_distance
 from mixsweep.digits.model import DigitsMLP, fed_by_dropout
 from mixsweep.digits.pretrain import build_model, load_or_pretrain
-from mixsweep.digits.train import Recipe, accuracy, fit
+from mixsweep.digits.train import Recipe, accuracy, fit, total_steps
+from mixsweep.regularizers import build_methods, lifecycle
 
 DISTANCE_PARAMS = "all trainable parameters: weights and biases of fc.0-fc.2 and the LayerNorm gains and biases"
 
@@ -45,6 +46,7 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 def _run(cfg: Mapping[str, Any], cache_dir: Path, device: torch.device) -> dict[str, Any]:
     task, reg = cfg["task"], cfg["regularizer"]
+    methods = build_methods(reg)  # validates every setting before any work
     seed = int(cfg.get("seed", 0))
     data_seed, noise_seed = int(cfg.get("data_seed", seed)), int(cfg.get("noise_seed", seed))
 
@@ -60,8 +62,10 @@ def _run(cfg: Mapping[str, Any], cache_dir: Path, device: torch.device) -> dict[
     model.load_state_dict(w_pre.state)
     model.to(device)
     zero_shot = accuracy(model, target.val)
-    plan = plan_regularizer(reg, model, model_dropout=pretrain_dropout)
-    apply_plan(model, plan, noise=torch.Generator(device).manual_seed(noise_seed))
+    recipe = Recipe.from_cfg(task["finetune"])
+    ctx = context(model, total_steps=total_steps(len(target.train), recipe), noise_seed=noise_seed,
+                  init_seed=int(w_pre.meta["seed"]), device=device)
+    lifecycle.prepare(methods, ctx)  # dropout 0, then each method (dropout p, mixout's MixLinear layers)
 
     curve: list[dict[str, Any]] = []
     eval_s = 0.0
@@ -72,7 +76,6 @@ def _run(cfg: Mapping[str, Any], cache_dir: Path, device: torch.device) -> dict[
         curve.append({"step": step, "epoch": epoch, "metrics": _metrics(model, source, target, w_pre.state)})
         eval_s += time.perf_counter() - t
 
-    recipe = Recipe.from_cfg(task["finetune"])
     t1 = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(noise_seed)  # dropout masks; mixout masks come from the generator above
@@ -81,6 +84,7 @@ def _run(cfg: Mapping[str, Any], cache_dir: Path, device: torch.device) -> dict[
             order=torch.Generator().manual_seed(data_seed),
             after_epoch=evaluate,
             log_every=int(task["finetune"].get("log_every", 20)),
+            methods=methods, ctx=ctx,
         )
     train_s = time.perf_counter() - t1 - eval_s
     if result.diverged or not curve:
@@ -104,7 +108,7 @@ def _run(cfg: Mapping[str, Any], cache_dir: Path, device: torch.device) -> dict[
         "extra": {
             "distance_params": DISTANCE_PARAMS,
             "l2_sq_by_param": distances,
-            "regularizer_applied": plan.as_dict(),
+            "methods": {m.name: m.record() for m in methods},
             "w_pre": {
                 "key": w_pre.meta["key"],
                 "seed": w_pre.meta["seed"],

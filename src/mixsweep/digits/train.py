@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +11,8 @@ import torch
 from torch import nn
 
 from mixsweep.digits.data import Split
+from mixsweep.optim import linear_warmup_decay
+from mixsweep.regularizers import Method, RunContext, lifecycle
 
 
 @dataclass(frozen=True)
@@ -36,28 +38,32 @@ class Recipe:
 class FitResult:
     steps: int = 0
     diverged: bool = False
-    train_loss: list[dict[str, float]] = field(default_factory=list)  # [{"step", "loss"}]
+    train_loss: list[dict[str, Any]] = field(default_factory=list)  # [{"step", "loss", "task_loss"}]
 
 
-def lr_multiplier(step: int, total: int, warmup_ratio: float) -> float:
-    """m(t) = t / W for t < W, then (T − t) / (T − W), with W = ⌊warmup_ratio · T⌋ (HF's linear schedule)."""
-    warmup = int(warmup_ratio * total)
-    if step < warmup:
-        return step / max(1, warmup)
-    return max(0.0, (total - step) / max(1, total - warmup))
+def total_steps(n: int, recipe: Recipe) -> int:
+    """Optimizer steps of a run over ``n`` examples: ⌈n / batch_size⌉ per epoch."""
+    return math.ceil(n / recipe.batch_size) * recipe.epochs
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Adam:
-    """Adam with wdecay(0, λ) = an L2 term (λ/2)‖w‖² on weight matrices only, not on biases or LayerNorm.
+def make_optimizer(model: nn.Module, recipe: Recipe, groups: list[dict[str, Any]] | None = None) -> torch.optim.Adam:
+    """Adam with wdecay(0, λ) = an L2 term (λ/2)‖w‖² on weight matrices only, not on biases or LayerNorm
+    (pretraining's recipe; finetuning regularizes through the methods, ``weight_decay`` 0).
 
     Adam's ``weight_decay`` adds λw to the gradient, which is exactly the gradient of that term.
+    ``groups`` (from the methods) keep their ``lr_scale``; each is split by that rule.
     """
     trainable = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in trainable if p.ndim >= 2], "weight_decay": recipe.weight_decay},
-        {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.Adam(groups, lr=recipe.lr, betas=(0.9, 0.999))
+    split = []
+    for group in groups or [{"params": trainable}]:
+        extra = {k: v for k, v in group.items() if k != "params"}
+        lr = recipe.lr * float(extra.pop("lr_scale", 1.0))
+        params = list(group["params"])
+        split += [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": recipe.weight_decay, "lr": lr, **extra},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0, "lr": lr, **extra},
+        ]
+    return torch.optim.Adam([g for g in split if g["params"]], lr=recipe.lr, betas=(0.9, 0.999))
 
 
 def fit(
@@ -68,35 +74,59 @@ def fit(
     order: torch.Generator,
     after_epoch: Callable[[int, int], None] | None = None,
     log_every: int = 20,
+    methods: Sequence[Method] = (),
+    ctx: RunContext | None = None,
 ) -> FitResult:
     """Train in place; each epoch visits ``data`` in a fresh permutation drawn from ``order``.
 
-    ``after_epoch(epoch, step)`` runs after every epoch (1-based) with the model back in train mode
-    afterwards. A non-finite loss stops training and marks the result diverged.
+    The lr follows the shared schedule (:func:`mixsweep.optim.linear_warmup_decay`). ``methods`` (with
+    their ``ctx``, already prepared) get the per-step hooks in the documented order, as in a
+    finetuning run. ``after_epoch(epoch, step)`` runs after every epoch (1-based) with the model back
+    in train mode afterwards. A non-finite loss stops training and marks the result diverged.
     """
     n = len(data)
-    steps_per_epoch = math.ceil(n / recipe.batch_size)
-    total = steps_per_epoch * recipe.epochs
-    optimizer = make_optimizer(model, recipe)
+    total = total_steps(n, recipe)
+    groups = lifecycle.param_groups(methods, ctx) if ctx is not None else None
+    optimizer = make_optimizer(model, recipe, groups)
+    scheduler = linear_warmup_decay(optimizer, total, recipe.warmup_ratio)
+    if ctx is not None:
+        ctx.optimizer = optimizer
     result = FitResult()
     model.train()
     for epoch in range(1, recipe.epochs + 1):
         perm = torch.randperm(n, generator=order).to(data.x.device)
         for start in range(0, n, recipe.batch_size):
             idx = perm[start : start + recipe.batch_size]
-            for group in optimizer.param_groups:
-                group["lr"] = recipe.lr * lr_multiplier(result.steps, total, recipe.warmup_ratio)
-            loss = nn.functional.cross_entropy(model(data.x[idx]), data.y[idx])
+            step = result.steps
+            batch = {"x": data.x[idx], "y": data.y[idx]}
+            if ctx is not None:
+                ctx.batch = batch
+            logits = model(batch["x"])
+            task_loss = loss = nn.functional.cross_entropy(logits, batch["y"])
+            added = {}
+            if ctx is not None:
+                ctx.outputs = logits
+                loss, added = lifecycle.transform_loss(methods, loss, step, ctx)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            lr = scheduler.get_last_lr()[0]
+            for m in methods:
+                m.after_backward(step, ctx)
+            for m in methods:
+                m.before_step(step, lr, ctx)
             optimizer.step()
+            for m in methods:
+                m.after_step(step, lr, ctx)
+            scheduler.step()
             result.steps += 1
             if result.steps % log_every == 0 or result.steps == total:
-                value = loss.item()
-                result.train_loss.append({"step": result.steps, "loss": value})
-                if not math.isfinite(value):
+                entry = lifecycle.loss_entry(result.steps, task_loss, added, ctx.penalties if ctx else {})
+                result.train_loss.append(entry)
+                if not math.isfinite(entry["loss"]):
                     result.diverged = True
                     return result
+            if ctx is not None:
+                ctx.penalties.clear()
         if after_epoch is not None:
             after_epoch(epoch, result.steps)
             model.train()

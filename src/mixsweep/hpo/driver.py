@@ -74,17 +74,30 @@ def validate(req: HpoRequest) -> SearchSpace:
     space = load_space(req.space)
     cfg = _compose_base(req, space)
     groups = {d.name: options(d) for d in CONF_DIR.iterdir() if d.is_dir() and d.name != "hpo"}
+    # A key that exists only under one option of a tuned group (regularizer.mixout.p under
+    # regularizer=mixout) is checked against the config that option composes.
+    for p in space.params:
+        if p.key in groups and p.kind == "categorical":
+            for choice in (c for c in p.choices if c in groups[p.key]):
+                cfg = _merged(cfg, _compose_base(req, space, [f"{p.key}={choice}"]))
     check_keys(space, cfg, groups)
     return space
 
 
-def _compose_base(req: HpoRequest, space: SearchSpace) -> dict[str, Any]:
+def _merged(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.merge(a, b), resolve=False)
+
+
+def _compose_base(req: HpoRequest, space: SearchSpace, extra: list[str] | None = None) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from mixsweep.sweeping.compose import compose_run
 
     try:
-        cfg = compose_run([f"task={req.task}", *req.base_overrides(space), f"paths.results={req.results}"])
+        cfg = compose_run([f"task={req.task}", *req.base_overrides(space), *(extra or []),
+                           f"paths.results={req.results}"])
     except Exception as e:  # noqa: BLE001 - Hydra raises several types for a bad override
         msg = " ".join(str(e).split())
         raise UserError(f"cannot compose the run config from the space base and ARGS ({msg}): fix the "

@@ -1,13 +1,25 @@
-"""The paper's regularizers for Hugging Face models: mixout, dropout settings and wdecay.
+"""Regularization methods behind one interface (``base.py``), one module per method.
 
-- :func:`mixout` / :class:`MixLinear`: the operator and the layer (``mixout.py``, ``mixlinear.py``).
-- :func:`apply_mixout`, :func:`set_dropout`, :func:`head_module_names`: model surgery (``surgery.py``).
-- :class:`WDecay`, :func:`pretrained_reference`, :func:`squared_distance`: wdecay(u, λ) and
-  ‖w − w_pre‖² (``wdecay.py``).
+- :mod:`~mixsweep.regularizers.base`: :class:`Method`, :class:`RunContext`, :func:`build_methods`,
+  :func:`label_of`, :class:`RegularizerError`; read its docstring for the hook order.
+- Methods: ``dropout`` (``dropout.py``), ``mixout`` (``mixout_method.py``), ``wdecay`` (``wdecay.py``);
+  a new method is one more module here (auto-discovered) plus a yaml in ``conf/regularizer/``.
+- Building blocks: the operator :func:`mixout` (``mixout.py``) and :class:`MixLinear`
+  (``mixlinear.py``); model surgery :func:`apply_mixout`, :func:`set_dropout`, :func:`head_module_names`
+  (``surgery.py``); :class:`WDecay`, :func:`pretrained_reference`, :func:`squared_distance` (``wdecay.py``).
 """
 
+from mixsweep.regularizers.base import (
+    Method,
+    RegularizerError,
+    RunContext,
+    build_methods,
+    label_of,
+    register,
+    registry,
+)
 from mixsweep.regularizers.mixlinear import MixLinear
-from mixsweep.regularizers.mixout import RegularizerError, mixout
+from mixsweep.regularizers.mixout import mixout
 from mixsweep.regularizers.surgery import (
     MixoutSummary,
     apply_mixout,
@@ -16,19 +28,26 @@ from mixsweep.regularizers.surgery import (
     select_layers,
     set_dropout,
 )
-from mixsweep.regularizers.wdecay import WDecay, pretrained_reference, squared_distance
+from mixsweep.regularizers.wdecay import WDecay, pretrained_reference, squared_distance, squared_distances
 
 __all__ = [
+    "Method",
     "MixLinear",
     "MixoutSummary",
     "RegularizerError",
+    "RunContext",
     "WDecay",
     "apply_mixout",
+    "build_methods",
     "head_dropout_names",
     "head_module_names",
+    "label_of",
     "mixout",
     "pretrained_reference",
+    "register",
+    "registry",
     "select_layers",
     "set_dropout",
     "squared_distance",
+    "squared_distances",
 ]

@@ -45,8 +45,9 @@ from torch import Tensor, nn
 from mixsweep.errors import UserError
 
 
-class RegularizerError(UserError):
-    """A regularizer setting is out of range or unknown; the message names the key and the fix."""
+class RegularizerError(UserError, ValueError):
+    """A regularizer setting is out of range or unknown; the message names the key and the fix.
+    A ``ValueError`` for library code, a one-line ``UserError`` (exit 2) for the CLI."""
 
 
 @dataclass
@@ -65,6 +66,17 @@ class RunContext:
     # The current step's inputs and outputs, set by the runner before transform_loss().
     batch: Mapping[str, Tensor] | None = None
     outputs: Any = None
+    # The optimizer, set by the runner after param_groups(); a hook that acts per parameter group
+    # (decoupled decay at each group's own lr) reads the groups' current "lr" from it.
+    optimizer: Any = None
+    # Draws masks when set (the digits run gives mixout its own generator); None = the global RNG.
+    noise_generator: torch.Generator | None = None
+    # Model-specific named layer sets that override the built-in presets of the same name
+    # (the digits MLP's "paper" = the layers fed by dropout).
+    layer_presets: dict[str, list[str]] = field(default_factory=dict)
+    # Penalty values a method adds to the objective outside the autograd graph this step (e.g. wdecay's
+    # fused L2 gradient), by method name; the runner logs them next to the task loss and clears them.
+    penalties: dict[str, Tensor] = field(default_factory=dict)
 
 
 class Method:
@@ -85,6 +97,12 @@ class Method:
     def active(self) -> bool:
         """False when the settings make the method a no-op (e.g. p = 0)."""
         return True
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting with its defaults filled in: what the run id hashes, so a setting left to
+        its default and the same value written out are one run. Override when ``__init__`` fills
+        defaults; the base returns the settings as given."""
+        return dict(self.cfg)
 
     # -- hooks ----------------------------------------------------------------------------
     def prepare(self, ctx: RunContext) -> None:
@@ -107,6 +125,12 @@ class Method:
 
     def record(self) -> dict[str, Any]:
         return {}
+
+    def family(self) -> tuple[str, float] | None:
+        """``(family, p)`` when this method alone is a point of a one-knob p-sweep (Fig. 2/4, App. F:
+        plain ``dropout(p)`` or ``mixout(w_pre,p)``); None otherwise. Analysis reads it instead of
+        parsing labels."""
+        return None
 
     # -- validation helpers ---------------------------------------------------------------
     def key(self, k: str) -> str:
@@ -137,6 +161,10 @@ class Method:
             raise RegularizerError(f"{self.key(k)}={v!r} is not one of {', '.join(map(str, choices))}: "
                                    f"pass e.g. {self.key(k)}={choices[0]}")
         return v
+
+    def error(self, k: str, value: Any, expected: str, example: Any) -> RegularizerError:
+        """The one-line error for a bad ``cfg[k]``, naming the key, what it must be and an example."""
+        return RegularizerError(f"{self.key(k)}={value!r} must be {expected}: pass e.g. {self.key(k)}={example}")
 
     def known_keys(self, *keys: str) -> None:
         unknown = sorted(set(self.cfg) - set(keys))
@@ -187,7 +215,8 @@ def build_methods(reg: Mapping[str, Any] | None) -> list[Method]:
         if key not in methods:
             raise RegularizerError(f"unknown regularizer method {key!r}: choose from {', '.join(sorted(methods))}")
         if settings is not None and not isinstance(settings, Mapping):
-            raise RegularizerError(f"regularizer.{key} must be a mapping of settings, got {settings!r}")
+            raise RegularizerError(f"regularizer.{key}={settings!r} must be a mapping of settings: "
+                                   f"set one setting at a time, e.g. regularizer.{key}.p=0.1")
         m = methods[key](settings or {})
         if m.active():
             out.append(m)
@@ -196,13 +225,16 @@ def build_methods(reg: Mapping[str, Any] | None) -> list[Method]:
 
 def label_of(methods: Sequence[Method]) -> str:
     """Paper-style label of a combination: the methods' pieces joined by ``+`` (``none`` if empty).
-    A piece that starts with ``|`` or ``[`` is appended without a ``+`` (head parts, qualifiers)."""
+    A piece that starts with ``|`` or ``[`` is appended without a ``+`` (head parts, qualifiers);
+    if it comes first, it follows ``none`` (e.g. ``none|head:dropout(0.7)``)."""
     label = ""
     for m in methods:
         piece = m.label()
         if not piece:
             continue
-        if piece[0] in "|[" or not label:
+        if not label and piece[0] in "|[":
+            label = "none" + piece
+        elif piece[0] in "|[" or not label:
             label += piece
         else:
             label += "+" + piece

@@ -17,16 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mixsweep.regularizers.mixout import (
-    GRADS,
-    GRANULARITIES,
-    RegularizerError,
-    check_choice,
-    check_probability,
-    keep_mask,
-    mix,
-    weight_grad,
-)
+from mixsweep.regularizers.mixout import GRADS, GRANULARITIES, keep_mask, mix, weight_grad
 
 
 class _MixLinearFunction(torch.autograd.Function):
@@ -74,11 +65,14 @@ class MixLinear(nn.Linear):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        """A freshly initialised layer whose target is a copy of its own initial weight."""
+        """A freshly initialised layer whose target is a copy of its own initial weight.
+
+        The settings are validated once, where a run's config is read (the ``mixout`` method);
+        here they are only asserted."""
         super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
-        self.p = check_probability(p)
-        self.granularity = check_choice(granularity, GRANULARITIES, "mixout granularity")
-        self.grad = check_choice(grad, GRADS, "mixout grad mode")
+        assert isinstance(p, (int, float)) and 0.0 <= p <= 1.0, f"mixout p must be in [0, 1], got {p!r}"
+        assert granularity in GRANULARITIES and grad in GRADS, (granularity, grad)
+        self.p, self.granularity, self.grad = float(p), granularity, grad
         self.generator = generator
         self.register_buffer("target", self.weight.detach().clone(), persistent=False)
 
@@ -94,12 +88,13 @@ class MixLinear(nn.Linear):
     ) -> MixLinear:
         """Wrap ``linear``, sharing its Parameters; ``target`` defaults to a frozen copy of its weight.
 
-        A given ``target`` is stored as is (detached, moved to the weight's device and dtype if needed).
+        The target is always a copy, also when one is given: a target that aliased a trained weight
+        (``target=linear.weight``) would move with training, the official code's known pitfall.
         """
         if isinstance(linear, MixLinear):
-            raise RegularizerError("this layer already is a MixLinear: apply mixout once per model")
+            raise ValueError("this layer already is a MixLinear: apply mixout once per model")
         if target is not None and target.shape != linear.weight.shape:
-            raise RegularizerError(
+            raise ValueError(
                 f"mixout target shape {tuple(target.shape)} differs from weight shape "
                 f"{tuple(linear.weight.shape)}: pass a target of the weight's shape"
             )
@@ -115,8 +110,8 @@ class MixLinear(nn.Linear):
         )
         layer.weight = linear.weight
         layer.bias = linear.bias
-        frozen = linear.weight.detach().clone() if target is None else target.detach().to(linear.weight)
-        layer.target = frozen
+        source = linear.weight if target is None else target
+        layer.target = source.detach().to(linear.weight, copy=True)
         layer.train(linear.training)
         return layer
 

@@ -23,33 +23,12 @@ Gradient with respect to w:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from mixsweep.errors import UserError
-
 GRANULARITIES = ("neuron", "element")
 GRADS = ("exact", "official")
-
-
-class RegularizerError(UserError, ValueError):
-    """A bad regularizer setting: a ``ValueError`` for library code, a one-line ``UserError`` for the CLI."""
-
-
-def check_probability(p: float, what: str = "mixout p") -> float:
-    """Return ``p`` as a float, or raise if it is not a probability."""
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or math.isnan(p) or not 0.0 <= p <= 1.0:
-        raise RegularizerError(f"{what} must be a number in [0, 1], got {p!r}: pass e.g. 0.7")
-    return float(p)
-
-
-def check_choice(value: str, choices: Sequence[str], what: str) -> str:
-    """Return ``value`` if it is one of ``choices``, else raise naming the valid ones."""
-    if value not in choices:
-        raise RegularizerError(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
-    return value
 
 
 def keep_mask(
@@ -104,22 +83,25 @@ class _Mixout(torch.autograd.Function):
         return d_weight, d_target, None, None, None
 
 
-def validate_mixout_args(weight: Tensor, target: Tensor, p: float, granularity: str, grad: str) -> float:
-    """Check the arguments of :func:`mixout`; return p as a float."""
-    p = check_probability(p)
-    check_choice(granularity, GRANULARITIES, "mixout granularity")
-    check_choice(grad, GRADS, "mixout grad mode")
+def _check_args(weight: Tensor, target: Tensor, p: float, granularity: str, grad: str) -> float:
+    """Argument checks of the stand-alone operator (a run's settings are validated once, by the
+    ``mixout`` method; the layer and the surgery only assert)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or math.isnan(p) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"mixout p must be a number in [0, 1], got {p!r}: pass e.g. 0.7")
+    for value, choices, what in ((granularity, GRANULARITIES, "granularity"), (grad, GRADS, "grad mode")):
+        if value not in choices:
+            raise ValueError(f"unknown mixout {what} {value!r}: choose one of {', '.join(choices)}")
     if target.shape != weight.shape:
-        raise RegularizerError(
+        raise ValueError(
             f"mixout target shape {tuple(target.shape)} differs from weight shape {tuple(weight.shape)}: "
             "pass a target of the weight's shape"
         )
     if target.device != weight.device:
-        raise RegularizerError(
+        raise ValueError(
             f"mixout target is on {target.device} but the weight on {weight.device}: move the target once "
             "(e.g. keep it as a module buffer) instead of copying it every step"
         )
-    return p
+    return float(p)
 
 
 def mixout(
@@ -138,7 +120,7 @@ def mixout(
     ``p == 1``. The forward allocates one weight-sized tensor (the result) and saves only the mask for
     backward. ``generator`` (on the weight's device) makes the masks reproducible.
     """
-    p = validate_mixout_args(weight, target, p, granularity, grad)
+    p = _check_args(weight, target, p, granularity, grad)
     if not training or p == 0.0:
         return weight
     if p == 1.0:

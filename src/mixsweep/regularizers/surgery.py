@@ -15,20 +15,15 @@ The head is whatever lives outside the model's ``base_model`` (``bert``, ``rober
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from mixsweep.regularizers.base import RegularizerError
 from mixsweep.regularizers.mixlinear import MixLinear
-from mixsweep.regularizers.mixout import (
-    GRADS,
-    GRANULARITIES,
-    RegularizerError,
-    check_choice,
-    check_probability,
-)
+from mixsweep.regularizers.mixout import GRADS, GRANULARITIES
 
 LAYER_PRESETS = ("paper", "all_linear")
 HEAD_POLICIES = ("none", "mixout_init", "dropout")
@@ -53,12 +48,11 @@ class MixoutSummary:
     """What :func:`apply_mixout` changed.
 
     ``replaced``: pretrained layers now MixLinear; ``head``: head modules the ``output_layer`` policy
-    changed (MixLinear layers, or dropout modules); ``dropout_zeroed``: active dropouts set to 0.
+    changed (MixLinear layers, or dropout modules).
     """
 
     replaced: list[str] = field(default_factory=list)
     head: list[str] = field(default_factory=list)
-    dropout_zeroed: int = 0
 
 
 def _body_prefixes(model: nn.Module) -> tuple[str, ...] | None:
@@ -93,7 +87,7 @@ def set_dropout(model: nn.Module, p: float) -> int:
     transformers attention reads ``self.dropout.p``), float dropout attributes of other modules, and the
     config fields, so a re-built or saved model agrees.
     """
-    p = check_probability(p, "dropout p")
+    assert 0.0 <= p <= 1.0, f"dropout p must be in [0, 1], got {p!r}"
     changed = 0
     for module in model.modules():
         if isinstance(module, nn.Dropout):
@@ -111,8 +105,12 @@ def set_dropout(model: nn.Module, p: float) -> int:
     return changed
 
 
-def select_layers(model: nn.Module, layers: str, head_names: Sequence[str]) -> list[str]:
-    """Names of the pretrained ``nn.Linear`` modules that the ``layers`` preset or regex selects."""
+def select_layers(model: nn.Module, layers: str, head_names: Sequence[str],
+                  presets: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """Names of the pretrained ``nn.Linear`` modules that the ``layers`` preset or regex selects.
+    ``presets`` (model-specific layer sets) take precedence over the built-in presets."""
+    if presets and layers in presets:
+        return list(presets[layers])
     head = set(head_names)
     pretrained = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n not in head]
     if layers == "all_linear":
@@ -152,63 +150,57 @@ def apply_mixout(
     head_names: Sequence[str] | None = None,
     *,
     generator: torch.Generator | None = None,
+    presets: Mapping[str, Sequence[str]] | None = None,
 ) -> MixoutSummary:
-    """Replace dropout by mixout(w_pre, p) on the ``layers`` of ``model`` (in place).
+    """Put mixout(w_pre, p) on the ``layers`` of ``model`` (in place).
 
     Call it right after loading w_pre (and creating the head), before training: each wrapped layer's
-    target is a copy of its weight at this moment. If any layer gets mixout, every dropout
-    probability becomes 0 (mixout replaces dropout); ``p == 0`` leaves the pretrained layers, and then
-    the dropout, as they are. The new head follows ``output_layer``: ``"none"`` (unregularized, the
-    paper's main runs), ``"mixout_init"`` (mixout toward its own initialisation w0 with ``output_p``,
-    default ``p``; Table 3's best row), or ``"dropout"`` (dropout(``output_p``) on the head's input).
-    ``head_names`` overrides :func:`head_module_names`. ``generator`` draws all masks, for a separately
-    seeded noise stream (it must live on the model's device).
+    target is a copy of its weight at this moment. Dropout is left as it is: a run starts with every
+    dropout at 0 and only the ``dropout`` method sets it, so mixout(w_pre, p) *replaces* dropout(p).
+    ``p == 0`` leaves the pretrained layers as they are. The new head follows ``output_layer``:
+    ``"none"`` (unregularized, the paper's main runs), ``"mixout_init"`` (mixout toward its own
+    initialisation w0 with ``output_p``, default ``p``; Table 3's best row), or ``"dropout"``
+    (dropout(``output_p``) on the head's input). ``head_names`` overrides :func:`head_module_names`;
+    ``presets`` adds model-specific layer sets. ``generator`` draws all masks, for a separately seeded
+    noise stream (it must live on the model's device).
+
+    The settings are validated once, by the ``mixout`` method that reads them from a run's config;
+    here they are only asserted. Which layers a regex selects depends on the model, so that is
+    checked here (:func:`select_layers`).
     """
-    p = check_probability(p)
-    check_choice(output_layer, HEAD_POLICIES, "output_layer policy")
-    head_p = p if output_p is None else check_probability(output_p, "output_p")
-    options = dict(
-        granularity=check_choice(granularity, GRANULARITIES, "mixout granularity"),
-        grad=check_choice(grad, GRADS, "mixout grad mode"),
-        generator=generator,
-    )
-    if not isinstance(layers, str):
-        raise RegularizerError(
-            f"mixout layers must be a preset ({', '.join(LAYER_PRESETS)}) or a regex string"
-        )
+    head_p = p if output_p is None else output_p
+    assert 0.0 <= p <= 1.0 and 0.0 <= head_p <= 1.0, (p, output_p)
+    assert output_layer in HEAD_POLICIES and granularity in GRANULARITIES and grad in GRADS, (
+        output_layer, granularity, grad)
+    assert isinstance(layers, str), layers
+    options = dict(granularity=granularity, grad=grad, generator=generator)
     if any(isinstance(m, MixLinear) for m in model.modules()):
-        raise RegularizerError("the model already contains MixLinear layers: apply mixout once per model")
+        raise ValueError("the model already contains MixLinear layers: apply mixout once per model")
     head = list(head_module_names(model) if head_names is None else head_names)
-    selected = select_layers(model, layers, head)  # validated even when p == 0
+    selected = select_layers(model, layers, head, presets)  # validated even when p == 0
 
     summary = MixoutSummary(replaced=selected if p > 0 else [])
     _wrap(model, summary.replaced, p, **options)
     if output_layer == "mixout_init":
         if not head:
             raise RegularizerError(
-                "output_layer='mixout_init' needs a new head, but none was found: pass head_names"
+                "regularizer.mixout.head.policy=mixout_init needs a new head, but this model has none: "
+                "use head.policy=none"
             )
         _wrap(model, head, head_p, **options)
         summary.head = head
-    if summary.replaced or summary.head:
-        summary.dropout_zeroed = _zero_dropout(model)
     if output_layer == "dropout":
-        summary.head = _set_head_dropout(model, head_p)
+        summary.head = set_head_dropout(model, head_p)
     return summary
 
 
-def _zero_dropout(model: nn.Module) -> int:
-    """Set every dropout to 0; return how many ``nn.Dropout`` modules were active."""
-    active = sum(1 for m in model.modules() if isinstance(m, nn.Dropout) and m.p > 0)
-    set_dropout(model, 0.0)
-    return active
-
-
-def _set_head_dropout(model: nn.Module, p: float) -> list[str]:
+def set_head_dropout(model: nn.Module, p: float) -> list[str]:
+    """Set the dropout on the new head's input to ``p``; return the modules changed."""
     names = head_dropout_names(model)
     if not names:
         raise RegularizerError(
-            "output_layer='dropout' needs an nn.Dropout in the head, and this model has none"
+            "a head dropout was asked for (regularizer.mixout.head.policy=dropout), but this model's head "
+            "has no nn.Dropout: use head.policy=none"
         )
     for name in names:
         model.get_submodule(name).p = p

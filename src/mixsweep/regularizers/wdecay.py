@@ -2,14 +2,22 @@
 
 Two forms; the paper defines the first and does not say which its experiments used:
 - ``form="l2"``:        minimise L(w) + λ/2 · Σ ‖w − u‖²   (gradient λ(w − u), through the optimizer)
-- ``form="decoupled"``: θ ← θ − lr·λ·(θ − u) after every optimizer step (REVISIT's PriorWD; with
-  u = 0 this is AdamW-style decay).
+- ``form="decoupled"``: θ ← θ − lr·λ·(θ_old − u) on the *pre-update* θ_old, together with the
+  optimizer's step. With u = 0 this is exactly BertAdam / Google BERT's ``AdamWeightDecayOptimizer``
+  (update = m/(√v + ε) + λ·θ_old; θ ← θ − lr_t·update): Adam's own update does not depend on θ, so
+  decaying θ just before ``optimizer.step()`` gives the same θ. With u = w_pre it is Zhang et al.'s
+  PriorWD, which also decays before the Adam step. lr is each parameter group's current lr.
 
 Decayed: every trainable parameter except biases and normalization (LayerNorm) weights. u is w_pre
 (``target="pretrained"``) or 0 (``target="zero"``). The new head has no w_pre; it is decayed only if
 asked: ``head="none"`` (not decayed), ``"zero"`` (u = 0), or ``"init"`` (u = its own initialisation
 w0). Zhang et al.'s PriorWD pulled the head toward w0 by accident (revisit-bert-finetuning issue #4),
 so that is never a default.
+
+Cost: both forms run as a handful of fused ``torch._foreach_*`` kernels over all decayed tensors per
+step. The L2 form adds λ(w − u) to the gradients after the backward pass (the exact gradient of the
+term, before clipping, so the optimizer sees the same gradient as with the term in the loss) instead
+of building an autograd graph over every parameter; its value is logged, not differentiated.
 
 ‖w − w_pre‖² sums over every trainable pretrained parameter (biases and LayerNorm included, the head
 excluded). Memory: the pretrained reference is one copy of those parameters, and a ``MixLinear``
@@ -18,15 +26,15 @@ whose target still equals its weight lends its target buffer instead of a second
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from mixsweep.regularizers.base import Method, RegularizerError, RunContext, register
 from mixsweep.regularizers.mixlinear import MixLinear
-from mixsweep.regularizers.mixout import RegularizerError, check_choice
 from mixsweep.regularizers.surgery import head_module_names
 
 TARGETS = ("pretrained", "zero")
@@ -74,18 +82,20 @@ def pretrained_reference(model: nn.Module, head_names: Sequence[str] | None = No
     return reference
 
 
-def squared_distance(model: nn.Module, reference: Mapping[str, Tensor]) -> float:
-    """Σ ‖p − ref‖² over the parameter names in ``reference``, accumulated in float64."""
+def squared_distances(model: nn.Module, reference: Mapping[str, Tensor]) -> dict[str, float]:
+    """‖p − ref‖² per parameter name in ``reference``, each accumulated in float64."""
     params = dict(model.named_parameters())
     unknown = sorted(set(reference) - set(params))
     if unknown:
         raise ValueError(f"reference names parameters the model lacks, e.g. {unknown[:3]}")
-    total = 0.0
     with torch.no_grad():
-        for name, ref in reference.items():
-            param = params[name]
-            total += float((param - ref.to(param.device)).pow_(2).sum(dtype=torch.float64))
-    return total
+        return {name: float((params[name] - ref.to(params[name].device)).pow_(2).sum(dtype=torch.float64))
+                for name, ref in reference.items()}
+
+
+def squared_distance(model: nn.Module, reference: Mapping[str, Tensor]) -> float:
+    """Σ ‖p − ref‖² over the parameter names in ``reference`` (see :func:`squared_distances`)."""
+    return sum(squared_distances(model, reference).values())
 
 
 class _HalfSquaredDistance(torch.autograd.Function):
@@ -109,13 +119,19 @@ class _Term:
     target: Tensor | None  # None means u = 0
 
 
+TARGET_LABEL = {"pretrained": "w_pre", "zero": "0"}
+# The form each target's recipe uses unless told otherwise: the paper's L2 for wdecay(w_pre, λ), and
+# BertAdam's decoupled decay for wdecay(0, λ) (Devlin et al.). A label names the form only when it differs.
+DEFAULT_FORM = {"pretrained": "l2", "zero": "decoupled"}
+
+
 class WDecay:
     """wdecay(u, λ) on a model; see the module docstring for the forms, targets and head policies.
 
     Construct it right after loading w_pre and applying mixout: it snapshots u at construction. Pass
     ``reference`` (from :func:`pretrained_reference`) to share an existing copy of w_pre. A later
     ``model.to()`` is followed: shared MixLinear targets move with their layers, and any other u is
-    moved once, at its first use.
+    moved once, at its first use. The settings are validated by the ``wdecay`` method (asserted here).
     """
 
     def __init__(
@@ -128,12 +144,8 @@ class WDecay:
         head_names: Sequence[str] | None = None,
         reference: Mapping[str, Tensor] | None = None,
     ) -> None:
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam) or lam < 0:
-            raise RegularizerError(f"wdecay lambda must be a finite number >= 0, got {lam!r}: pass e.g. 0.01")
-        self.lam = float(lam)
-        self.target = check_choice(target, TARGETS, "wdecay target")
-        self.form = check_choice(form, FORMS, "wdecay form")
-        self.head = check_choice(head, HEAD_DECAY, "wdecay head policy")
+        assert lam >= 0 and target in TARGETS and form in FORMS and head in HEAD_DECAY, (lam, target, form, head)
+        self.lam, self.target, self.form, self.head = float(lam), target, form, head
         self.model = model
         head_set = set(head_module_names(model) if head_names is None else head_names)
         self.reference = (
@@ -146,6 +158,8 @@ class WDecay:
             if isinstance(m, MixLinear) and self.reference.get(f"{n}.weight") is m.target
         }
         self.terms = self._build_terms(head_set)
+        self._lists: tuple | None = None  # cached foreach operand lists, see _operands()
+        self._by_group: list[tuple[int, list[Tensor], list[Tensor], list[Tensor]]] | None = None
 
     def _build_terms(self, head_set: set[str]) -> list[_Term]:
         terms = []
@@ -165,6 +179,8 @@ class WDecay:
 
     def _target(self, term: _Term) -> Tensor | None:
         """u for ``term`` on its parameter's device and dtype (None for u = 0)."""
+        if term.target is None:
+            return None
         if term.name in self._owners:
             return self._owners[term.name].target
         u = term.target
@@ -196,21 +212,142 @@ class WDecay:
         )
         return total * self.lam
 
+    def _operands(self) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """(params with a target, their targets, params decayed toward 0), rebuilt when the model moved."""
+        first = self.terms[0].param if self.terms else None
+        where = (first.device, first.dtype) if first is not None else None
+        if self._lists is None or self._lists[0] != where:
+            pulled = [(t.param, u) for t in self.terms if (u := self._target(t)) is not None]
+            zero = [t.param for t in self.terms if t.target is None]
+            self._lists = (where, [p for p, _ in pulled], [u for _, u in pulled], zero)
+            self._by_group = None
+        return self._lists[1], self._lists[2], self._lists[3]
+
+    @torch.no_grad()
+    def add_l2_grad_(self) -> Tensor:
+        """The L2 form's gradient λ(w − u), added to each decayed parameter's ``.grad`` in place with
+        fused kernels (a ``None`` grad becomes the term's gradient); returns λ/2 · Σ ‖w − u‖² (0-dim).
+        Call it after ``loss.backward()`` and before clipping: the result equals back-propagating the
+        term. A no-op returning 0 for ``form="decoupled"``."""
+        params, targets, zero = self._operands()
+        if self.form != "l2" or self.lam == 0.0 or not self.terms:
+            return torch.zeros((), device=self.terms[0].param.device if self.terms else None)
+        diffs = torch._foreach_sub(params, targets) if params else []
+        diffs += [p.detach() for p in zero]  # w − 0; never written to
+        norms = torch._foreach_norm(diffs)
+        value = torch.stack(norms).float().pow(2).sum().mul(0.5 * self.lam)
+        has = [i for i, p in enumerate(params + zero) if p.grad is not None]
+        grads = [(params + zero)[i].grad for i in has]
+        if grads:
+            torch._foreach_add_(grads, [diffs[i] for i in has], alpha=self.lam)
+        for i, p in enumerate(params + zero):
+            if p.grad is None:
+                p.grad = diffs[i].mul(self.lam)
+        return value
+
     @torch.no_grad()
     def apply_decoupled(self, lr: float) -> None:
-        """One decoupled-form step, in place (no-op for ``form="l2"``); call it after ``optimizer.step()``."""
-        if lr < 0:
-            raise RegularizerError(f"learning rate must be >= 0, got {lr!r}")
+        """One decoupled-form decay at learning rate ``lr``, in place with fused kernels:
+        θ ← θ − lr·λ·(θ − u) (θ·(1 − lr·λ) for u = 0). Call it just *before* ``optimizer.step()``, so that
+        it acts on the pre-update θ as BertAdam does. A no-op for ``form="l2"``."""
         if self.form != "decoupled" or self.lam == 0.0:
             return
+        assert lr >= 0, lr
+        self._decay(*self._operands(), lr)
+
+    @torch.no_grad()
+    def apply_decoupled_groups(self, optimizer: torch.optim.Optimizer) -> None:
+        """:meth:`apply_decoupled` with each parameter at the current ``lr`` of its optimizer group
+        (groups with an ``lr_scale`` decay at their own rate, as their Adam step does)."""
+        if self.form != "decoupled" or self.lam == 0.0:
+            return
+        params, targets, zero = self._operands()
+        if self._by_group is None:
+            group_of = {id(p): i for i, g in enumerate(optimizer.param_groups) for p in g["params"]}
+            split: dict[int, tuple[list, list, list]] = {}
+            for p, u in zip(params, targets, strict=True):
+                entry = split.setdefault(group_of[id(p)], ([], [], []))
+                entry[0].append(p)
+                entry[1].append(u)
+            for p in zero:
+                split.setdefault(group_of[id(p)], ([], [], []))[2].append(p)
+            self._by_group = [(i, *lists) for i, lists in sorted(split.items())]
+        for i, p, u, z in self._by_group:
+            self._decay(p, u, z, float(optimizer.param_groups[i]["lr"]))
+
+    def _decay(self, params: list[Tensor], targets: list[Tensor], zero: list[Tensor], lr: float) -> None:
         step = lr * self.lam
-        for term in self.terms:
-            u = self._target(term)
-            if u is None:
-                term.param.mul_(1.0 - step)
-            else:
-                term.param.lerp_(u, step)  # θ + step·(u − θ)
+        if params:
+            torch._foreach_lerp_(params, targets, step)  # θ + step·(u − θ)
+        if zero:
+            torch._foreach_mul_(zero, 1.0 - step)
 
     def distance_sq(self) -> float:
         """‖w − w_pre‖² over the pretrained parameters (head excluded), for logging."""
         return squared_distance(self.model, self.current_reference())
+
+
+@register
+class WDecayMethod(Method):
+    """``wdecay: {lam, target: pretrained|zero, form: l2|decoupled, head: none|zero|init}``.
+
+    Label ``wdecay(w_pre,λ)`` / ``wdecay(0,λ)``; ``|head:wdecay(0,λ)`` when the head decays toward 0
+    under a w_pre target; ``[l2]`` / ``[decoupled]`` when the form differs from the target's default
+    (:data:`DEFAULT_FORM`), so the paper's labels stay as they are.
+    """
+
+    name = "wdecay"
+    order = 30
+
+    def __init__(self, cfg: Mapping[str, Any]):
+        super().__init__(cfg)
+        self.known_keys("lam", "target", "form", "head")
+        lam = self.cfg.get("lam", 0.0)
+        ok = isinstance(lam, (int, float)) and not isinstance(lam, bool) and 0 <= lam < float("inf")
+        if not ok:
+            raise RegularizerError(f"{self.key('lam')}={lam!r} must be a finite number >= 0: pass e.g. "
+                                   f"{self.key('lam')}=0.01 (0 turns weight decay off)")
+        self.lam = float(lam)
+        self.target = self.choice("target", TARGETS, default="pretrained")
+        self.form = self.choice("form", FORMS, default=DEFAULT_FORM[self.target])
+        self.head = self.choice("head", HEAD_DECAY, default="none")
+        self.wdecay: WDecay | None = None
+
+    def active(self) -> bool:
+        return self.lam > 0
+
+    def settings(self) -> dict[str, Any]:
+        return {"lam": self.lam, "target": self.target, "form": self.form, "head": self.head}
+
+    def label(self) -> str:
+        label = f"wdecay({TARGET_LABEL[self.target]},{self.lam:g})"
+        if self.target == "pretrained" and self.head == "zero":
+            label += f"|head:wdecay(0,{self.lam:g})"
+        if self.form != DEFAULT_FORM[self.target]:
+            label += f"[{self.form}]"
+        return label
+
+    def _ready(self, ctx: RunContext) -> WDecay:
+        if self.wdecay is None:
+            self.wdecay = WDecay(ctx.model, self.lam, target=self.target, form=self.form, head=self.head,
+                                 head_names=ctx.head, reference=ctx.reference or None)
+        return self.wdecay
+
+    def param_groups(self, groups: list[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any]]:
+        self._ready(ctx)  # after ctx.reference is taken: u = w_pre as finetuning sees it
+        return groups
+
+    def after_backward(self, step: int, ctx: RunContext) -> None:
+        if self.form == "l2":
+            ctx.penalties[self.name] = self._ready(ctx).add_l2_grad_()
+
+    def before_step(self, step: int, lr: float, ctx: RunContext) -> None:
+        if self.form != "decoupled":
+            return
+        if ctx.optimizer is not None:
+            self._ready(ctx).apply_decoupled_groups(ctx.optimizer)
+        else:
+            self._ready(ctx).apply_decoupled(lr)
+
+    def record(self) -> dict[str, Any]:
+        return {"form": self.form, "decayed": len(self.wdecay.terms) if self.wdecay else 0}

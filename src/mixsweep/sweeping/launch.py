@@ -11,6 +11,7 @@ from typing import Any
 
 from mixsweep.errors import UserError
 from mixsweep.paths import CONF_DIR, hydra_searchpath_override, sweep_names
+from mixsweep.sweeping.expand import method_settings_added
 
 
 @dataclass
@@ -23,6 +24,10 @@ class SweepRequest:
     workers: int | None = None
     overrides: list[str] = field(default_factory=list)
     dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        self.overrides = method_settings_added(self.overrides)
+
 
 
 def options(group_dir: Path) -> list[str]:
