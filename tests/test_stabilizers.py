@@ -232,7 +232,7 @@ def _r3f_step(eps: float, seed: int = 0):
 def test_r3f_adds_lambda_times_the_symmetric_kl_of_a_second_pass():
     model, task, loss, m = _r3f_step(1.0)
     kl = m.record()["last_kl"]
-    assert kl > 0 and float(loss) == pytest.approx(float(task) + kl, rel=1e-6)
+    assert kl > 0 and float(loss.detach()) == pytest.approx(float(task.detach()) + kl, rel=1e-6)
     loss.backward()
     assert model.bert.embeddings.word_embeddings.weight.grad is not None
     _, task0, loss0, m0 = _r3f_step(1e-12)  # vanishing noise: the two passes agree

@@ -41,6 +41,9 @@ class ChildTuning(Method):
         self._params: list[torch.nn.Parameter] | None = None
         self.kept = None
 
+    def settings(self) -> dict[str, Any]:
+        return {"p_f": self.p_f}
+
     def label(self) -> str:
         return f"child_tuning_f({self.p_f:g})"
 

@@ -36,6 +36,9 @@ class LLRD(Method):
         self.xi = self.number("xi", default=0.95, lo=0.0, hi=1.0, open_lo=True)
         self.scales: dict[str, float] = {}
 
+    def settings(self) -> dict[str, Any]:
+        return {"xi": self.xi}
+
     def label(self) -> str:
         return f"llrd({self.xi:g})"
 

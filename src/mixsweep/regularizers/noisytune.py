@@ -43,6 +43,9 @@ class NoisyTune(Method):
         self.lam = self.number("lam", default=0.15, lo=0.0, hi=1.0, open_lo=True)
         self.perturbed: list[str] = []
 
+    def settings(self) -> dict[str, Any]:
+        return {"lam": self.lam}
+
     def label(self) -> str:
         return f"noisytune({self.lam:g})"
 

@@ -56,6 +56,9 @@ class R3F(Method):
         self._gen: torch.Generator | None = None
         self.last_kl: Tensor | None = None
 
+    def settings(self) -> dict[str, Any]:
+        return {"lam": self.lam, "eps": self.eps, "noise": self.noise}
+
     def label(self) -> str:
         return f"r3f({self.lam:g},{self.eps:g}{'' if self.noise == 'uniform' else ',normal'})"
 

@@ -76,6 +76,9 @@ class RecAdam(Method):
         self._pairs: tuple[list[Tensor], list[Tensor]] | None = None
         self.last_lambda: float | None = None
 
+    def settings(self) -> dict[str, Any]:
+        return {"gamma": self.gamma, "k": self.k, "t0": self.t0}
+
     def label(self) -> str:
         return f"recadam({self.gamma:g},{self.k:g},{self.t0:g})"
 

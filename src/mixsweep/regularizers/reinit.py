@@ -73,6 +73,9 @@ class ReInit(Method):
         self.k = self.number("k", default=3, lo=1, hi=K_MAX, integer=True)
         self.modules: list[str] = []
 
+    def settings(self) -> dict[str, Any]:
+        return {"k": self.k}
+
     def label(self) -> str:
         return f"reinit({self.k})"
 
