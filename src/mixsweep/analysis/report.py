@@ -20,6 +20,7 @@ from mixsweep.analysis.failures import DEFINITIONS, describe_definition, failure
 from mixsweep.analysis.load import RunTable
 from mixsweep.analysis.naming import DEVLIN, display_name, sort_labels, sort_tasks
 from mixsweep.analysis.selection import PROTOCOLS, protocol_table
+from mixsweep.analysis.published import beside_ours
 from mixsweep.analysis.stats import compare, expected_max, fisher_failures, max_ci, mean_ci
 from mixsweep.analysis.tables import (
     INCOMPLETE,
@@ -97,6 +98,7 @@ def build_report(
                                                      *_notes(agg, ())]),
         Section("Expected max over restarts", [_expected_max_table(runs, agg, selection)]),
         *_protocols_section(runs, failures),
+        *_published_section(runs, selection),
         Section("Figures", list(drawn.values())),
         Section("How to read this report", [HOW_TO_READ]),
     ]
@@ -190,6 +192,16 @@ def _fisher(failed: pd.Series, idx, base_idx) -> str:
         return "–"
     _, p = fisher_failures(int(a.sum()), len(a), int(b.sum()), len(b))
     return f"{p:.3g}"
+
+
+def _published_section(runs: pd.DataFrame, selection: str) -> list[Section]:
+    """Other papers' numbers for this study's cells (``paper_data/published_<study>.csv``), if it ships any."""
+    table = beside_ours(runs, scores(runs, selection))
+    if table is None:
+        return []
+    return [Section("Published numbers beside ours", [
+        table, "Only numbers we can cite are listed; their metric, selection protocol and optimizer are given "
+               "because they can differ from this study's (see each source)."])]
 
 
 def _expected_max_table(runs: pd.DataFrame, agg: pd.DataFrame, selection: str) -> pd.DataFrame | str:

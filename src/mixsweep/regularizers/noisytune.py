@@ -1,0 +1,70 @@
+"""NoisyTune (Wu et al. 2022, "NoisyTune: A Little Noise Can Help You Finetune Pretrained Language
+Models Better", eq. 1).
+
+Before finetuning, every pretrained parameter matrix is perturbed by uniform noise scaled by its own
+standard deviation::
+
+    θ ← θ + (U − ½) · λ · std(θ),    U ~ U[0, 1) element-wise,  i.e. θ + U(−λ/2, λ/2) · std(θ)
+
+std is the unbiased sample std of the tensor (``torch.std``, as the authors' snippet). λ = 0.15 is the
+paper's default. Every trainable pretrained tensor with more than one element is perturbed (matrices,
+biases and LayerNorm vectors alike, as the authors' snippet loops over all parameters; a constant
+tensor has std 0 and is unchanged); the new head is not (it is not pretrained). Noise is drawn from a
+generator derived from ``init_seed``. It runs after re-init and before any other prepare(), so
+mixout's targets and ``ctx.reference`` are the noisy weights, where finetuning starts (see reinit).
+
+Settings: ``lam`` ∈ (0, 1]. Record: how many tensors were perturbed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mixsweep.regularizers.anatomy import generator
+from mixsweep.regularizers.base import Method, RunContext, register
+
+
+def noisy(theta: Tensor, u: Tensor, lam: float) -> Tensor:
+    """θ + (u − ½)·λ·std(θ) for given uniform draws u ∈ [0, 1)."""
+    return theta + (u - 0.5) * lam * theta.std()
+
+
+@register
+class NoisyTune(Method):
+    name = "noisytune"
+    order = 12
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.known_keys("lam")
+        self.lam = self.number("lam", default=0.15, lo=0.0, hi=1.0, open_lo=True)
+        self.perturbed: list[str] = []
+
+    def settings(self) -> dict[str, Any]:
+        return {"lam": self.lam}
+
+    def label(self) -> str:
+        return f"noisytune({self.lam:g})"
+
+    @torch.no_grad()
+    def prepare(self, ctx: RunContext) -> None:
+        gen = generator(ctx.init_seed, self.name)
+        head = tuple(f"{h}." for h in ctx.head)
+        self.perturbed = []
+        for name, p in ctx.model.named_parameters():
+            if not p.requires_grad or name.startswith(head) or p.numel() < 2:
+                continue
+            u = torch.rand(p.shape, generator=gen, dtype=torch.float32).to(p.device)
+            p.copy_(noisy(p.float(), u, self.lam))
+            self.perturbed.append(name)
+        for m in ctx.model.modules():  # a MixLinear wrapped before us: its target follows (see reinit)
+            target = getattr(m, "target", None)
+            weight = getattr(m, "weight", None)
+            if isinstance(target, Tensor) and isinstance(weight, Tensor) and target.shape == weight.shape:
+                target.copy_(weight)
+
+    def record(self) -> dict[str, Any]:
+        return {"lam": self.lam, "tensors": len(self.perturbed)}

@@ -1,0 +1,91 @@
+"""R3F (Aghajanyan et al. 2021, "Better Fine-Tuning by Reducing Representational Collapse", eq. 2).
+
+    loss = L_task(f(x)) + λ · KL_S(f(x) ‖ f(x + z)),    z ~ U(−ε, ε) or N(0, ε²) on the input embeddings
+
+with the symmetric KL of the two predicted distributions, averaged over the batch::
+
+    KL_S(P ‖ Q) = KL(P ‖ Q) + KL(Q ‖ P),   P = softmax(f(x)), Q = softmax(f(x + z))
+
+z perturbs the word embeddings (before position/type embeddings are added, as fairseq's
+``sentence_prediction_r3f`` perturbs ``embed_tokens``). f(x) is the runner's forward pass
+(``ctx.outputs.logits``); f(x + z) is a second forward pass of the same batch with
+``inputs_embeds``, so a step costs about two forwards and two backwards. Gradients flow through
+both passes, as in fairseq. For a regression head (STS-B) the output is read as the mean of a
+unit-variance Gaussian, whose symmetric KL is (f(x) − f(x + z))²; the paper only treats
+classification, so this is our choice. z is drawn from a generator derived from ``noise_seed``.
+
+Defaults (fairseq's R3F options): λ = 1.0, ε = 1e-5, uniform noise.
+Settings: ``lam`` ≥ 0, ``eps`` > 0, ``noise`` ∈ {uniform, normal}. Record: the last step's KL_S.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mixsweep.regularizers.anatomy import generator
+from mixsweep.regularizers.base import Method, RegularizerError, RunContext, register
+
+NOISES = ("uniform", "normal")
+
+
+def symmetric_kl(logits_p: Tensor, logits_q: Tensor) -> Tensor:
+    """KL(P‖Q) + KL(Q‖P) of softmax distributions, averaged over the batch (rows); for one output
+    column (regression) the unit-variance Gaussian case, (p − q)² averaged over the batch."""
+    p, q = logits_p.float(), logits_q.float()
+    if p.shape[-1] == 1:
+        return (p - q).pow(2).sum() / p.shape[0]
+    lp, lq = F.log_softmax(p, dim=-1), F.log_softmax(q, dim=-1)
+    return ((lp.exp() - lq.exp()) * (lp - lq)).sum() / p.shape[0]
+
+
+@register
+class R3F(Method):
+    name = "r3f"
+    order = 60
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.known_keys("lam", "eps", "noise")
+        self.lam = self.number("lam", default=1.0, lo=0.0)
+        self.eps = self.number("eps", default=1e-5, lo=0.0, open_lo=True)
+        self.noise = self.choice("noise", NOISES, default="uniform")
+        self._gen: torch.Generator | None = None
+        self.last_kl: Tensor | None = None
+
+    def settings(self) -> dict[str, Any]:
+        return {"lam": self.lam, "eps": self.eps, "noise": self.noise}
+
+    def label(self) -> str:
+        return f"r3f({self.lam:g},{self.eps:g}{'' if self.noise == 'uniform' else ',normal'})"
+
+    def active(self) -> bool:
+        return self.lam > 0
+
+    def _noise(self, like: Tensor, ctx: RunContext) -> Tensor:
+        if self._gen is None:
+            self._gen = generator(ctx.noise_seed, self.name, like.device)
+        z = torch.empty(like.shape, device=like.device, dtype=torch.float32)
+        if self.noise == "uniform":
+            z.uniform_(-self.eps, self.eps, generator=self._gen)
+        else:
+            z.normal_(0.0, self.eps, generator=self._gen)
+        return z.to(like.dtype)
+
+    def transform_loss(self, loss: Tensor, step: int, ctx: RunContext) -> Tensor:
+        if ctx.batch is None or ctx.outputs is None or "input_ids" not in ctx.batch:
+            raise RegularizerError("regularizer.r3f needs the step's batch (with input_ids) and outputs "
+                                   "in the run context: this runner does not provide them")
+        batch = {k: v for k, v in ctx.batch.items() if k not in ("labels", "input_ids")}
+        embeds = ctx.model.get_input_embeddings()(ctx.batch["input_ids"])
+        noised = ctx.model(inputs_embeds=embeds + self._noise(embeds, ctx), **batch).logits
+        kl = symmetric_kl(ctx.outputs.logits, noised)
+        self.last_kl = kl.detach()
+        return loss + self.lam * kl
+
+    def record(self) -> dict[str, Any]:
+        return {"lam": self.lam, "eps": self.eps, "noise": self.noise,
+                "last_kl": None if self.last_kl is None else float(self.last_kl)}
