@@ -19,8 +19,8 @@ from mixsweep.analysis.cells import aggregate, compare_with_paper, scores
 from mixsweep.analysis.failures import DEFINITIONS, describe_definition, failure_mask
 from mixsweep.analysis.load import RunTable
 from mixsweep.analysis.naming import DEVLIN, display_name, sort_labels, sort_tasks
-from mixsweep.analysis.selection import PROTOCOLS, protocol_table
 from mixsweep.analysis.published import beside_ours
+from mixsweep.analysis.selection import PROTOCOLS, protocol_table
 from mixsweep.analysis.stats import compare, expected_max, fisher_failures, max_ci, mean_ci
 from mixsweep.analysis.tables import (
     INCOMPLETE,

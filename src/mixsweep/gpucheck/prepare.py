@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +20,8 @@ from torch import Tensor, nn
 from mixsweep.models import init_head, load_pretrained
 from mixsweep.optim import build_optimizer
 from mixsweep.records import cell_label
-from mixsweep.regularizers import head_module_names, pretrained_reference
-from mixsweep.train import apply_noise_regularizer, build_wdecay
+from mixsweep.regularizers import RunContext, build_methods, head_module_names, lifecycle
+from mixsweep.regularizers.base import Method
 
 
 @functools.lru_cache(maxsize=32)
@@ -47,8 +47,10 @@ class Prepared:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     reference: dict[str, Tensor]                # frozen w_pre (shared with mixout targets)
-    penalty: Callable[[], Tensor] | None        # added to the loss (wdecay's L2 form)
-    after_step: Callable[[float], None] | None  # called with the lr after optimizer.step()
+    methods: list[Method]                       # the regularizer's methods, in hook order
+    ctx: RunContext                             # what the methods act on
+    scheduler: Any                              # constant lr: the check times steps, not schedules
+    max_grad_norm: float | None                 # the run config's clipping, as the runner applies it
 
     def state_tensors(self) -> list[Tensor]:
         """Tensors the run keeps for its whole life: parameters, buffers, w_pre, optimizer state."""
@@ -68,28 +70,30 @@ def prepare_model(model: nn.Module, regularizer: str, device: torch.device,
     """Apply ``conf/regularizer/<regularizer>.yaml`` (+ ``overrides``) to ``model``, as a run would."""
     cfg = run_config([f"regularizer={regularizer}", *overrides])
     reg = cfg["regularizer"]
-    head = head_module_names(model)
-    apply_noise_regularizer(model, reg, head)
+    methods = build_methods(reg)
     model.to(device).train()
-    reference = pretrained_reference(model, head)
-    wdecay = build_wdecay(model, reg, head, reference)
-    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg["optimizer"])
+    ctx = RunContext(model=model, head=head_module_names(model), init_seed=int(cfg["init_seed"]),
+                     noise_seed=int(cfg["noise_seed"]), total_steps=10**9, device=device)
+    lifecycle.prepare(methods, ctx)
+    optimizer = build_optimizer(lifecycle.param_groups(methods, ctx), cfg["optimizer"])
+    ctx.optimizer = optimizer
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    clip = cfg["train"].get("max_grad_norm")
     return Prepared(
-        name=regularizer, label=cell_label(reg), model=model, optimizer=optimizer, reference=reference,
-        penalty=wdecay.penalty if wdecay is not None else None,
-        after_step=wdecay.apply_decoupled if wdecay is not None else None,
+        name=regularizer, label=cell_label(reg), model=model, optimizer=optimizer, reference=ctx.reference,
+        methods=methods, ctx=ctx, scheduler=scheduler, max_grad_norm=float(clip) if clip else None,
     )
 
 
-def train_step(prep: Prepared, batch: dict[str, Tensor], amp: Any, lr: float | None = None) -> Tensor:
-    """One optimizer step as the runner takes it: loss (+ penalty), backward, step, hooks, zero_grad."""
+def train_step(prep: Prepared, batch: dict[str, Tensor], amp: Any) -> Tensor:
+    """One optimizer step as the runner takes it (``lifecycle``): the methods' loss terms, backward,
+    their gradient hooks, clipping, the step and its hooks, zero_grad."""
+    ctx = prep.ctx
     with amp:
-        loss = prep.model(**batch).loss
-    if prep.penalty is not None:
-        loss = loss + prep.penalty()
-    loss.backward()
-    prep.optimizer.step()
-    if prep.after_step is not None:
-        prep.after_step(prep.optimizer.param_groups[0]["lr"] if lr is None else lr)
-    prep.optimizer.zero_grad(set_to_none=True)
+        outputs = prep.model(**batch)
+    ctx.batch, ctx.outputs = batch, outputs
+    loss, _ = lifecycle.transform_loss(prep.methods, outputs.loss, 0, ctx)
+    lifecycle.optimizer_step(prep.methods, ctx, loss, 0, prep.optimizer, prep.scheduler, prep.max_grad_norm)
+    ctx.penalties.clear()
+    ctx.batch = ctx.outputs = None
     return loss.detach()
