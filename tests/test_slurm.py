@@ -268,8 +268,8 @@ def test_a_run_past_its_time_limit_is_never_recorded_done_and_the_relaunch_finis
     # 2 steps x 45 s of sleep cannot end within a 1-minute limit. submitit asks SLURM for USR2 90 s
     # before the limit, so the job is signalled at once and records `failed`; if the signal were
     # lost, the scheduler kills the job at the limit and the run is missing. Either way, not done.
-    code, _, err, arrays = launch(root, cluster, slurm_argv(results, cluster, "hydra.launcher.timeout_min=1"),
-                                  PYTHONPATH=str(root / "hook"), MIXSWEEP_TEST_STEP_SLEEP="45")
+    argv = slurm_argv(results, cluster, "hydra.launcher.timeout_min=1", sweep="timelimit")
+    code, _, err, arrays = launch(root, cluster, argv, PYTHONPATH=str(root / "hook"), MIXSWEEP_TEST_STEP_SLEEP="45")
     assert "Traceback" not in err
     (tasks,) = arrays.values()
     try:

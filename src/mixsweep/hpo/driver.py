@@ -327,7 +327,12 @@ def _submit(req: HpoRequest) -> None:
     executor = submitit.AutoExecutor(folder=str(req.study_dir / ".submitit" / "%j"),
                                      cluster="local" if req.launcher == "submitit_local" else None)
     executor.update_parameters(**submitit_parameters(req))
-    jobs = executor.map_array(run_worker, [req] * req.workers, range(req.workers))
+    try:
+        jobs = executor.map_array(run_worker, [req] * req.workers, range(req.workers))
+    except submitit.core.utils.FailedJobError as e:  # sbatch refused the array
+        from mixsweep.slurm import scheduler_error
+
+        raise (scheduler_error(e) or e) from e
     print(f"submitted {len(jobs)} worker(s) as job array {jobs[0].job_id.split('_')[0]}; waiting "
           f"(logs in {req.study_dir / '.submitit'})", flush=True)
     unfinished = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -106,9 +105,12 @@ def run_multirun(overrides: Sequence[str]) -> Any:
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(_one_line(e)) from e
     except Exception as e:
-        if type(e).__name__ == "UncompletedJobError":  # submitit's, without importing it for local sweeps
-            raise UserError(_unfinished_job(e)) from e
-        raise
+        from mixsweep.slurm import scheduler_error
+
+        error = scheduler_error(e)
+        if error is None:
+            raise
+        raise error from e
     finally:
         GlobalHydra.instance().clear()
 
@@ -126,17 +128,6 @@ def raise_first_job_error(returns: Any) -> None:
         for job in batch:
             if job.status == JobStatus.FAILED:
                 raise job._return_value
-
-
-def _unfinished_job(e: Exception) -> str:
-    """submitit's message for a job that the scheduler ended before it returned (scancel, time limit,
-    node failure); the array's other tasks may still be running."""
-    text = " ".join(str(e).split())
-    m = re.search(r"Job (\S+) .*?\(state: ([^)]*)\)", text)
-    what = (f"SLURM job {m.group(1)} ended as {m.group(2)} before its run finished" if m
-            else text[:200] or "a SLURM job ended without a result")
-    return (f"{what}: relaunch the same command (after `squeue` shows the array done) to run only what "
-            f"is missing; finished runs are kept")
 
 
 def _one_line(e: Exception) -> str:
