@@ -265,9 +265,9 @@ def test_a_cancelled_array_relaunches_only_the_missing_runs_and_keeps_the_finish
 def test_a_run_past_its_time_limit_is_never_recorded_done_and_the_relaunch_finishes_it(root, cluster, local):
     write_study(root, "timelimit", {"dropout_0.1": ["regularizer=dropout", "regularizer.dropout=0.1"]}, seeds=1)
     results = root / "timelimit"
-    # 2 steps x 45 s of sleep cannot end within a 1-minute limit. submitit asks SLURM for USR2 90 s
-    # before the limit, so the job is signalled at once and records `failed`; if the signal were
-    # lost, the scheduler kills the job at the limit and the run is missing. Either way, not done.
+    # 2 steps x 45 s of sleep cannot end within a 1-minute limit. submitit asks SLURM for USR2
+    # signal_delay_s (120 s) before the limit, so the job is signalled early and records `failed`; if
+    # the signal were lost, the scheduler kills the job at the limit and the run is missing. Never done.
     argv = slurm_argv(results, cluster, "hydra.launcher.timeout_min=1", sweep="timelimit")
     code, _, err, arrays = launch(root, cluster, argv, PYTHONPATH=str(root / "hook"), MIXSWEEP_TEST_STEP_SLEEP="45")
     assert "Traceback" not in err
