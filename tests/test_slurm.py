@@ -321,3 +321,19 @@ def test_hpo_runs_two_array_workers_on_one_study_and_stops_at_the_trial_cap(root
     workers = {t.user_attrs.get("worker") for t in trials}
     assert len(workers) == 2, f"one array worker did every trial: {workers}"
     assert len(load_results(results, "hpo-s").runs) == 5
+
+
+def test_slurm_up_finds_the_running_cluster_and_describes_this_machine(cluster):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "slurm-up"
+    conf = Path(cluster["env"].get("SLURM_CONF", ""))
+    if conf != SLURM_DIR / "slurm.conf":
+        pytest.skip(f"the reachable cluster ({conf or 'the default config'}) was not started by scripts/slurm-up")
+    before = (SLURM_DIR / "pids" / "slurmctld.pid").read_text()
+    out = subprocess.run([str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "already running" in out.stdout and "make slurm-down" in out.stdout
+    assert (SLURM_DIR / "pids" / "slurmctld.pid").read_text() == before, "a second controller was started"
+    node = re.search(r"NodeName=\S+ .*CPUs=(\d+) RealMemory=(\d+)", conf.read_text())
+    mem_total_mb = int(re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())[1]) // 1024
+    assert int(node[1]) == os.cpu_count() or int(node[1]) == len(os.sched_getaffinity(0))
+    assert 0 < int(node[2]) <= mem_total_mb
