@@ -32,7 +32,7 @@ SWEEP_ARGS = --sweep $(SWEEP) $(if $(TASK),--task $(TASK)) $(if $(SEEDS),--seeds
              $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(WORKERS),--workers $(WORKERS)) \
              --results $(RESULTS) $(ARGS)
 
-.PHONY: help setup test test-fast lint sweep plan report hpo bench clean
+.PHONY: help setup test test-fast lint sweep plan report hpo bench clean slurm-up slurm-down
 
 help: ## List every target with a one-line description
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -75,6 +75,12 @@ bench: $(STAMP) ## Run every benchmark in benchmarks/ (prints ratios measured si
 .PHONY: gpu-check
 gpu-check: $(STAMP) ## Check a GPU box in one script (<10 min): [OUT=gpu-check] [ARGS="--bert-large DIR --budget 480"]
 	MIXSWEEP_PYTHON=$(BIN)/python scripts/gpu-check --out $(or $(OUT),gpu-check) $(ARGS)
+
+slurm-up: ## Start a one-node SLURM cluster on this machine (root; installs slurm/munge if missing)
+	scripts/slurm-up
+
+slurm-down: ## Stop the daemons that slurm-up started (by pid)
+	scripts/slurm-down
 
 clean: ## Remove caches (keeps .venv and results/)
 	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info

@@ -141,3 +141,27 @@ def test_slurm_parameters_come_from_the_sweeps_launcher_config():
     assert params["slurm_array_parallelism"] == 8 and params["tasks_per_node"] == 1
     assert params["gpus_per_node"] == 1 and params["timeout_min"] > 0
     assert any("CUBLAS_WORKSPACE_CONFIG" in line for line in params["slurm_setup"])
+
+
+def test_hydra_launcher_args_set_the_slurm_workers_and_stay_out_of_the_runs():
+    from mixsweep.hpo.request import split_launcher_overrides
+
+    runs, launcher = split_launcher_overrides(
+        ["model=tiny", "hydra.launcher.partition=debug", "hydra.launcher.gpus_per_node=0",
+         "hydra.launcher.setup=[module load x, export A=1]"])
+    assert runs == ["model=tiny"]
+    params = submitit_parameters(HpoRequest(task="rte", launcher="slurm", workers=2, launcher_overrides=launcher))
+    assert params["slurm_partition"] == "debug" and params["gpus_per_node"] == 0
+    assert params["slurm_setup"] == ["module load x", "export A=1"]
+    assert params["cpus_per_task"] == 8  # untouched settings keep conf/launcher/slurm.yaml's value
+
+
+@pytest.mark.parametrize(("launcher", "override", "says"), [
+    ("slurm", "hydra.launcher.gpu=0", "unknown SLURM setting 'gpu'"),
+    ("local", "hydra.launcher.partition=debug", "add --launcher slurm"),
+])
+def test_a_wrong_launcher_arg_is_a_one_line_error_before_anything_runs(tmp_path, launcher, override, says):
+    req = HpoRequest(task="rte", launcher=launcher, results=str(tmp_path), launcher_overrides=[override])
+    with pytest.raises(UserError, match=says):
+        validate(req)
+    assert not list(tmp_path.iterdir())

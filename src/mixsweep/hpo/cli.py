@@ -32,21 +32,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-prune", action="store_true", help="never prune")
     p.add_argument("--stale-after", type=float, default=600.0, metavar="SECONDS",
                    help="fail RUNNING trials whose heartbeat is older than this at start-up (default 600)")
-    p.add_argument("overrides", nargs="*", help="more run overrides, key=value (e.g. data.train_size=64)")
+    p.add_argument("overrides", nargs="*", help="more run overrides, key=value (e.g. data.train_size=64); "
+                   "hydra.launcher.KEY=VALUE sets a SLURM setting of conf/launcher/slurm.yaml for --launcher slurm")
     p.set_defaults(func=_hpo)
 
 
 def _hpo(args: argparse.Namespace) -> int:
     from mixsweep.analysis.failures import parse_definitions
     from mixsweep.hpo.driver import run_study
-    from mixsweep.hpo.request import HpoRequest
+    from mixsweep.hpo.request import HpoRequest, split_launcher_overrides
 
+    overrides, launcher_overrides = split_launcher_overrides(list(args.overrides))
     req = HpoRequest(
         task=args.task, space=args.space, trials=args.trials, workers=args.workers, results=args.results,
         seeds=args.seeds, study=args.study, storage=args.storage, penalty=args.penalty,
         multi_objective=args.multi_objective, retry_failed=args.retry_failed, launcher=args.launcher,
         sampler_seed=args.seed, prune=not args.no_prune, prune_startup=args.prune_startup,
-        stale_after_s=args.stale_after, failure=parse_definitions(args.failure), overrides=list(args.overrides),
+        stale_after_s=args.stale_after, failure=parse_definitions(args.failure), overrides=overrides,
+        launcher_overrides=launcher_overrides,
     )
     run_study(req)
     return 0

@@ -62,6 +62,10 @@ def validate(req: HpoRequest) -> SearchSpace:
             raise UserError(f"{name} must be >= {least}, got {value}")
     if req.launcher not in LAUNCHERS:
         raise UserError(f"unknown launcher '{req.launcher}': choose one of {', '.join(LAUNCHERS)}")
+    if req.launcher_overrides:
+        if req.launcher != "slurm":
+            raise UserError(f"'{req.launcher_overrides[0]}' sets a SLURM setting: add --launcher slurm, or drop it")
+        launcher_settings(req)
     if not req.valid_name():
         raise UserError(f"study name '{req.study_name}' may hold only letters, digits, '_', '.' and '-': "
                         f"choose another with --study")
@@ -336,22 +340,30 @@ def _submit(req: HpoRequest) -> None:
     executor = submitit.AutoExecutor(folder=str(req.study_dir / ".submitit" / "%j"),
                                      cluster="local" if req.launcher == "submitit_local" else None)
     executor.update_parameters(**submitit_parameters(req))
-    jobs = executor.map_array(run_worker, [req] * req.workers, range(req.workers))
+    try:
+        jobs = executor.map_array(run_worker, [req] * req.workers, range(req.workers))
+    except submitit.core.utils.FailedJobError as e:  # sbatch refused the array
+        from mixsweep.slurm import scheduler_error
+
+        raise (scheduler_error(e) or e) from e
     print(f"submitted {len(jobs)} worker(s) as job array {jobs[0].job_id.split('_')[0]}; waiting "
           f"(logs in {req.study_dir / '.submitit'})", flush=True)
+    unfinished = []
     for job in jobs:
-        job.result()
+        try:
+            job.result()
+        except submitit.core.utils.UncompletedJobError:  # cancelled, timed out, node lost
+            unfinished.append(f"{job.job_id} ({job.state})")
+    if unfinished:
+        print(f"mixsweep: warning: worker(s) {', '.join(unfinished)} ended before the study did; relaunch the "
+              f"same command to continue it (stale trials are failed on start-up)", flush=True)
 
 
 def submitit_parameters(req: HpoRequest) -> dict[str, Any]:
-    import yaml
-
-    from mixsweep.paths import CONF_DIR
-
     params: dict[str, Any] = {"name": f"hpo-{req.study_name}", "tasks_per_node": 1}
     if req.launcher == "submitit_local":
         return {**params, "timeout_min": 60}
-    launcher = yaml.safe_load((CONF_DIR / "launcher" / "slurm.yaml").read_text())["hydra"]["launcher"]
+    launcher = launcher_settings(req)
     generic = ("timeout_min", "mem_gb", "cpus_per_task", "gpus_per_node", "nodes")
     prefixed = {"partition": "slurm_partition", "account": "slurm_account", "qos": "slurm_qos",
                 "setup": "slurm_setup", "additional_parameters": "slurm_additional_parameters"}
@@ -364,6 +376,27 @@ def submitit_parameters(req: HpoRequest) -> dict[str, Any]:
             params[prefixed[key]] = value
     params["slurm_array_parallelism"] = req.workers
     return params
+
+
+def launcher_settings(req: HpoRequest) -> dict[str, Any]:
+    """``conf/launcher/slurm.yaml``'s ``hydra.launcher`` block with the ``hydra.launcher.KEY=VALUE``
+    overrides from ARGS applied (values read as YAML: ``0``, ``null``, ``[a, b]``)."""
+    import yaml
+
+    from mixsweep.hpo.request import LAUNCHER_PREFIX
+    from mixsweep.paths import CONF_DIR
+
+    launcher = yaml.safe_load((CONF_DIR / "launcher" / "slurm.yaml").read_text())["hydra"]["launcher"]
+    for ov in req.launcher_overrides:
+        key, _, value = ov.removeprefix(LAUNCHER_PREFIX).partition("=")
+        if key not in launcher:
+            raise UserError(f"unknown SLURM setting '{key}' in '{ov}': choose one of {', '.join(sorted(launcher))} "
+                            f"(conf/launcher/slurm.yaml)")
+        try:
+            launcher[key] = yaml.safe_load(value) if value else None
+        except yaml.YAMLError as e:
+            raise UserError(f"cannot read the value of '{ov}' ({' '.join(str(e).split())}): quote it") from e
+    return launcher
 
 
 def run_study(req: HpoRequest, pruner: optuna.pruners.BasePruner | None = None) -> Any:

@@ -35,6 +35,9 @@ class HpoRequest:
     failure: tuple[str, ...] = ("lee2020", "majority")
     threads: int | None = None  # torch threads per run (set when local workers share the CPU)
     overrides: list[str] = field(default_factory=list)
+    # hydra.launcher.KEY=VALUE for --launcher slurm (partition, account, ...): how the workers are
+    # scheduled, not what they compute, so a relaunch may change them.
+    launcher_overrides: list[str] = field(default_factory=list)
 
     @property
     def study_name(self) -> str:
@@ -71,6 +74,15 @@ class HpoRequest:
         """What defines the objective; a study keeps these, and a relaunch must match them."""
         return {"task": self.task, "space": space.spec(), "overrides": list(self.overrides), "seeds": self.seeds,
                 "penalty": self.penalty, "multi_objective": self.multi_objective, "failure": list(self.failure)}
+
+
+LAUNCHER_PREFIX = "hydra.launcher."
+
+
+def split_launcher_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """ARGS -> (run overrides, ``hydra.launcher.*`` overrides), as ``make sweep`` takes both in ARGS."""
+    launcher = [o for o in overrides if o.startswith(LAUNCHER_PREFIX)]
+    return [o for o in overrides if not o.startswith(LAUNCHER_PREFIX)], launcher
 
 
 def _sets(overrides: list[str], key: str) -> bool:

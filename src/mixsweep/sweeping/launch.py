@@ -115,6 +115,13 @@ def run_multirun(overrides: Sequence[str]) -> Any:
         return returns
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(_one_line(e)) from e
+    except Exception as e:
+        from mixsweep.slurm import scheduler_error
+
+        error = scheduler_error(e)
+        if error is None:
+            raise
+        raise error from e
     finally:
         GlobalHydra.instance().clear()
 
