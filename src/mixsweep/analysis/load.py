@@ -3,7 +3,8 @@
 Columns: source, sweep, task, cell, label, display, seed, run_id, status, headline,
 final_score / best_score (the headline metric at the end of training / at the best eval),
 majority_score and has_majority, family and p (p-sweep cells, see
-:func:`~mixsweep.analysis.naming.sweep_family`), metrics (comma-joined names the run recorded),
+:func:`~mixsweep.analysis.naming.sweep_family`), p_family and p_values (the sort key of
+:func:`~mixsweep.analysis.naming.probability_key`, from the record's config), metrics (comma-joined names the run recorded),
 best_step, n_evals, distance_sq, and ``final_<metric>`` / ``best_<metric>`` for every metric.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from mixsweep.analysis.naming import display_name, label_of, normalize_task, sweep_family
+from mixsweep.analysis.naming import display_name, label_of, normalize_task, probability_key, sweep_family
 from mixsweep.errors import UserError
 from mixsweep.records import RunRecord
 
@@ -34,6 +35,7 @@ class RunTable:
     runs: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     origin: str = ""
+    records: list[RunRecord] = field(default_factory=list)  # the full records (config, env): provenance
 
 
 def sweep_dir(results: str | os.PathLike, sweep: str) -> Path:
@@ -51,7 +53,7 @@ def load_results(results: str | os.PathLike, sweep: str) -> RunTable:
     """
     root = sweep_dir(results, sweep)
     records, warnings = read_records(root)
-    return RunTable(records_frame(records), warnings, origin=str(root))
+    return RunTable(records_frame(records), warnings, origin=str(root), records=records)
 
 
 def read_records(root: Path) -> tuple[list[RunRecord], list[str]]:
@@ -89,6 +91,7 @@ def records_frame(records: list[RunRecord]) -> pd.DataFrame:
 def _record_row(r: RunRecord) -> dict[str, Any]:
     best = r.best or _best_from_curve(r.eval_curve, r.headline)
     family, p = sweep_family(r.label, (r.config or {}).get("regularizer"))
+    pkey = probability_key((r.config or {}).get("regularizer"))
     row: dict[str, Any] = {
         "source": "results",
         "sweep": r.sweep,
@@ -105,6 +108,8 @@ def _record_row(r: RunRecord) -> dict[str, Any]:
         "has_majority": r.headline in r.majority,
         "family": family,
         "p": p,
+        "p_family": pkey[0] if pkey else None,
+        "p_values": pkey[1] if pkey else None,
         "metrics": ",".join(sorted(r.final)),
         "best_step": r.best_step,
         "n_evals": len(r.eval_curve),
@@ -174,6 +179,8 @@ def load_external_csv(path: str | os.PathLike) -> RunTable:
                 "has_majority": "majority" in raw.columns and not math.isnan(majority),
                 "family": family,
                 "p": p,
+                "p_family": None,  # a CSV has no config, and p is never parsed from a label
+                "p_values": None,
                 "metrics": metric,
                 "best_step": None,
                 "n_evals": 0,
@@ -200,7 +207,7 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     if df.empty:
         df = pd.DataFrame(columns=["source", "sweep", "task", "cell", "label", "seed", "status", "headline",
                                    "final_score", "best_score", "majority_score", "has_majority",
-                                   "family", "p", "metrics"])
+                                   "family", "p", "p_family", "p_values", "metrics"])
     df.insert(df.columns.get_loc("label") + 1, "display", df["label"].map(display_name))
     return df
 

@@ -42,7 +42,7 @@ def paper_style(agg: pd.DataFrame, failures: Sequence[str]) -> pd.DataFrame:
         counts = "/".join(fmt_num(row.get(f"fail_{d}"), 0) for d in failures)
         text = f"{fmt_num(row['mean'], prec[task])} ({fmt_num(row['max'], prec[task])})"
         cells.setdefault(display_name(label), {})[task] = text + (f" [{counts}]" if failures else "")
-    labels = sort_labels({label for _, label in agg.index})
+    labels = sort_labels({label for _, label in agg.index}, agg.attrs.get("label_keys"))
     order = [display_name(x) for x in labels]
     tasks = list(dict.fromkeys(t for t, _ in agg.index))
     table = pd.DataFrame.from_dict(cells, orient="index").reindex(index=order, columns=tasks).fillna("–")
