@@ -76,3 +76,20 @@ def test_make_lock_writes_the_venv_set_minus_the_project(tmp_path):
 
     assert f"torch=={torch.__version__.split('+')[0]}" in lines
     assert not any(x.lower().startswith("mixsweep") for x in lines)
+
+
+def test_a_records_versions_become_constraints_over_the_lock(tmp_path):
+    rec = {"run_id": "abc", "env": {"git": {"commit": "c0ffee", "dirty": True},
+                                     "versions": {"python": "3.11.7", "mixsweep": "0.1.0", "torch": "2.12.0+cpu",
+                                                  "scikit-learn": "1.5.0", "optuna": None}}}
+    (tmp_path / "result.json").write_text(__import__("json").dumps(rec))
+    (tmp_path / "lock.txt").write_text("# lock\ntorch==2.13.0\nscikit_learn==1.9.1\npandas==3.1.1\n")
+    proc = subprocess.run([sys.executable, "-m", "mixsweep.lockfile", str(tmp_path / "result.json"),
+                           str(tmp_path / "lock.txt")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "# environment of run abc: python 3.11.7, git c0ffee (dirty)"
+    assert lines[1:] == ["# lock", "pandas==3.1.1", "torch==2.12.0", "scikit-learn==1.5.0"]
+    missing = subprocess.run([sys.executable, "-m", "mixsweep.lockfile", str(tmp_path / "nope.json")],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
