@@ -41,9 +41,11 @@ def test_fig3_has_one_panel_per_text_task(four_tasks):
     fig = F.fig_swarms(four_tasks)
     assert [ax.get_title() for ax in panels(fig)] == [F.TASK_TITLES[t] for t in ("rte", "mrpc", "cola", "stsb")]
     # RTE: 4 paper categories + none + 2 dropout + 1 mixout, one row each, labels never rotated; the
-    # mixout(w_pre, p) family in increasing p at the place of "Our", then the dropout family.
+    # mixout(w_pre, p) family in increasing p at the place of "Our" (named by its label inside the
+    # sweep), then the dropout family.
     rows = [t.get_text() for t in panels(fig)[0].get_yticklabels()]
-    assert rows == ["Devlin", "Wiese", "mixout(w_pre,0.3)", "Our", "Our+W", "dropout(0.3)", "dropout(0.7)", "none"]
+    assert rows == ["Devlin", "Wiese", "mixout(w_pre,0.3)", "mixout(w_pre,0.7)", "Our+W", "dropout(0.3)",
+                    "dropout(0.7)", "none"]
     assert all(t.get_rotation() == 0 for t in panels(fig)[0].get_yticklabels())
 
 

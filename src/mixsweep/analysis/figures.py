@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mixsweep.analysis.cells import label_keys, scores
-from mixsweep.analysis.naming import display_name, sort_labels, sort_tasks
+from mixsweep.analysis.naming import namer, sort_labels, sort_tasks
 from mixsweep.analysis.paper import paper_appendix_f, paper_curves, paper_points
 from mixsweep.analysis.stats import expected_max
 
@@ -128,6 +128,7 @@ def fig_swarms(runs: pd.DataFrame, selection: str = "final", overlay_paper: bool
     fig, axes = plt.subplots(len(tasks), 1, squeeze=False, gridspec_kw={"height_ratios": [c + 1.2 for c in counts]},
                              figsize=(8.0, sum(0.5 * c + 0.9 for c in counts) + 0.5))
     palette = _palette()
+    display_name = namer(label_keys(data))
     handles: dict[str, Any] = {}
     for ax, task in zip(axes[:, 0], tasks, strict=True):
         cell = data[data.task == task]
@@ -335,6 +336,7 @@ def fig_expected_max(runs: pd.DataFrame, selection: str = "final", overlay_paper
     palette = _palette()
     from matplotlib.ticker import MaxNLocator
 
+    display_name = namer(label_keys(data))
     for ax, task in zip(axes, tasks, strict=True):
         cell = data[data.task == task]
         with_paper = False

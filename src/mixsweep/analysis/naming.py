@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 DEVLIN = "dropout(0.1)+wdecay(0,0.01)"
@@ -74,6 +74,17 @@ def sort_labels(labels: list[str] | set[str], keys: Mapping[str, PKey | None] | 
             members = sorted(members, key=lambda m: keys[m][1])  # stable: ties keep ``base`` order
         out += members
     return out
+
+
+def namer(keys: Mapping[str, PKey | None] | None = None) -> Callable[[str], str]:
+    """:func:`display_name`, except that a cell of a family whose p varies (a p-sweep) keeps its
+    label: there mixout(w_pre,0.7) is one point of the sweep, not the paper's "Our"."""
+    values: dict[str, set] = {}
+    for key in (keys or {}).values():
+        if key:
+            values.setdefault(key[0], set()).add(key[1])
+    swept = {label for label, key in (keys or {}).items() if key and len(values[key[0]]) > 1}
+    return lambda label: label if label in swept else display_name(label)
 
 
 def probability_key(regularizer: Mapping[str, Any] | None) -> PKey | None:

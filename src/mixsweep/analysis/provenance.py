@@ -137,11 +137,23 @@ def provenance_lines(records: list[RunRecord]) -> list[str]:
     return lines
 
 
+SEED_KINDS = (("init", "init"), ("data", "data order"), ("noise", "dropout/mixout masks"))
+
+
 def _seed_note(records: list[RunRecord]) -> str:
-    tied = all(set((r.seeds or {}).get(k, r.seed) for k in ("init", "data", "noise")) == {r.seed} for r in records)
-    if tied:
-        return "one seed per restart drives the head init, the data order and the dropout/mixout masks"
-    return "init/data/noise seeds set apart from the restart in some runs (see each record's `seeds`)"
+    """How each seed relates to the restart index: equal to it, fixed, or otherwise set."""
+    parts = []
+    for key, what in SEED_KINDS:
+        values = [(r.seeds or {}).get(key) for r in records]
+        if all(v is None for v in values):
+            continue
+        if all(v == r.seed for v, r in zip(values, records, strict=True)):
+            parts.append(f"{what} = restart")
+        elif len(set(values)) == 1:
+            parts.append(f"{what} fixed at {values[0]}")
+        else:
+            parts.append(f"{what} set per run (see each record's `seeds`)")
+    return "; ".join(parts) if parts else "no per-kind seeds recorded"
 
 
 def _versions(records: list[RunRecord]) -> str:

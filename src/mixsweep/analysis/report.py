@@ -20,7 +20,7 @@ import pandas as pd
 from mixsweep.analysis.cells import aggregate, compare_with_paper, label_keys, scores
 from mixsweep.analysis.failures import DEFAULT, DEFINITIONS, applicable, describe_definition, failure_mask
 from mixsweep.analysis.load import RunTable
-from mixsweep.analysis.naming import DEVLIN, display_name, sort_labels, sort_tasks
+from mixsweep.analysis.naming import DEVLIN, namer, sort_labels, sort_tasks
 from mixsweep.analysis.provenance import provenance_lines, recipe_table
 from mixsweep.analysis.stats import compare, expected_max, fisher_failures, max_ci, mean_ci
 from mixsweep.analysis.tables import cell_table, fmt_num, paper_style, render, task_precision
@@ -177,6 +177,7 @@ def _stats_table(runs: pd.DataFrame, selection: str, seed: int) -> pd.DataFrame 
     Fisher's test counts failures under ``default`` (lee2020 where the task defines it, else majority).
     """
     data = runs.assign(score=scores(runs, selection))
+    display_name = namer(label_keys(runs))
     fail_def = DEFAULT
     failed = failure_mask(runs, fail_def, selection)
     rows = []
@@ -218,6 +219,7 @@ def _fisher(failed: pd.Series, idx, base_idx) -> str:
 def _expected_max_table(runs: pd.DataFrame, agg: pd.DataFrame, selection: str) -> pd.DataFrame | str:
     data = runs.assign(score=scores(runs, selection))
     prec = task_precision(agg) if len(agg) else {}
+    display_name = namer(agg.attrs.get("label_keys"))
     rows = []
     for task, label in agg.index:
         x = data.score[(data.task == task) & (data.label == label)].to_numpy()

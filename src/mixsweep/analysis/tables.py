@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from mixsweep.analysis.naming import display_name, sort_labels
+from mixsweep.analysis.naming import namer, sort_labels
 
 FORMATS = ("md", "latex", "csv")
 
@@ -38,6 +38,7 @@ def paper_style(agg: pd.DataFrame, failures: Sequence[str]) -> pd.DataFrame:
     """
     cells: dict[str, dict[str, str]] = {}
     prec = task_precision(agg)
+    display_name = namer(agg.attrs.get("label_keys"))
     for (task, label), row in agg.iterrows():
         counts = "/".join(fmt_num(row.get(f"fail_{d}"), 0) for d in failures)
         text = f"{fmt_num(row['mean'], prec[task])} ({fmt_num(row['max'], prec[task])})"
@@ -54,6 +55,7 @@ def cell_table(agg: pd.DataFrame, failures: Sequence[str], paper: pd.DataFrame |
     """The report's main table: one row per (task, label), ours and (optionally) the paper's."""
     rows = []
     prec = task_precision(agg)
+    display_name = namer(agg.attrs.get("label_keys"))
     for (task, label), r in agg.iterrows():
         d = prec[task]
         row = {
