@@ -285,7 +285,10 @@ def fig_digits(runs: pd.DataFrame, overlay_paper: bool = True):
         return None
     plt, _ = _plt()
     panels = DIGITS_PANELS + ((DIGITS_EXTRA_PANEL,) if f"final_{DIGITS_EXTRA_PANEL[0]}" in data else ())
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.7 * len(panels), 3.9))
+    ncols = 2 if len(panels) == 4 else len(panels)  # four panels in a row shrink to unreadable in a page
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.9 * ncols, 3.9 * nrows + 0.3), squeeze=False)
+    axes = list(axes.flat)
     pal = _palette()
     color = {"dropout": pal[0], "mixout": pal[1]}  # the paper: Dropout blue, Mixout orange
     curves = paper_curves()
@@ -318,7 +321,7 @@ def fig_digits(runs: pd.DataFrame, overlay_paper: bool = True):
         fig.text(0.5, 0.005, "Solid, left axis: these runs (mean ± std). Dashed, right axis: the paper's Fig. 2 "
                  "means (EMNIST→MNIST); data and scales differ, compare shapes not values.",
                  ha="center", fontsize=8, color="0.3")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.tight_layout(rect=(0, 0.04 / nrows, 1, 1))
     return fig
 
 
