@@ -95,6 +95,16 @@ def test_report_figures_have_sentence_captions(smoke_like):
     assert "<thead>" in html and "<li><strong>Model</strong>: minilm_l6" in html
 
 
+def test_html_shows_markup_in_record_values_as_text(tmp_path):
+    rec = _rec("none", 0, 60.0)
+    rec.config["model"]["name_or_path"] = "<script>alert(1)</script>"
+    write_records([rec], tmp_path)
+    rc, _, err = run_cli(tmp_path, ["report", "--sweep", "s", "--results", str(tmp_path), "--no-figures"])
+    assert rc == 0, err
+    html = (tmp_path / "s" / "report.html").read_text()
+    assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
 P_SWEEP = ["mixout(w_pre,0.7)", "mixout(w_pre,0.1)", "mixout(w_pre,0.9)", "mixout(w_pre,0.3)",
            "dropout(0.5)", "dropout(0.1)", "none"]
 

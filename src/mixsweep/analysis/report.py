@@ -241,12 +241,13 @@ def render_markdown(title: str, sections: list[Section], base: Path, inline: boo
     for s in sections:
         out.append(f"## {s.title}\n")
         for i, b in enumerate(s.blocks, 1):
-            if isinstance(b, pd.DataFrame):
-                out.append(render(b, "md"))
-            elif isinstance(b, Figure):
+            if isinstance(b, Figure):
                 out.append(_figure_html(b, i) if inline else _figure_md(b, i, base))
-            else:
-                out.append(b + "\n")
+                continue
+            text = render(b, "md") if isinstance(b, pd.DataFrame) else b + "\n"
+            # the HTML renderer passes raw HTML through (for the figures): a '<' in a label or a
+            # config value must show as text, not open a tag
+            out.append(text.replace("<", "&lt;") if inline else text)
     return "\n".join(out)
 
 
