@@ -119,7 +119,8 @@ def build_report(
     sections = [
         Section("What ran", what_ran + ([_warning_list(table.warnings)] if table.warnings else [])),
         Section("Per-cell results", [main, _legend(tasks, failures, shown)]),
-        Section(f"Paper-style table (mean (max) [#failed: {'/'.join(shown)}])", [paper_style(agg, shown).reset_index()]),
+        Section(f"Paper-style table (mean (max) [#failed: {'/'.join(shown) or 'no definition applies'}])",
+                [paper_style(agg, shown).reset_index()]),
         Section("Recipe", _recipe_blocks(table)),
         Section("Statistics against the baseline", [_stats_table(runs, selection, seed)]),
         Section("Expected max over restarts", [_expected_max_table(runs, agg, selection)]),
