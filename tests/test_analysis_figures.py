@@ -40,8 +40,28 @@ def four_tasks(tmp_path_factory):
 def test_fig3_has_one_panel_per_text_task(four_tasks):
     fig = F.fig_swarms(four_tasks)
     assert [ax.get_title() for ax in panels(fig)] == [F.TASK_TITLES[t] for t in ("rte", "mrpc", "cola", "stsb")]
-    # RTE: 4 paper categories + none + 2 dropout + 1 mixout
-    assert len(panels(fig)[0].get_xticklabels()) == 8
+    # RTE: 4 paper categories + none + 2 dropout + 1 mixout, one row each, labels never rotated; the
+    # mixout(w_pre, p) family in increasing p at the place of "Our" (named by its label inside the
+    # sweep), then the dropout family.
+    rows = [t.get_text() for t in panels(fig)[0].get_yticklabels()]
+    assert rows == ["Devlin", "Wiese", "mixout(w_pre,0.3)", "mixout(w_pre,0.7)", "Our+W", "dropout(0.3)",
+                    "dropout(0.7)", "none"]
+    assert all(t.get_rotation() == 0 for t in panels(fig)[0].get_yticklabels())
+
+
+def test_fig3_dots_are_jittered_and_clear_of_the_mean_bar(tmp_path):
+    rng = np.random.default_rng(0)
+    recs = [text_task_record("rt_polarity", "none", s, "j", rng) for s in range(6)]
+    for r in recs:  # six runs with the same score: only jitter tells them apart
+        r.final["accuracy"] = 70.0
+    write_records(recs, tmp_path)
+    fig = F.fig_swarms(load_results(tmp_path, "j").runs, overlay_paper=False)
+    (ax,) = panels(fig)
+    dots = ax.collections[0].get_offsets()
+    ys = np.asarray(dots[:, 1])
+    assert len(set(np.round(ys, 6))) == 6 and np.ptp(ys) > 0.1  # visibly apart
+    mean_y = ax.lines[0].get_ydata()[0]  # the mean marker of the error bar
+    assert mean_y > ys.max() + 0.05  # under the dots (the y axis runs downward): hides none
 
 
 def test_p_sweep_orders_dropout_down_then_mixout_up(four_tasks):
@@ -95,12 +115,27 @@ def test_one_dropout_and_one_mixout_cell_are_no_p_sweep(tmp_path):
 
 def test_many_runs_per_category_fall_back_to_a_strip(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
-    write_records([text_task_record("rte", "none", s, "big", rng, n_evals=1) for s in range(12)], tmp_path)
+    write_records([text_task_record("rte", lab, s, "big", rng, n_evals=1) for lab in ("none", "dropout(0.3)")
+                   for s in range(12)], tmp_path)
     runs = load_results(tmp_path, "big").runs
     monkeypatch.setattr(F, "SWARM_LIMIT", 5)
     calls = []
     import seaborn as sns
 
     monkeypatch.setattr(sns, "stripplot", lambda **kw: calls.append(kw))
-    F.fig_swarms(runs, overlay_paper=False)
+    F.fig_dropout_sweep(runs, overlay_paper=False)
     assert len(calls) == 1
+
+
+def test_expected_max_has_integer_ticks_and_names_the_paper_only_when_drawn(tmp_path, four_tasks):
+    rng = np.random.default_rng(0)
+    write_records([text_task_record("rt_polarity", lab, s, "em", rng) for lab in ("none", "dropout(0.1)")
+                   for s in range(3)], tmp_path)
+    fig = F.fig_expected_max(load_results(tmp_path, "em").runs)  # the paper has no rt_polarity runs
+    (ax,) = panels(fig)
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    assert ax.get_legend().get_title().get_text() == ""
+    rte = panels(F.fig_expected_max(four_tasks))[0]  # RTE Devlin: the paper's Fig. 3 runs
+    assert rte.get_legend().get_title().get_text() == "dashed: paper"

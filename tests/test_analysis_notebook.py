@@ -46,3 +46,24 @@ def test_notebook_regenerates_every_figure(tmp_path):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert not any(o.get("output_type") == "error" for o in outputs)
+
+
+@pytest.mark.slow
+def test_notebook_finds_results_from_the_repository_root_whatever_the_kernel_cwd(tmp_path):
+    # a repository root (MIXSWEEP_ROOT) with results/nb, and the kernel started in its notebooks/,
+    # as Jupyter does: the default RESULTS = "results" must find the runs
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    (repo / "conf").symlink_to(ROOT / "conf")
+    demo_store(repo / "results", sweep="nb", seeds=2, digits=False)
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    params = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    nb.cells.insert(params + 1, nbformat.v4.new_code_cell("SWEEP = 'nb'"))
+    km = venv_kernel(tmp_path)
+    km.kernel_spec.env["MIXSWEEP_ROOT"] = str(repo)
+    client = NotebookClient(nb, km=km, timeout=180, resources={"metadata": {"path": str(repo / "notebooks")}})
+    client.execute(env={**os.environ, "HF_HUB_OFFLINE": "1", "MIXSWEEP_ROOT": str(repo)})
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert f"results: {repo / 'results' / 'nb'}" in text
+    assert (repo / "results" / "nb" / "figures" / "fig3_swarms.png").is_file()
+    assert not (repo / "notebooks" / "results").exists()

@@ -103,15 +103,30 @@ def test_report_counts_diverged_runs_as_failed(tmp_path):
     assert cells[2] == "2" and cells[7] == "1" and cells[8] == "1/0"  # n, #fail lee2020, nan/err
 
 
-def test_report_with_only_corrupt_records_still_renders(tmp_path, capsys):
+def test_report_with_only_corrupt_records_is_a_one_line_error(tmp_path, capsys):
     run = tmp_path / "runs" / "x"
     run.mkdir(parents=True)
     (run / "result.json").write_text("{")
     add_to_view(tmp_path, "e", [{"run_id": "x", "task": "rte", "cell": "c"}])
-    assert main(["report", "--sweep", "e", "--results", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "(no runs)" in out and "warning: corrupt record" in out
-    assert "corrupt record" in (tmp_path / "e" / "report.md").read_text()
+    assert main(["report", "--sweep", "e", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no run records for sweep 'e'" in err and "1 unreadable" in err
+    assert not (tmp_path / "e" / "report.md").exists() and not (tmp_path / "e" / "runs.csv").exists()
+
+
+def test_report_on_an_empty_sweep_exits_2_and_writes_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "empty" / ".hydra").mkdir(parents=True)  # a sweep folder that holds no run
+    proc = subprocess.run([sys.executable, "-m", "mixsweep.cli", "report", "--sweep", "empty", "--results",
+                           str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert f"no run records for sweep 'empty' in {tmp_path / 'empty'}" in err
+    assert f"make sweep SWEEP=empty RESULTS={tmp_path}" in err
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == [".hydra"]
 
 
 def test_smoke_like_report_names_its_rows_and_compares_against_dropout(tmp_path):

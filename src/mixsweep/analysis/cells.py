@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from mixsweep.analysis.failures import check_selection, failure_mask
-from mixsweep.analysis.naming import sort_labels, sort_tasks
+from mixsweep.analysis.naming import PKey, sort_labels, sort_tasks
 from mixsweep.analysis.paper import paper_reference
 from mixsweep.errors import UserError
 
@@ -61,15 +61,28 @@ def aggregate(
     out["n_error"] = grouped["error"].sum().astype(int)
     for d in failures:
         out[f"fail_{d}"] = grouped[f"fail_{d}"].sum(min_count=1).astype("Int64")
-    return paper_ordered(out)
+    keys = label_keys(runs)
+    out = paper_ordered(out, keys)
+    out.attrs["label_keys"] = keys  # the row order of tables built from ``out`` (tables.paper_style)
+    return out
 
 
-def paper_ordered(agg: pd.DataFrame) -> pd.DataFrame:
-    """Rows by task, then the paper's categories first (Devlin, Wiese, Our, Our+W), then the rest."""
+def label_keys(runs: pd.DataFrame) -> dict[str, PKey | None]:
+    """label -> (p-sweep family, probabilities) from the records' configs, for :func:`sort_labels`."""
+    if "p_family" not in runs or runs.empty:
+        return {}
+    first = runs.drop_duplicates("label")
+    return {label: (fam, tuple(ps)) if isinstance(fam, str) else None
+            for label, fam, ps in zip(first["label"], first["p_family"], first["p_values"], strict=True)}
+
+
+def paper_ordered(agg: pd.DataFrame, keys: dict[str, PKey | None] | None = None) -> pd.DataFrame:
+    """Rows by task, then the paper's categories first (Devlin, Wiese, Our, Our+W), then the rest;
+    within a family whose p varies, by increasing p (``keys``, see :func:`label_keys`)."""
     order = [
         (task, label)
         for task in sort_tasks(set(agg.index.get_level_values("task")))
-        for label in sort_labels(set(agg.loc[task].index))
+        for label in sort_labels(set(agg.loc[task].index), keys)
     ]
     return agg.reindex(pd.MultiIndex.from_tuples(order, names=KEYS)) if order else agg
 

@@ -22,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "table", help="print the paper-style table (mean (max) [#failed]) of a sweep or an external CSV")
     _add_source_args(table)
     _add_selection(table)
-    table.add_argument("--failure", default="lee2020",
-                       help="failure definition(s): lee2020, majority, dodge2020, a comma list, or all")
+    table.add_argument("--failure", default="default",
+                       help="failure definition(s): lee2020, majority, dodge2020, a comma list, or all; "
+                            "default: lee2020 where the task defines it, else majority")
     table.add_argument("--format", choices=("md", "latex", "csv"), default="md",
                        help="md/latex: the paper-style table; csv: every per-cell statistic")
     table.set_defaults(func=cmd_table)
@@ -72,6 +73,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     out = sweep_dir(args.results, args.sweep)
     table = _load(args)
+    if table.runs.empty:  # a report of nothing is no result: say why, write nothing
+        from mixsweep.errors import UserError
+
+        bad = f"; {len(table.warnings)} unreadable, e.g. {table.warnings[0]}" if table.warnings else ""
+        raise UserError(f"no run records for sweep '{args.sweep}' in {out}{bad}: run "
+                        f"`make sweep SWEEP={args.sweep} RESULTS={args.results}` first, then the report")
     report = build_report(table, out, f"mixsweep report: {args.sweep}", args.selection,
                           figures=not args.no_figures)
     export_runs(table.runs, out / "runs.parquet")

@@ -11,6 +11,10 @@ majority-class rule:
   regression task (STS-B): a constant predictor's correlation is undefined (NaN), and ``score <= NaN``
   would silently count no run, so the count is NA there (printed ``–`` with a footnote).
 
+``default`` is no definition of its own: per task it is ``lee2020`` where the task declares it,
+else ``majority`` (which applies to every task with a majority class), so that the default
+#failed column of a task without the paper's thresholds (rt_polarity, digits) is not all "–".
+
 Whatever the definition, a diverged run and a NaN score (a constant predictor's correlation)
 count as failed; a run that errored (status ``failed``) has no score and is left out (NA);
 a definition the task does not declare, or whose metric the run did not record, is NA.
@@ -28,6 +32,7 @@ import pandas as pd
 from mixsweep.errors import UserError
 
 DEFINITIONS = ("lee2020", "majority", "dodge2020")
+DEFAULT = "default"  # per task: lee2020 where declared, else majority (see default_for)
 SELECTIONS = ("final", "best", "zhang2021")  # described in mixsweep.analysis.selection
 
 
@@ -63,9 +68,10 @@ def parse_definitions(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...
     names = list(spec) if not isinstance(spec, str) else spec.split(",")
     if names == ["all"]:
         return DEFINITIONS
-    unknown = [n for n in names if n not in DEFINITIONS]
+    unknown = [n for n in names if n not in (*DEFINITIONS, DEFAULT)]
     if unknown:
-        raise UserError(f"unknown failure definition {unknown[0]!r}: choose from {', '.join(DEFINITIONS)} or all")
+        raise UserError(f"unknown failure definition {unknown[0]!r}: choose from {', '.join(DEFINITIONS)}, "
+                        f"{DEFAULT} or all")
     return tuple(names)
 
 
@@ -140,7 +146,9 @@ def failure_mask(
     """
     out = pd.Series(pd.NA, index=runs.index, dtype="boolean")
     for task, rows in runs.groupby("task", sort=False):
-        rule = rule_for(str(task), definition, None if configs is None else configs.get(str(task), {}))
+        task_configs = None if configs is None else configs.get(str(task), {})
+        name = default_for(str(task), task_configs) if definition == DEFAULT else definition
+        rule = rule_for(str(task), name, task_configs)
         if rule is not None:
             out.loc[rows.index] = _apply(rule, rows, rule.selection or selection)
     return out
@@ -178,8 +186,27 @@ def _metric_values(rows: pd.DataFrame, metric: str | None, selection: str) -> tu
     return rows[column].to_numpy(dtype=float), measured
 
 
+def default_for(task: str, configs: dict[str, dict] | None = None) -> str:
+    """The definition ``default`` stands for on ``task``: lee2020 if the task declares it, else majority."""
+    return "lee2020" if rule_for(task, "lee2020", configs) is not None else "majority"
+
+
+def applicable(definition: str, tasks: list[str]) -> bool:
+    """Whether any of ``tasks`` declares ``definition`` (majority and default apply to every task)."""
+    return definition in ("majority", DEFAULT) or any(rule_for(t, definition) is not None for t in tasks)
+
+
 def describe_definition(definition: str, tasks: list[str], configs: dict | None = None) -> str:
     """A one-line legend: which rule each task uses under a definition, and whether derived."""
+    if definition == DEFAULT:
+        parts = []
+        for task in tasks:
+            task_configs = None if configs is None else configs.get(task, {})
+            name = default_for(task, task_configs)
+            rule = rule_for(task, name, task_configs)
+            why = "" if name == "lee2020" else f", as lee2020 is not defined for {task}"
+            parts.append(f"{task}: {name} ({rule.describe()}{why})")
+        return f"{DEFAULT} (lee2020 where a task defines it, else majority): " + "; ".join(parts)
     parts = []
     derived = False
     for task in tasks:

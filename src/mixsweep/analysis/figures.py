@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mixsweep.analysis.cells import scores
-from mixsweep.analysis.naming import display_name, sort_labels, sort_tasks
+from mixsweep.analysis.cells import label_keys, scores
+from mixsweep.analysis.naming import namer, sort_labels, sort_tasks
 from mixsweep.analysis.paper import paper_appendix_f, paper_curves, paper_points
 from mixsweep.analysis.stats import expected_max
 from mixsweep.atomic import atomic_write_with
@@ -113,31 +113,76 @@ def _scored(runs: pd.DataFrame, selection: str) -> pd.DataFrame:
 
 
 def fig_swarms(runs: pd.DataFrame, selection: str = "final", overlay_paper: bool = True):
-    """Fig. 3: one swarm panel per task, categories = regularizers (Devlin, Wiese, Our, Our+W first)."""
+    """Fig. 3, laid out horizontally: one panel per task, one row per regularizer (labels read
+    without rotation, however long). Each run is a dot, jittered across its row; the mean +- std
+    bar sits just under the row so that it hides
+    no dot; grey crosses above the row are the paper's runs where its Fig. 3 shows the cell.
+
+    The dots are jittered rather than swarmed: a swarm leaves distinct scores on one line.
+    """
     data = _scored(runs, selection)
     tasks = _tasks(data)
     if not tasks:
         return None
-    fig, axes = _grid(len(tasks), width=max(4.4, 1.1 * data.groupby("task").label.nunique().max()))
+    plt, _ = _plt()
+    counts = [data.loc[data.task == t, "label"].nunique() for t in tasks]
+    fig, axes = plt.subplots(len(tasks), 1, squeeze=False, gridspec_kw={"height_ratios": [c + 1.2 for c in counts]},
+                             figsize=(8.0, sum(0.5 * c + 0.9 for c in counts) + 0.5))
     palette = _palette()
-    for ax, task in zip(axes, tasks, strict=True):
+    display_name = namer(label_keys(data))
+    handles: dict[str, Any] = {}
+    for ax, task in zip(axes[:, 0], tasks, strict=True):
         cell = data[data.task == task]
-        labels = sort_labels(set(cell.label))
+        labels = sort_labels(set(cell.label), label_keys(cell))
         names = [display_name(x) for x in labels]
         colors = [palette[i % len(palette)] for i in range(len(labels))]
-        _points(ax, cell.assign(cat=cell.label.map(display_name)), names, colors)
-        _error_bars(ax, [cell.score[cell.label == x].to_numpy() for x in labels])
-        if overlay_paper and _overlay_paper(ax, task, labels):
-            ax.legend(loc="lower right", fontsize=7)
+        _points_h(ax, cell.assign(cat=cell.label.map(display_name)), names, colors)
+        values = [cell.score[cell.label == x].to_numpy() for x in labels]
+        ys = [i + MEAN_OFFSET for i in range(len(labels))]
+        handles["mean ± std of the runs"] = ax.errorbar(
+            [float(np.mean(v)) for v in values], ys, xerr=[float(np.std(v)) for v in values], fmt="o",
+            color="black", ms=4, capsize=4, elinewidth=1.2, zorder=5)
+        if overlay_paper:
+            drawn = _overlay_paper_h(ax, task, labels)
+            if drawn is not None:
+                handles["the paper's runs (read off its figure)"] = drawn
+        for i in range(len(labels) - 1):  # rows are told apart by rules, not by the grid
+            ax.axhline(i + 0.5, color="white", lw=2.5)
+        ax.grid(False, axis="y")
+        ax.set_ylim(len(labels) - 0.5, -0.5)  # first category on top
         ax.set_title(_title(task, data))
-        ax.set_xlabel("")
-        ax.set_ylabel("Dev score")
-        if max(map(len, names)) > 8:
-            ax.tick_params(axis="x", labelrotation=30)
-            for t in ax.get_xticklabels():
-                t.set_ha("right")
-    fig.tight_layout()
+        ax.set_ylabel("")
+        ax.set_xlabel("Dev score")
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.06 if len(tasks) == 1 else 0.03, 1, 1))
     return fig
+
+
+MEAN_OFFSET = 0.3  # the mean bar sits this far under its row's dots (rows are 1 apart)
+JITTER = 0.18  # dots spread uniformly over +-JITTER around DOTS_SHIFT above the row's centre
+DOTS_SHIFT = -0.05
+
+
+def _points_h(ax, data: pd.DataFrame, order: list[str], palette: list) -> None:
+    """One row per category, each run a dot jittered vertically (fixed seed: the same figure on
+    every call) so that runs with close scores stay visible side by side."""
+    rng = np.random.default_rng(0)
+    for i, (name, color) in enumerate(zip(order, palette, strict=True)):
+        x = data.loc[data.cat == name, "score"].to_numpy()
+        y = i + DOTS_SHIFT + rng.uniform(-JITTER, JITTER, len(x))
+        ax.scatter(x, y, s=22, color=color, alpha=0.75, edgecolors="white", linewidths=0.4, zorder=3)
+    ax.set_yticks(range(len(order)), order)
+
+
+def _overlay_paper_h(ax, task: str, labels: list[str]):
+    """The paper's runs as grey crosses along the top of each row; returns a legend handle or None."""
+    handle = None
+    for i, label in enumerate(labels):
+        pts = paper_points(task, label)
+        if pts:
+            handle = ax.scatter(pts, np.full(len(pts), i - 0.4), **PAPER_STYLE)
+    return handle
 
 
 def _sweep_categories(cell: pd.DataFrame) -> list[tuple[str, float]]:
@@ -241,7 +286,10 @@ def fig_digits(runs: pd.DataFrame, overlay_paper: bool = True):
         return None
     plt, _ = _plt()
     panels = DIGITS_PANELS + ((DIGITS_EXTRA_PANEL,) if f"final_{DIGITS_EXTRA_PANEL[0]}" in data else ())
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.7 * len(panels), 3.9))
+    ncols = 2 if len(panels) == 4 else len(panels)  # four panels in a row shrink to unreadable in a page
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.9 * ncols, 3.9 * nrows + 0.3), squeeze=False)
+    axes = list(axes.flat)
     pal = _palette()
     color = {"dropout": pal[0], "mixout": pal[1]}  # the paper: Dropout blue, Mixout orange
     curves = paper_curves()
@@ -274,7 +322,7 @@ def fig_digits(runs: pd.DataFrame, overlay_paper: bool = True):
         fig.text(0.5, 0.005, "Solid, left axis: these runs (mean ± std). Dashed, right axis: the paper's Fig. 2 "
                  "means (EMNIST→MNIST); data and scales differ, compare shapes not values.",
                  ha="center", fontsize=8, color="0.3")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.tight_layout(rect=(0, 0.04 / nrows, 1, 1))
     return fig
 
 
@@ -290,9 +338,13 @@ def fig_expected_max(runs: pd.DataFrame, selection: str = "final", overlay_paper
         return None
     fig, axes = _grid(len(tasks))
     palette = _palette()
+    from matplotlib.ticker import MaxNLocator
+
+    display_name = namer(label_keys(data))
     for ax, task in zip(axes, tasks, strict=True):
         cell = data[data.task == task]
-        for i, label in enumerate(sort_labels(set(cell.label))[:max_labels]):
+        with_paper = False
+        for i, label in enumerate(sort_labels(set(cell.label), label_keys(cell))[:max_labels]):
             values = cell.score[cell.label == label].to_numpy()
             ns = np.arange(1, len(values) + 1)
             mean, std = expected_max(values, ns)
@@ -304,10 +356,13 @@ def fig_expected_max(runs: pd.DataFrame, selection: str = "final", overlay_paper
             if ref:
                 ref_ns = np.arange(1, len(ref) + 1)
                 ax.plot(ref_ns, expected_max(ref, ref_ns)[0], "--", color=c, lw=1, alpha=0.8)
+                with_paper = True
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # n counts restarts: no 1.5
         ax.set_xlabel("Number of restarts n")
         ax.set_ylabel("Expected max dev score")
         ax.set_title(_title(task, data))
-        ax.legend(fontsize=7, loc="lower right", title="dashed: paper" if overlay_paper else None,
+        # the legend mentions the paper only on a panel that draws one of its curves
+        ax.legend(fontsize=7, loc="lower right", title="dashed: paper" if with_paper else None,
                   title_fontsize=7)
     fig.tight_layout()
     return fig

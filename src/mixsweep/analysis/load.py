@@ -4,7 +4,8 @@ Columns: source, sweep, task, cell, cell_id (the cell's identity), regularizer (
 label), label (the table label, see :func:`records_frame`), display, seed, run_id, status, headline,
 final_score / best_score (the headline metric at the end of training / at the best eval),
 majority_score and has_majority, family and p (p-sweep cells, see
-:func:`~mixsweep.analysis.naming.sweep_family`), metrics (comma-joined names the run recorded),
+:func:`~mixsweep.analysis.naming.sweep_family`), p_family and p_values (the sort key of
+:func:`~mixsweep.analysis.naming.probability_key`, from the record's config), metrics (comma-joined names the run recorded),
 best_step, n_evals, distance_sq, and ``final_<metric>`` / ``best_<metric>`` for every metric;
 has_halves, zhang2021_score and ``zhang2021_<metric>``: the ``zhang2021`` selection (see
 :mod:`~mixsweep.analysis.selection`), NaN for runs whose curve has no val/test halves.
@@ -22,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from mixsweep import store
-from mixsweep.analysis.naming import display_name, label_of, normalize_task, sweep_family
+from mixsweep.analysis.naming import display_name, label_of, normalize_task, probability_key, sweep_family
 from mixsweep.analysis.selection import zhang2021_point
 from mixsweep.errors import UserError
 from mixsweep.identity import cell_config, cell_id, table_labels
@@ -38,6 +39,7 @@ class RunTable:
     runs: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     origin: str = ""
+    records: list[RunRecord] = field(default_factory=list)  # the full records (config, env): provenance
 
 
 def sweep_dir(results: str | os.PathLike, sweep: str) -> Path:
@@ -58,7 +60,7 @@ def load_results(results: str | os.PathLike, sweep: str) -> RunTable:
     root = sweep_dir(results, sweep)
     warnings: list[str] = []
     records = list(store.iter_records(results, sweep, warnings))
-    return RunTable(records_frame(records), warnings, origin=str(root))
+    return RunTable(records_frame(records), warnings, origin=str(root), records=records)
 
 
 def select_cells(table: RunTable, names: list[str] | None) -> RunTable:
@@ -70,8 +72,9 @@ def select_cells(table: RunTable, names: list[str] | None) -> RunTable:
     if unknown or not names:
         raise UserError(f"unknown cell {', '.join(map(repr, unknown)) or '(none given)'} in {table.origin}: "
                         f"choose from {', '.join(sorted(known)) or '(no runs yet)'}")
-    return RunTable(table.runs[table.runs["cell"].isin(names)].reset_index(drop=True), table.warnings,
-                    table.origin)
+    runs = table.runs[table.runs["cell"].isin(names)].reset_index(drop=True)
+    kept = set(runs["run_id"].astype(str)) if "run_id" in runs else set()
+    return RunTable(runs, table.warnings, table.origin, [r for r in table.records if r.run_id in kept])
 
 
 def records_frame(records: list[RunRecord]) -> pd.DataFrame:
@@ -96,6 +99,7 @@ def _record_row(r: RunRecord) -> dict[str, Any]:
     point = best_point(r.eval_curve, r.headline)
     best = r.best or (dict(point["metrics"]) if point else {})
     family, p = sweep_family(r.label, (r.config or {}).get("regularizer"))
+    pkey = probability_key((r.config or {}).get("regularizer"))
     row: dict[str, Any] = {
         "source": "results",
         "sweep": r.sweep,
@@ -114,6 +118,8 @@ def _record_row(r: RunRecord) -> dict[str, Any]:
         "has_majority": r.headline in r.majority,
         "family": family,
         "p": p,
+        "p_family": pkey[0] if pkey else None,
+        "p_values": pkey[1] if pkey else None,
         "metrics": ",".join(sorted(r.final)),
         "best_step": r.best_step,
         "n_evals": len(r.eval_curve),
@@ -182,6 +188,8 @@ def load_external_csv(path: str | os.PathLike) -> RunTable:
                 "has_majority": "majority" in raw.columns and not math.isnan(majority),
                 "family": family,
                 "p": p,
+                "p_family": None,  # a CSV has no config, and p is never parsed from a label
+                "p_values": None,
                 "metrics": metric,
                 "best_step": None,
                 "n_evals": 0,
@@ -211,7 +219,8 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         df = pd.DataFrame(columns=["source", "sweep", "task", "cell", "cell_id", "regularizer", "label", "seed",
                                    "status", "headline",
                                    "final_score", "best_score", "majority_score", "has_majority",
-                                   "family", "p", "metrics", "has_halves", "zhang2021_score"])
+                                   "family", "p", "p_family", "p_values", "metrics", "has_halves",
+                                   "zhang2021_score"])
     df.insert(df.columns.get_loc("label") + 1, "display", df["label"].map(display_name))
     return df
 

@@ -6,8 +6,9 @@ the paper's short names (Devlin, Wiese, Our, Our+W; D0.x / M0.x in Fig. 4) are o
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 DEVLIN = "dropout(0.1)+wdecay(0,0.01)"
@@ -51,10 +52,74 @@ def label_of(config_name: str) -> str:
     return name
 
 
-def sort_labels(labels: list[str] | set[str]) -> list[str]:
-    """Paper categories first in the paper's order, then the rest alphabetically."""
+PKey = tuple[str, tuple[float, ...]]
+
+
+def sort_labels(labels: list[str] | set[str], keys: Mapping[str, PKey | None] | None = None) -> list[str]:
+    """Paper categories first in the paper's order, then the rest alphabetically; with ``keys``
+    (label -> :func:`probability_key`), the cells of one family whose p varies stay together,
+    at the place of the family's first cell, in increasing p (a p-sweep reads 0.1, 0.2, ...,
+    not the paper's "Our" mixout(w_pre,0.7) first)."""
     known = [x for x in PAPER_ORDER if x in labels]
-    return known + sorted(set(labels) - set(known))
+    base = known + sorted(set(labels) - set(known))
+    if not keys:
+        return base
+    groups: dict[Any, list[str]] = {}
+    for label in base:
+        key = keys.get(label)
+        groups.setdefault(("label", label) if key is None else key[0], []).append(label)
+    out: list[str] = []
+    for members in groups.values():  # insertion order = each family's first place in ``base``
+        if len({keys[m][1] for m in members if keys.get(m)}) > 1:
+            members = sorted(members, key=lambda m: keys[m][1])  # stable: ties keep ``base`` order
+        out += members
+    return out
+
+
+def namer(keys: Mapping[str, PKey | None] | None = None) -> Callable[[str], str]:
+    """:func:`display_name`, except that a cell of a family whose p varies (a p-sweep) keeps its
+    label: there mixout(w_pre,0.7) is one point of the sweep, not the paper's "Our"."""
+    values: dict[str, set] = {}
+    for key in (keys or {}).values():
+        if key:
+            values.setdefault(key[0], set()).add(key[1])
+    swept = {label for label, key in (keys or {}).items() if key and len(values[key[0]]) > 1}
+    return lambda label: label if label in swept else display_name(label)
+
+
+def probability_key(regularizer: Mapping[str, Any] | None) -> PKey | None:
+    """A cell's p-sweep family and its probabilities, read from its resolved regularizer config.
+
+    Probabilities are the numeric settings named ``p`` (``mixout.p``, ``dropout.p``) and a
+    numeric ``dropout``. The family is everything else in the config plus which probabilities
+    are non-zero, so dropout(0.1) ... dropout(0.8) form one family, mixout(w_pre, p) another and
+    mixout(w_pre, p)+wdecay a third; the probabilities are the non-zero ones, in config order.
+    ``None`` when there is no config (an external CSV), so that no label is ever parsed for p.
+    """
+    if not regularizer:
+        return None
+    rest: dict[str, Any] = {}
+    probs: dict[str, float] = {}
+    for path, value in _flatten(regularizer):
+        is_prob = (path[-1] == "p" or path == ("dropout",)) and isinstance(value, int | float) \
+            and not isinstance(value, bool)
+        if is_prob:
+            probs[".".join(path)] = float(value)
+        else:
+            rest[".".join(path)] = value
+    active = [k for k, v in probs.items() if v > 0]
+    family = json.dumps({"settings": rest, "active": active}, sort_keys=True, default=str)
+    return family, tuple(probs[k] for k in active)
+
+
+def _flatten(d: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    out = []
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out += _flatten(v, (*prefix, str(k)))
+        else:
+            out.append(((*prefix, str(k)), v))
+    return out
 
 
 def sort_tasks(tasks: list[str] | set[str]) -> list[str]:

@@ -1,7 +1,9 @@
 """The sweep report: ``report.md`` and a self-contained ``report.html`` (figures inlined as base64).
 
-The content is built once as a list of sections of blocks (paragraph text, tables, figures)
-and rendered twice; the numbers come from :mod:`cells`, :mod:`stats` and :mod:`figures`.
+The content is built once as a list of sections of blocks (Markdown text, tables, figures) and
+written as Markdown; the HTML is that Markdown rendered by markdown-it-py (CommonMark + tables)
+with each figure inlined. The numbers come from :mod:`cells`, :mod:`stats` and :mod:`figures`,
+the provenance block and the recipe from :mod:`provenance`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixsweep.analysis.cells import aggregate, compare_with_paper, scores
-from mixsweep.analysis.failures import DEFINITIONS, describe_definition, failure_mask
+from mixsweep.analysis.cells import aggregate, compare_with_paper, label_keys, scores
+from mixsweep.analysis.failures import DEFAULT, DEFINITIONS, applicable, describe_definition, failure_mask
 from mixsweep.analysis.load import RunTable
-from mixsweep.analysis.naming import DEVLIN, display_name, sort_labels, sort_tasks
+from mixsweep.analysis.naming import DEVLIN, namer, sort_labels, sort_tasks
+from mixsweep.analysis.provenance import provenance_lines, recipe_table
 from mixsweep.analysis.published import beside_ours
 from mixsweep.analysis.selection import PROTOCOLS, protocol_table
 from mixsweep.analysis.stats import compare, expected_max, fisher_failures, max_ci, mean_ci
@@ -32,10 +35,33 @@ from mixsweep.analysis.tables import (
     task_precision,
 )
 from mixsweep.atomic import atomic_write_text
+from mixsweep.errors import UserError
 
-Block = str | pd.DataFrame | Path
+
+@dataclass
+class Figure:
+    path: Path  # the PNG; a PDF of the same name lies beside it
+    caption: str
+
+
+Block = str | pd.DataFrame | Figure
 EXPECTED_MAX_NS = (1, 3, 5, 10, 20)
 REPORT_PERMUTATIONS = 2000
+
+# One sentence per figure: what it shows (the file name says nothing to a reader).
+CAPTIONS = {
+    "fig3_swarms": "Dev score of every run (dots) for each regularizer, with the mean ± std of the runs "
+                   "(black bar under each row); grey crosses are the paper's runs where its Fig. 3 shows the cell.",
+    "fig4_p_sweep": "Dev scores against the probability p for dropout(p) (orange) and mixout(w_pre, p) (blue), "
+                    "with the mean line of each family, as in the paper's Fig. 4.",
+    "appF_dropout_sweep": "Dev scores of dropout(p) for decreasing p with the mean line (the paper's App. F), "
+                          "and the paper's means where it gives them.",
+    "expected_max": "Expected best dev score when keeping the best of n restarts (Dodge et al. 2019) ± one std, "
+                    "per regularizer; dashed lines, where drawn, are the same curve from the paper's runs.",
+    "fig2_digits": "Digits (the paper's Section 4): squared distance to the pretrained weights and the target "
+                   "and source accuracies against p, mean ± std over restarts; dashed lines on the right axis "
+                   "are the paper's Fig. 2.",
+}
 
 HOW_TO_READ = """\
 - **n**: runs with a finite dev score; **nan/err**: runs without one (diverged or NaN correlation) / runs that crashed.
@@ -44,13 +70,17 @@ HOW_TO_READ = """\
   **#fail majority**: final score ≤ the majority-class score of the dev set (Mosbach et al. 2021);
   **#fail dodge2020**: best score along the eval curve ≤ threshold (Dodge et al. 2020). Diverged runs and NaN
   correlations count as failed under every definition; – means the definition does not apply to the task
-  (–‡: footnoted, e.g. majority on a regression task). **†** after a mean: the cell's runs include diverged or
-  NaN ones, so its mean covers fewer runs than the others'.
+  (–‡: footnoted, e.g. majority on a regression task), and a definition that applies to none of the tasks gets
+  no column. **default**: lee2020 where the task defines it, else majority. **†** after a mean: the cell's
+  runs include diverged or NaN ones, so its mean covers fewer runs than the others'.
 - **paper mean (max)**, **Δmean**, **Δmax**, **paper #fail**: the paper's numbers for the same cell (Table 1–3, else read
   off Figs. 3, 4, 6) and ours minus the paper's.
 - **Statistics**: each cell against the task's baseline (Devlin if run, else `none`, else the lowest-p dropout cell): difference in means with a 95%
-  bootstrap CI, a permutation test and a Mann–Whitney test on the scores, Fisher's exact test on the failure counts.
+  bootstrap CI, a permutation test and a Mann–Whitney test on the scores, Fisher's exact test on the failure counts
+  (default definition).
 - **Expected max**: expected best dev score when keeping the best of n restarts (Dodge et al. 2019), ± its std.
+- **Rows**: the paper's cells first (Devlin, Wiese, Our, Our+W); the cells of a p-sweep in increasing p, read from
+  each run's config.
 """
 
 
@@ -77,29 +107,37 @@ def build_report(
     figures: bool = True,
     seed: int = 0,
 ) -> Report:
-    """Write ``report.md``, ``report.html`` and ``figures/`` into ``out_dir``."""
+    """Write ``report.md``, ``report.html`` and ``figures/`` into ``out_dir``.
+
+    A table without runs is an error (nothing is written): a report of nothing is no result.
+    """
     out = Path(out_dir)
     runs = table.runs
-    agg = aggregate(runs, selection, failures)
+    if runs.empty:
+        skipped = f" ({len(table.warnings)} unreadable: {table.warnings[0]})" if table.warnings else ""
+        raise UserError(f"no run records in {table.origin}{skipped}: run the sweep first, then the report")
+    tasks = sort_tasks(set(runs["task"]))
+    shown = tuple(d for d in failures if applicable(d, tasks))
+    agg = aggregate(runs, selection, shown)
     versus = compare_with_paper(agg)
-    main = cell_table(agg, failures, versus)
+    main = cell_table(agg, shown, versus)
     drawn: dict[str, Path] = {}
     if figures:
         from mixsweep.analysis.figures import draw_figures
 
         drawn = draw_figures(runs, out / "figures", selection)
+    what_ran = [_runs_paragraph(table, selection), "\n".join(provenance_lines(table.records))]
     sections = [
-        Section("Runs", [_runs_paragraph(table, selection)] + ([_warning_list(table.warnings)] if table.warnings
-                                                                else [])),
-        Section("Per-cell results", [main, _legend(runs, failures), *_notes(agg, failures)]),
-        Section("Paper-style table (mean (max) [#failed])",
-                [paper_style(agg, failures).reset_index(), *_notes(agg, failures)]),
-        Section("Statistics against the baseline", [_stats_table(runs, selection, failures, seed),
-                                                     *_notes(agg, ())]),
+        Section("What ran", what_ran + ([_warning_list(table.warnings)] if table.warnings else [])),
+        Section("Per-cell results", [main, _legend(tasks, failures, shown), *_notes(agg, shown)]),
+        Section(f"Paper-style table (mean (max) [#failed: {'/'.join(shown) or 'no definition applies'}])",
+                [paper_style(agg, shown).reset_index(), *_notes(agg, shown)]),
+        Section("Recipe", _recipe_blocks(table)),
+        Section("Statistics against the baseline", [_stats_table(runs, selection, seed), *_notes(agg, ())]),
         Section("Expected max over restarts", [_expected_max_table(runs, agg, selection)]),
-        *_protocols_section(runs, failures),
+        *_protocols_section(runs, shown),
         *_published_section(runs, selection),
-        Section("Figures", list(drawn.values())),
+        Section("Figures", [Figure(p, CAPTIONS.get(name, name)) for name, p in drawn.items()]),
         Section("How to read this report", [HOW_TO_READ]),
     ]
     md_path, html_path = out / "report.md", out / "report.html"
@@ -108,12 +146,21 @@ def build_report(
     return Report(md_path, html_path, drawn, render(main, "md"))
 
 
+def _recipe_blocks(table: RunTable) -> list[Block]:
+    recipe = recipe_table(table.records)
+    if recipe.empty:
+        return ["The runs hold no config (an external CSV): no recipe to show."]
+    return ["Every setting the runs read, from their records (the regularizer is each row's cell above, the "
+            "seeds are in *What ran*); a setting that differs between runs lists each value with its count.",
+            recipe]
+
+
 def _runs_paragraph(table: RunTable, selection: str) -> str:
     runs = table.runs
-    status = runs["status"].value_counts().to_dict() if len(runs) else {}
+    status = runs["status"].value_counts().to_dict()
     parts = ", ".join(f"{v} {k}" for k, v in sorted(status.items()))
-    return (f"{len(runs)} runs ({parts or 'none'}) in {runs['task'].nunique() if len(runs) else 0} task(s) and "
-            f"{runs[['task', 'label']].drop_duplicates().shape[0] if len(runs) else 0} cell(s), read from "
+    return (f"{len(runs)} runs ({parts}) in {runs['task'].nunique()} task(s) and "
+            f"{runs[['task', 'label']].drop_duplicates().shape[0]} cell(s), read from "
             f"`{table.origin}`. Selection protocol: **{selection}** ({PROTOCOLS[selection]}).")
 
 
@@ -131,9 +178,11 @@ def _warning_list(warnings: list[str]) -> str:
     return "Skipped:\n" + "\n".join(f"- {w}" for w in warnings)
 
 
-def _legend(runs: pd.DataFrame, failures: tuple[str, ...]) -> str:
-    tasks = sorted(set(runs["task"]))
-    return "\n".join(f"- {describe_definition(d, tasks)}" for d in failures)
+def _legend(tasks: list[str], failures: tuple[str, ...], shown: tuple[str, ...]) -> str:
+    lines = [f"- {describe_definition(d, tasks)}" for d in shown]
+    lines += [f"- {d}: not defined for {', '.join(tasks)} (no column)" for d in failures if d not in shown]
+    lines.append(f"- {describe_definition(DEFAULT, tasks)} (used by the statistics below)")
+    return "\n".join(lines)
 
 
 def _notes(agg: pd.DataFrame, failures: tuple[str, ...]) -> list[str]:
@@ -151,17 +200,21 @@ def _baseline(labels: set[str]) -> str | None:
     return dropouts[0] if dropouts else None
 
 
-def _stats_table(runs: pd.DataFrame, selection: str, failures: tuple[str, ...], seed: int) -> pd.DataFrame | str:
-    """Each cell against its task's baseline; CIs for the mean and the max-of-n of every cell."""
+def _stats_table(runs: pd.DataFrame, selection: str, seed: int) -> pd.DataFrame | str:
+    """Each cell against its task's baseline; CIs for the mean and the max-of-n of every cell.
+
+    Fisher's test counts failures under ``default`` (lee2020 where the task defines it, else majority).
+    """
     data = runs.assign(score=scores(runs, selection))
-    fail_def = "lee2020" if "lee2020" in failures else failures[0] if failures else None
-    failed = failure_mask(runs, fail_def, selection) if fail_def else pd.Series(pd.NA, index=runs.index)
+    display_name = namer(label_keys(runs))
+    fail_def = DEFAULT
+    failed = failure_mask(runs, fail_def, selection)
     rows = []
     for task in sort_tasks(set(data.task)):
         cell = data[data.task == task]
         base = _baseline(set(cell.label))
         base_scores = cell.score[cell.label == base].to_numpy() if base else np.array([])
-        for label in sort_labels(set(cell.label)):
+        for label in sort_labels(set(cell.label), label_keys(cell)):
             group = cell[cell.label == label]
             x = group.score.to_numpy()
             finite = x[np.isfinite(x)]
@@ -207,6 +260,7 @@ def _published_section(runs: pd.DataFrame, selection: str) -> list[Section]:
 def _expected_max_table(runs: pd.DataFrame, agg: pd.DataFrame, selection: str) -> pd.DataFrame | str:
     data = runs.assign(score=scores(runs, selection))
     prec = task_precision(agg) if len(agg) else {}
+    display_name = namer(agg.attrs.get("label_keys"))
     rows = []
     for task, label in agg.index:
         x = data.score[(data.task == task) & (data.label == label)].to_numpy()
@@ -222,66 +276,48 @@ def _expected_max_table(runs: pd.DataFrame, agg: pd.DataFrame, selection: str) -
     return pd.DataFrame(rows).fillna("") if rows else "No scored runs."
 
 
-def render_markdown(title: str, sections: list[Section], base: Path) -> str:
+def render_markdown(title: str, sections: list[Section], base: Path, inline: bool = False) -> str:
+    """The report as Markdown; figures link to ``figures/`` (or, ``inline``, embed as HTML blocks)."""
     out = [f"# {title}\n"]
     for s in sections:
         out.append(f"## {s.title}\n")
-        for b in s.blocks:
-            if isinstance(b, pd.DataFrame):
-                out.append(render(b, "md"))
-            elif isinstance(b, Path):
-                rel = os.path.relpath(b, base)
-                out.append(f"![{b.stem}]({rel})\n\n[PDF]({Path(rel).with_suffix('.pdf')})\n")
-            else:
-                out.append(b + "\n")
+        for i, b in enumerate(s.blocks, 1):
+            if isinstance(b, Figure):
+                out.append(_figure_html(b, i) if inline else _figure_md(b, i, base))
+                continue
+            text = render(b, "md") if isinstance(b, pd.DataFrame) else b + "\n"
+            # the HTML renderer passes raw HTML through (for the figures): a '<' in a label or a
+            # config value must show as text, not open a tag
+            out.append(text.replace("<", "&lt;") if inline else text)
     return "\n".join(out)
 
 
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;
-text-align:right}th{background:#eaeaf2}td:nth-child(-n+2){text-align:left}img{max-width:100%;margin:1em 0}
-code{background:#f3f3f3;padding:0 3px}"""
+def _figure_md(fig: Figure, number: int, base: Path) -> str:
+    rel = os.path.relpath(fig.path, base)
+    return (f"![{fig.caption}]({rel})\n\n*Figure {number}.* {fig.caption} "
+            f"([PDF]({Path(rel).with_suffix('.pdf')}))\n")
+
+
+def _figure_html(fig: Figure, number: int) -> str:
+    data = base64.b64encode(fig.path.read_bytes()).decode("ascii")
+    caption = html.escape(fig.caption)
+    # one line: a CommonMark HTML block ends at the first blank line
+    return (f'<figure><img alt="{caption}" src="data:image/png;base64,{data}">'
+            f"<figcaption><b>Figure {number}.</b> {caption}</figcaption></figure>\n")
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;
+line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;
+padding:3px 8px;text-align:right}th{background:#eaeaf2}td:nth-child(-n+2){text-align:left}
+figure{margin:1.5em 0}img{max-width:100%}figcaption{font-size:14px;color:#444;max-width:60em}
+code{background:#f3f3f3;padding:0 3px}li{margin:.2em 0}"""
 
 
 def render_html(title: str, sections: list[Section]) -> str:
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    for s in sections:
-        body.append(f"<h2>{html.escape(s.title)}</h2>")
-        for b in s.blocks:
-            if isinstance(b, pd.DataFrame):
-                body.append(_html_table(b))
-            elif isinstance(b, Path):
-                data = base64.b64encode(b.read_bytes()).decode("ascii")
-                body.append(f'<figure><img alt="{html.escape(b.stem)}" src="data:image/png;base64,{data}">'
-                            f"<figcaption>{html.escape(b.stem)}</figcaption></figure>")
-            else:
-                body.append(_html_text(b))
-    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    """A self-contained page: the report's Markdown rendered by markdown-it-py, figures inlined."""
+    from markdown_it import MarkdownIt
 
-
-def _html_table(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>"
-                   for r in df.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-
-
-def _html_text(text: str) -> str:
-    """Paragraphs and '- ' bullet lists, with **bold** and `code` (the only Markdown used here)."""
-    import re
-
-    def inline(s: str) -> str:
-        s = html.escape(s)
-        s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
-        return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
-
-    items, paras = [], []
-    for line in text.splitlines():
-        if line.startswith("- "):
-            items.append(inline(line[2:]))
-        elif line.startswith("  ") and items:
-            items[-1] += " " + inline(line.strip())
-        elif line.strip():
-            paras.append(f"<p>{inline(line)}</p>")
-    return "".join(paras) + ("<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>" if items else "")
+    md = MarkdownIt("commonmark", {"html": True}).enable("table")
+    body = md.render(render_markdown(title, sections, Path("."), inline=True))
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body>\n{body}</body></html>\n")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from mixsweep.analysis.failures import undefined_reason
-from mixsweep.analysis.naming import display_name, sort_labels
+from mixsweep.analysis.naming import namer, sort_labels
 
 FORMATS = ("md", "latex", "csv")
 # Footnote marks. A cell whose runs include diverged or NaN ones has a mean over fewer runs than the
@@ -75,11 +75,12 @@ def paper_style(agg: pd.DataFrame, failures: Sequence[str]) -> pd.DataFrame:
     """
     cells: dict[str, dict[str, str]] = {}
     prec = task_precision(agg)
+    display_name = namer(agg.attrs.get("label_keys"))
     for (task, label), row in agg.iterrows():
         counts = "/".join(fail_text(task, d, row.get(f"fail_{d}")) for d in failures)
         text = f"{mean_text(row, prec[task])} ({fmt_num(row['max'], prec[task])})"
         cells.setdefault(display_name(label), {})[task] = text + (f" [{counts}]" if failures else "")
-    labels = sort_labels({label for _, label in agg.index})
+    labels = sort_labels({label for _, label in agg.index}, agg.attrs.get("label_keys"))
     order = [display_name(x) for x in labels]
     tasks = list(dict.fromkeys(t for t, _ in agg.index))
     table = pd.DataFrame.from_dict(cells, orient="index").reindex(index=order, columns=tasks).fillna("–")
@@ -91,6 +92,7 @@ def cell_table(agg: pd.DataFrame, failures: Sequence[str], paper: pd.DataFrame |
     """The report's main table: one row per (task, label), ours and (optionally) the paper's."""
     rows = []
     prec = task_precision(agg)
+    display_name = namer(agg.attrs.get("label_keys"))
     for (task, label), r in agg.iterrows():
         d = prec[task]
         row = {

@@ -1,0 +1,188 @@
+"""What ran, read back from the run records: the report's provenance block and recipe table.
+
+Every record stores its resolved config, its seeds, the git commit, the package versions, the
+device and the time it was written (see :mod:`mixsweep.environment`). This module only
+summarizes them; a value that differs between runs is listed with how many runs had it, so a
+mixed study (two commits, a dirty checkout, two torch versions) is visible at a glance.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from mixsweep.records import RunRecord
+
+# Config keys that are no part of the recipe: the cell (its own column), the restart seeds (the
+# provenance block), where files go, and test/UI switches.
+NOT_RECIPE = ("regularizer", "seed", "init_seed", "data_seed", "noise_seed", "cell", "sweep", "paths",
+              "progress", "fault", "threads", "experiment", "data.cache_dir", "data.hub_cache_dir")
+# What the finetuning runs read (the digits runs read their recipe from task.*).
+RECIPE_PREFIXES = {
+    "finetune": ("model", "optimizer", "train", "data", "task.name", "bf16", "deterministic", "device"),
+    "digits": ("task", "deterministic", "device"),
+}
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def fmt_value(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(fmt_value(x) for x in v) + "]"
+    return str(v)
+
+
+def distinct(values: Iterable[Any]) -> str:
+    """One value as itself; several as ``a (3 runs), b (1 run)``, most frequent first."""
+    counts = Counter(fmt_value(v) for v in values)
+    if not counts:
+        return "–"
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{v} ({n} run{'s' * (n != 1)})" for v, n in counts.most_common())
+
+
+def _experiment(r: RunRecord) -> str:
+    return str((r.config or {}).get("experiment") or "finetune")
+
+
+def _seed_range(seeds: list[int]) -> str:
+    s = sorted(set(seeds))
+    if s and s == list(range(s[0], s[-1] + 1)) and len(s) > 2:
+        return f"{s[0]}–{s[-1]} ({len(s)} restarts)"
+    return ", ".join(map(str, s)) + f" ({len(s)} restart{'s' * (len(s) != 1)})"
+
+
+def _model(r: RunRecord) -> str:
+    cfg = r.config or {}
+    if _experiment(r) == "digits":
+        task = cfg.get("task") or {}
+        hidden = "-".join(str(h) for h in (task.get("model") or {}).get("hidden", []))
+        data = task.get("data") or {}
+        src = (data.get("source") or {}).get("kind", "?")
+        tgt = (data.get("target") or {}).get("kind", "?")
+        return f"MLP 784-{hidden}-10, pretrained on {src}, finetuned on {tgt}"
+    model = cfg.get("model") or {}
+    rev = model.get("revision")
+    return str(model.get("name_or_path", "?")) + (f" @ {rev}" if rev else "")
+
+
+def _data(r: RunRecord) -> str:
+    cfg, extra = r.config or {}, r.extra or {}
+    if _experiment(r) == "digits":
+        sizes = extra.get("sizes") or {}
+        return (f"target train {sizes.get('target_train', '?')}, val {sizes.get('target_val', '?')}; "
+                f"source train {sizes.get('source_train', '?')}")
+    data = cfg.get("data") or {}
+    return (f"{r.task} from {data.get('source', '?')}: train {extra.get('train_size', '?')}, "
+            f"dev {extra.get('dev_size', '?')}, max_length {data.get('max_length', '?')}")
+
+
+def _recipe_short(r: RunRecord) -> str:
+    cfg = r.config or {}
+    if _experiment(r) == "digits":
+        ft = (cfg.get("task") or {}).get("finetune") or {}
+        return (f"lr {fmt_value(ft.get('lr'))}, {ft.get('epochs')} epochs, batch {ft.get('batch_size')}, "
+                f"warmup {fmt_value(ft.get('warmup_ratio'))}")
+    opt, train = cfg.get("optimizer") or {}, cfg.get("train") or {}
+    clip = train.get("max_grad_norm")
+    return (f"{opt.get('name', '?')} lr {fmt_value(opt.get('lr'))}, {train.get('epochs')} epochs, "
+            f"batch {train.get('batch_size')}, warmup {fmt_value(train.get('warmup_ratio'))}, "
+            f"clipping {'none' if clip is None else fmt_value(clip)}")
+
+
+def _commit(r: RunRecord) -> str:
+    git = (r.env or {}).get("git") or {}
+    commit = git.get("commit")
+    if not commit:
+        return "unknown (not run from a git checkout)"
+    dirty = git.get("dirty")
+    state = "dirty: uncommitted changes" if dirty else ("clean" if dirty is False else "dirty flag unknown")
+    return f"{commit[:12]} ({state})"
+
+
+def provenance_lines(records: list[RunRecord]) -> list[str]:
+    """Markdown bullet lines: model, data and sizes, recipe, seeds, code, packages, device, date."""
+    if not records:
+        return []
+    lines = [
+        f"- **Model**: {distinct(_model(r) for r in records)}",
+        f"- **Data**: {distinct(_data(r) for r in records)}",
+        f"- **Recipe**: {distinct(_recipe_short(r) for r in records)} (every setting: the recipe table below)",
+        f"- **Seeds**: restarts {_seed_range([r.seed for r in records])}; "
+        + _seed_note(records),
+        f"- **Code**: git {distinct(_commit(r) for r in records)}",
+        "- **Packages**: " + _versions(records),
+        f"- **Device**: {distinct((r.env or {}).get('device', '?') for r in records)} on "
+        f"{distinct((r.env or {}).get('platform', '?') for r in records)}",
+        f"- **Date**: {_dates(records)}",
+    ]
+    return lines
+
+
+SEED_KINDS = (("init", "init"), ("data", "data order"), ("noise", "dropout/mixout masks"))
+
+
+def _seed_note(records: list[RunRecord]) -> str:
+    """How each seed relates to the restart index: equal to it, fixed, or otherwise set."""
+    parts = []
+    for key, what in SEED_KINDS:
+        values = [(r.seeds or {}).get(key) for r in records]
+        if all(v is None for v in values):
+            continue
+        if all(v == r.seed for v, r in zip(values, records, strict=True)):
+            parts.append(f"{what} = restart")
+        elif len(set(values)) == 1:
+            parts.append(f"{what} fixed at {values[0]}")
+        else:
+            parts.append(f"{what} set per run (see each record's `seeds`)")
+    return "; ".join(parts) if parts else "no per-kind seeds recorded"
+
+
+def _versions(records: list[RunRecord]) -> str:
+    names: dict[str, list[Any]] = {}
+    for r in records:
+        for name, v in ((r.env or {}).get("versions") or {}).items():
+            names.setdefault(name, []).append(v)
+    if not names:
+        return "not recorded"
+    return "; ".join(f"{name} {distinct(vs)}" for name, vs in names.items())
+
+
+def _dates(records: list[RunRecord]) -> str:
+    stamps = sorted(r.created for r in records if r.created)
+    if not stamps:
+        return "not recorded"
+    first, last = stamps[0], stamps[-1]
+    return first if first == last else f"{first} to {last} (UTC)"
+
+
+def recipe_table(records: list[RunRecord]) -> pd.DataFrame:
+    """Every setting the runs read, one row each: its value, or the values and how many runs had
+    each where they differ. The regularizer (the cells) and the restart seeds are left out."""
+    rows: dict[str, list[Any]] = {}
+    for r in records:
+        prefixes = RECIPE_PREFIXES.get(_experiment(r), RECIPE_PREFIXES["finetune"])
+        for key, value in flatten(r.config or {}).items():
+            if key.startswith(prefixes) and not key.startswith(NOT_RECIPE):
+                rows.setdefault(key, []).append(value)
+    out = [{"setting": k, "value": distinct(vs)} for k, vs in sorted(rows.items())
+           if not (k.startswith("data.files.") and all(v is None for v in vs))]  # unused file-source slots
+    return pd.DataFrame(out, columns=["setting", "value"])
