@@ -118,7 +118,9 @@ def test_report_on_an_empty_sweep_exits_2_and_writes_nothing(tmp_path):
     import subprocess
     import sys
 
-    (tmp_path / "empty" / ".hydra").mkdir(parents=True)  # a sweep folder that holds no run
+    # a study that was launched (its view lists a run) but holds no finished run
+    add_to_view(tmp_path, "empty", [{"run_id": "0123abcd", "task": "rte", "cell": "c"}])
+    before = sorted(p.name for p in (tmp_path / "empty").iterdir())
     proc = subprocess.run([sys.executable, "-m", "mixsweep.cli", "report", "--sweep", "empty", "--results",
                            str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
@@ -126,7 +128,7 @@ def test_report_on_an_empty_sweep_exits_2_and_writes_nothing(tmp_path):
     assert err.count("\n") == 0 and "Traceback" not in err
     assert f"no run records for sweep 'empty' in {tmp_path / 'empty'}" in err
     assert f"make sweep SWEEP=empty RESULTS={tmp_path}" in err
-    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == [".hydra"]
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == before  # nothing written
 
 
 def test_smoke_like_report_names_its_rows_and_compares_against_dropout(tmp_path):
