@@ -82,21 +82,21 @@ def write_record(directory: Path, record: RunRecord) -> None:
 
 
 def discard_unfinished(directory: Path) -> None:
-    """Remove a run directory that holds no record (and ``runs/`` if that is left empty).
+    """Remove a run directory that holds no record.
 
     A run that stops without an outcome (bad input, a pruned trial, Ctrl-C) then leaves nothing
     in the store. Call it while holding the run's lock; a directory with a record is kept.
+    ``runs/`` itself stays: another process may be creating a run in it at this moment.
     """
     if (directory / RESULT).exists():
         return
     remove_stale_tmp(directory)
     for name in (CURVE, LOCK):
         (directory / name).unlink(missing_ok=True)
-    for d in (directory, directory.parent):
-        try:
-            d.rmdir()
-        except OSError:  # not empty: other runs, or files this function does not own
-            return
+    try:
+        directory.rmdir()
+    except OSError:  # not empty: files this function does not own
+        pass
 
 
 @contextmanager

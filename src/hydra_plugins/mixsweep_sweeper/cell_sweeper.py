@@ -4,9 +4,11 @@ Hydra's basic sweeper only forms cartesian products, but a paper table is a *lis
 (Devlin; wdecay(w_pre, λ) for four λ; mixout(w_pre, p) for three p; ...). A sweep file
 therefore names its rows under ``hydra.sweeper.cells`` (name → list of overrides) and its
 cartesian dimensions under ``hydra.sweeper.params`` (task, seed). Jobs are
-``params-product × cells``. Before launching, every job is composed, given its run id, and
-checked against the results store, so a relaunch submits only what is missing (and a SLURM
-array never carries finished runs). ``dry_run=true`` prints that plan and launches nothing.
+``params-product × cells`` (``select`` keeps some cells by name). Before launching, every job is
+composed, given its run id, and checked against the results store, so a relaunch submits only
+what is missing, whichever study ran the rest (and a SLURM array never carries finished runs);
+the study's view (its run ids) is written then. ``dry_run=true`` prints that plan and launches
+nothing.
 """
 
 import logging
