@@ -1,7 +1,7 @@
 """The SLURM path against a real scheduler: the one-node cluster of ``make slurm-up``.
 
 Each test submits through ``sbatch`` (hydra-submitit-launcher for sweeps, submitit for HPO
-workers) and reads the outcome through the public readers (``load_results``/``read_records``,
+workers) and reads the outcome through the public readers (``load_results``/``store.iter_records``,
 ``mixsweep plan``), never through the store's file layout. Every test skips, with the reason,
 when no cluster answers. Job timings on a shared machine are noisy, so nothing here is timed:
 tests wait for states (a record exists, a job ended), with generous upper bounds.
@@ -24,8 +24,8 @@ from optuna.trial import TrialState
 
 from conftest import tiny_overrides
 from helpers import run_cli, start_cli, sweep_argv, write_study
+from mixsweep import store
 from mixsweep.analysis import load_results, summary_table
-from mixsweep.analysis.load import read_records, sweep_dir
 from mixsweep.errors import UserError
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -160,7 +160,8 @@ def settled_arrays(cluster: dict, before: set[str], wait_s: float = 120) -> dict
 
 def stored(results: Path, sweep: str = STUDY) -> dict:
     """run_id -> record, through the analysis reader; a corrupt record fails the test."""
-    records, warnings = read_records(sweep_dir(results, sweep))
+    warnings: list[str] = []
+    records = list(store.iter_records(results, sweep, warnings))
     assert not warnings, warnings
     ids = [r.run_id for r in records]
     assert len(ids) == len(set(ids)), f"a run recorded twice: {ids}"
