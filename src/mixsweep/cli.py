@@ -30,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mixsweep",
         description="Reproducible finetuning sweeps for the Mixout paper and its ablations.",
     )
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="show full tracebacks on errors, and the hub's and transformers' warnings")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                        help="print mixsweep's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -43,10 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mixsweep")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("MIXSWEEP_DEBUG") == "1"
+    if debug:
+        os.environ["MIXSWEEP_DEBUG"] = "1"  # jobs (in this process or launched ones) read it
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -55,11 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         if debug:
             traceback.print_exc()
-        print(f"mixsweep: error: {e}", file=sys.stderr)
+        # One line per problem: preflight reports everything it found at once.
+        for line in str(e).splitlines() or [""]:
+            print(f"mixsweep: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mixsweep: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`mixsweep plan | head -1`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

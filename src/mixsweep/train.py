@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from mixsweep.errors import UserError
 from mixsweep.models import init_head, load_pretrained, load_tokenizer
 from mixsweep.optim import build_optimizer, linear_warmup_decay
+from mixsweep.progress import Progress
 from mixsweep.regularizers import (
     WDecay,
     apply_mixout,
@@ -142,7 +142,7 @@ def run(
     curve: list[dict] = []
     losses: list[dict] = []
     status, step, eval_s = "ok", 0, 0.0
-    bar = tqdm(total=total, desc=f"{task.name} seed {c['seed']}", leave=False, disable=not progress)
+    bar = Progress(total, f"{task.name} {c.get('cell') or reg.get('name')} seed {c['seed']}", enabled=progress)
     t_train = time.perf_counter()
     while step < total and status == "ok":
         for batch in train_loader:
@@ -166,7 +166,7 @@ def run(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            bar.update(1)
+            bar.update(1, loss=float(loss.detach()))
             losses.append({"step": step, "loss": float(loss.detach())})
             if step % eval_every == 0 or step == total:
                 t_eval = time.perf_counter()

@@ -39,8 +39,21 @@ class RunTable:
 def sweep_dir(results: str | os.PathLike, sweep: str) -> Path:
     path = Path(results) / sweep
     if not path.is_dir():
-        raise UserError(f"no results for sweep '{sweep}' at {path}: run `make sweep SWEEP={sweep}` first")
+        raise UserError(no_results(results, sweep))
     return path
+
+
+def no_results(results: str | os.PathLike, sweep: str) -> str:
+    """Why ``results/sweep`` holds nothing, and the command that fills it (with the user's RESULTS)."""
+    from mixsweep.paths import sweep_names
+
+    results = Path(results)
+    present = sorted(p.name for p in results.glob("[!.]*") if p.is_dir()) if results.is_dir() else []
+    found = f" (sweeps with results in {results}/: {', '.join(present)})" if present else ""
+    if sweep not in sweep_names() and sweep not in present:
+        return f"unknown sweep '{sweep}': choose one of {', '.join(sweep_names())}{found}"
+    results_arg = "" if results == Path("results") else f" RESULTS={results}"
+    return f"no results for sweep '{sweep}' in {results}/: run `make sweep SWEEP={sweep}{results_arg}` first{found}"
 
 
 def load_results(results: str | os.PathLike, sweep: str) -> RunTable:
