@@ -37,7 +37,7 @@ class Study:
     seeds: int
     results: Path
     n_cells: int = 0
-    sizes: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (task, data) -> train, dev
+    sizes: dict[tuple[str, str], tuple[int, int] | None] = field(default_factory=dict)  # (task, data) -> train, dev
 
 
 def study_tasks(sweep: str) -> list[str]:
@@ -103,17 +103,13 @@ def preflight(study: Study, launcher: str | None) -> None:
     models = {(str(c["model"]["name_or_path"]), c["model"].get("revision")) for c in finetune}
     for name, revision in sorted(models, key=str):
         _collect(problems, check_model, name, revision)
-    seen: set[str] = set()
     for cell in finetune:
         data = _resolved(cell, "data")
-        key = repr((cell["task"]["name"], sorted((k, str(v)) for k, v in data.items() if k != "cache_dir")))
-        if key in seen:
-            continue
-        seen.add(key)
-        sizes = _collect(problems, check_data, cell["task"], data)
-        if sizes:
-            study.sizes[(cell["task"]["name"], key)] = sizes
-            cell["_sizes"] = sizes
+        key = (cell["task"]["name"], repr(sorted((k, str(v)) for k, v in data.items() if k != "cache_dir")))
+        if key not in study.sizes:
+            study.sizes[key] = _collect(problems, check_data, cell["task"], data)
+        if study.sizes[key]:
+            cell["_sizes"] = study.sizes[key]
     if launcher in LOCAL_LAUNCHERS:
         for device in sorted({str(c.get("device", "auto")) for c in study.cells}):
             _collect(problems, check_device, device)
@@ -234,7 +230,7 @@ def header_lines(study: Study, default_note: str = "") -> list[str]:
     finetune = [c for c in cells if c.get("experiment", "finetune") == "finetune"]
     tasks = _values(cells, lambda c: c["task"]["name"])
     lines = [f"study '{study.name}'{default_note}: {study.runs} runs ({study.n_cells} cells × "
-             f"{study.seeds} seeds) on {tasks} -> {study.results / study.name}"]
+             f"{study.seeds} seed{'s' if study.seeds != 1 else ''}) on {tasks} -> {study.results / study.name}"]
     if finetune:
         lines.append(f"  model: {_values(finetune, lambda c: c['model']['name_or_path'])}"
                      f" · data: {_values(finetune, _source)}"
