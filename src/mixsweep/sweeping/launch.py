@@ -228,36 +228,53 @@ HYDRA_CLUTTER = ("multirun.yaml", ".hydra", ".progress.json")
 def tidy_after_failure(req: SweepRequest) -> Iterator[None]:
     """A launch that fails leaves no Hydra files in a results folder that holds no run.
 
-    When a job stops the sweep (a data file deleted after planning, a node without a GPU) and no
-    run of the study has a record, the study folder is put back as it was: Hydra's multirun.yaml
-    and .hydra/, the progress ledger and empty folders go, and so do folders the launch created.
+    When a job stops the sweep (a data file deleted after the preflight, a node without a GPU) and
+    no run of the study has a record, what this launch added is removed: Hydra's multirun.yaml and
+    its .hydra/ folder, the progress ledger, run folders holding only a lock nobody holds, and the
+    folders the launch created. What existed before (another launch's files) stays.
     """
     results = Path(req.results)
     sweep_dir = results / req.sweep
     created = [p for p in (results, sweep_dir) if not p.exists()]
+    before = _entries(sweep_dir)
     try:
         yield
     except BaseException:
         if sweep_dir.is_dir() and not any(sweep_dir.rglob("result.json")):
-            for name in HYDRA_CLUTTER:
-                path = sweep_dir / name
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                elif path.exists():
-                    path.unlink()
-            _remove_empty_dirs(sweep_dir)
+            for path in sorted(_entries(sweep_dir) - before, key=lambda p: len(p.parts)):
+                if path.name in HYDRA_CLUTTER or path.parent.name == ".hydra":
+                    if path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
+                    elif path.exists():
+                        path.unlink()
+            _remove_unused_run_dirs(sweep_dir)
             for path in reversed(created):
                 with contextlib.suppress(OSError):
                     path.rmdir()
         raise
 
 
-def _remove_empty_dirs(root: Path) -> None:
-    """Remove run folders left with nothing but a lock file, then empty folders, bottom up."""
-    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if path.is_dir():
-            lock = path / ".lock"
-            if lock.is_file() and [p.name for p in path.iterdir()] == [".lock"]:
-                lock.unlink()
-            with contextlib.suppress(OSError):
-                path.rmdir()
+def _entries(sweep_dir: Path) -> set[Path]:
+    """The study folder's top-level entries and those of its .hydra/ folder."""
+    top = set(sweep_dir.iterdir()) if sweep_dir.is_dir() else set()
+    hydra = sweep_dir / ".hydra"
+    return top | (set(hydra.iterdir()) if hydra.is_dir() else set())
+
+
+def _remove_unused_run_dirs(sweep_dir: Path) -> None:
+    """Remove run folders holding nothing but a lock no process holds, then empty task folders."""
+    from mixsweep import store
+
+    for run in sorted(p for p in sweep_dir.glob("[!.]*/[!.]*") if p.is_dir()):
+        if [p.name for p in run.iterdir()] != [store.LOCK]:
+            continue
+        with store.run_lock(run) as held:
+            if held:
+                (run / store.LOCK).unlink()
+        with contextlib.suppress(OSError):
+            run.rmdir()
+    for task in sweep_dir.glob("[!.]*"):
+        with contextlib.suppress(OSError):
+            task.rmdir()
+    with contextlib.suppress(OSError):
+        sweep_dir.rmdir()
