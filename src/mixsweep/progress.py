@@ -6,7 +6,8 @@ thousands of carriage returns in a log file, so the run prints a line instead:
     [mrpc mixout(w_pre,0.7) seed 3] step 120/345 · loss 0.512 · 1m02s elapsed · ETA 1m56s
 
 ETA = elapsed / steps done × steps left (the mean step time so far, evaluation included).
-``MIXSWEEP_PROGRESS_INTERVAL`` sets the seconds between lines (default 30).
+``MIXSWEEP_PROGRESS_INTERVAL`` sets the seconds between lines (default 30);
+``MIXSWEEP_PROGRESS_BARS=0`` asks for lines on a terminal too (set for parallel launchers).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Progress:
                  tty: bool | None = None, interval: float | None = None,
                  clock=time.monotonic) -> None:
         self.total, self.desc, self.enabled = int(total), desc, enabled
-        tty = sys.stderr.isatty() if tty is None else tty
+        if tty is None:  # parallel workers share one terminal: bars would overwrite each other
+            tty = sys.stderr.isatty() and os.environ.get("MIXSWEEP_PROGRESS_BARS") != "0"
         self.stream = stream or (sys.stderr if tty else sys.stdout)
         self.interval = _interval() if interval is None else interval
         self.clock = clock

@@ -54,15 +54,11 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from mixsweep.analysis.load import load_external_csv, load_results, no_results
-    from mixsweep.errors import UserError
+    from mixsweep.analysis.load import load_external_csv, load_results
 
     if getattr(args, "from_csv", None):
         return load_external_csv(args.from_csv)
-    table = load_results(args.results, args.sweep)
-    if table.runs.empty:
-        raise UserError(no_results(args.results, args.sweep))
-    return table
+    return load_results(args.results, args.sweep)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

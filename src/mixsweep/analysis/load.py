@@ -39,11 +39,11 @@ class RunTable:
 def sweep_dir(results: str | os.PathLike, sweep: str) -> Path:
     path = Path(results) / sweep
     if not path.is_dir():
-        raise UserError(no_results(results, sweep))
+        raise UserError(no_results(results, sweep, path))
     return path
 
 
-def no_results(results: str | os.PathLike, sweep: str) -> str:
+def no_results(results: str | os.PathLike, sweep: str, path: Path) -> str:
     """Why ``results/sweep`` holds nothing, and the command that fills it (with the user's RESULTS)."""
     from mixsweep.paths import sweep_names
 
@@ -53,7 +53,7 @@ def no_results(results: str | os.PathLike, sweep: str) -> str:
     if sweep not in sweep_names() and sweep not in present:
         return f"unknown sweep '{sweep}': choose one of {', '.join(sweep_names())}{found}"
     results_arg = "" if results == Path("results") else f" RESULTS={results}"
-    return f"no results for sweep '{sweep}' in {results}/: run `make sweep SWEEP={sweep}{results_arg}` first{found}"
+    return f"no results for sweep '{sweep}' at {path}: run `make sweep SWEEP={sweep}{results_arg}` first{found}"
 
 
 def load_results(results: str | os.PathLike, sweep: str) -> RunTable:

@@ -9,6 +9,7 @@ list is an error that names the study's tasks.
 from __future__ import annotations
 
 import argparse
+import os
 
 HYDRA_CFG = ("job", "hydra", "all")
 
@@ -93,6 +94,8 @@ def _sweep(args: argparse.Namespace) -> int:
         study = study_cells(req)
     preflight(study, req.launcher)
     print("\n".join(header_lines(study, _default_note(args))), flush=True)
+    if req.launcher not in (None, "local"):
+        os.environ["MIXSWEEP_PROGRESS_BARS"] = "0"  # workers print lines, not bars fighting for one terminal
     with tidy_after_failure(req):
         run_multirun(hydra_overrides(req))
     if not args.no_summary:

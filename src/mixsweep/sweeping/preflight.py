@@ -98,7 +98,7 @@ def _resolved(cell: dict[str, Any], *keys: str) -> Any:
 
 def preflight(study: Study, launcher: str | None) -> None:
     """Raise one UserError whose lines are every problem found (each ``culprit: fix``)."""
-    problems: list[str] = []
+    problems: list[UserError] = []
     finetune = [c for c in study.cells if c.get("experiment", "finetune") == "finetune"]
     models = {(str(c["model"]["name_or_path"]), c["model"].get("revision")) for c in finetune}
     for name, revision in sorted(models, key=str):
@@ -114,14 +114,16 @@ def preflight(study: Study, launcher: str | None) -> None:
         for device in sorted({str(c.get("device", "auto")) for c in study.cells}):
             _collect(problems, check_device, device)
     if problems:
-        raise UserError("\n".join(dict.fromkeys(problems)))
+        lines = [line for e in problems for line in str(e).splitlines()]
+        # chained to the first problem's exception, so that --debug shows where it was found
+        raise UserError("\n".join(dict.fromkeys(lines))) from problems[0]
 
 
-def _collect(problems: list[str], check, *args) -> Any:
+def _collect(problems: list[UserError], check, *args) -> Any:
     try:
         return check(*args)
     except UserError as e:
-        problems.extend(str(e).splitlines())
+        problems.append(e)
         return None
 
 
