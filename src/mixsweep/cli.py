@@ -8,10 +8,12 @@ callables so that ``mixsweep --help`` and argument errors are instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 
 from mixsweep.errors import UserError
 
@@ -55,17 +57,32 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+@contextlib.contextmanager
+def _environment(**values: str | None) -> Iterator[None]:
+    """Set environment variables (None: leave as is) for one command, then restore them, so that
+    a caller running several commands in one process (the tests) sees no leftovers."""
+    saved = {k: os.environ.get(k) for k, v in values.items() if v is not None}
+    os.environ.update({k: v for k, v in values.items() if v is not None})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("MIXSWEEP_DEBUG") == "1"
-    if debug:
-        os.environ["MIXSWEEP_DEBUG"] = "1"  # jobs (in this process or launched ones) read it
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with _environment(MIXSWEEP_DEBUG="1" if debug else None):  # jobs, here or launched, read it
+            return int(args.func(args) or 0)
     except UserError as e:
         if debug:
             traceback.print_exc()

@@ -94,10 +94,18 @@ def _sweep(args: argparse.Namespace) -> int:
         study = study_cells(req)
     preflight(study, req.launcher)
     print("\n".join(header_lines(study, _default_note(args))), flush=True)
+    # parallel workers print lines, not bars fighting for one terminal
+    bars = os.environ.get("MIXSWEEP_PROGRESS_BARS")
     if req.launcher not in (None, "local"):
-        os.environ["MIXSWEEP_PROGRESS_BARS"] = "0"  # workers print lines, not bars fighting for one terminal
-    with tidy_after_failure(req):
-        run_multirun(hydra_overrides(req))
+        os.environ["MIXSWEEP_PROGRESS_BARS"] = "0"
+    try:
+        with tidy_after_failure(req):
+            run_multirun(hydra_overrides(req))
+    finally:
+        if bars is None:
+            os.environ.pop("MIXSWEEP_PROGRESS_BARS", None)
+        else:
+            os.environ["MIXSWEEP_PROGRESS_BARS"] = bars
     if not args.no_summary:
         _print_summary(req.results, req.sweep)
     return 0
