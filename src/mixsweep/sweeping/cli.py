@@ -84,8 +84,9 @@ def _introspect(args: argparse.Namespace, req) -> bool:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from mixsweep.sweeping.launch import hydra_errors, hydra_overrides, run_multirun, tidy_after_failure
+    from mixsweep.sweeping.launch import hydra_errors, hydra_overrides, run_multirun
     from mixsweep.sweeping.preflight import header_lines, preflight, study_cells
+    from mixsweep.sweeping.tidy import tidy_after_failure
 
     req = _request(args, dry_run=False)
     if _introspect(args, req):
