@@ -109,43 +109,18 @@ def run_multirun(overrides: Sequence[str]) -> Any:
     from hydra._internal.utils import create_config_search_path
     from hydra.core.global_hydra import GlobalHydra
 
+    from mixsweep.sweeping.execute import execute
+
     GlobalHydra.instance().clear()
     try:
         with hydra_errors():
             hydra = Hydra.create_main_hydra2(task_name="mixsweep",
                                              config_search_path=create_config_search_path(str(CONF_DIR)))
-            returns = hydra.multirun(config_name="config", task_function=stop_on_user_error,
-                                     overrides=list(overrides))
+            returns = hydra.multirun(config_name="config", task_function=execute, overrides=list(overrides))
         raise_first_job_error(returns)
         return returns
-    except StopSweep as stop:
-        raise stop.error from None
     finally:
         GlobalHydra.instance().clear()
-
-
-class StopSweep(BaseException):
-    """Carries a job's UserError past Hydra's in-process launcher, which catches every Exception
-    and would go on to the next job: bad input found by one run is bad input for all of them."""
-
-    def __init__(self, error: UserError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def stop_on_user_error(cfg: Any) -> Any:
-    """The task function: :func:`~mixsweep.sweeping.execute.execute`, stopping an in-process
-    sweep at its first UserError (other launchers report it after their batch)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    from mixsweep.sweeping.execute import execute
-
-    try:
-        return execute(cfg)
-    except UserError as e:
-        if str(HydraConfig.get().launcher.get("_target_", "")).endswith("BasicLauncher"):
-            raise StopSweep(e) from e
-        raise
 
 
 def hydra_introspect(req: SweepRequest, *, cfg: str | None, resolve: bool, info: str | None) -> None:
