@@ -12,8 +12,9 @@ CONSTRAINTS ?= constraints.txt
 PIP_C      := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS))
 
 # Sweep knobs (see README): make sweep SWEEP=table1 TASK=mrpc SEEDS=20 LAUNCHER=local
-# Plain `make sweep` runs the offline smoke study; with a TASK it runs the paper's Table 1.
-SWEEP    ?= $(if $(TASK),table1,smoke)
+# One rule, the same as the CLI's: SWEEP names the study; without it, plain `make sweep` runs the
+# offline smoke study and a TASK means the paper's Table 1 narrowed to that task. TASK only narrows.
+SWEEP    ?=
 TASK     ?=
 SEEDS    ?=
 LAUNCHER ?=
@@ -31,7 +32,7 @@ export CUBLAS_WORKSPACE_CONFIG ?= :4096:8
 export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-SWEEP_ARGS = --sweep $(SWEEP) $(if $(TASK),--task $(TASK)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(CELLS),--cells $(CELLS)) \
+SWEEP_ARGS = $(if $(SWEEP),--sweep $(SWEEP)) $(if $(TASK),--task $(TASK)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(CELLS),--cells $(CELLS)) \
              $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(WORKERS),--workers $(WORKERS)) \
              --results $(RESULTS) $(ARGS)
 
@@ -47,7 +48,8 @@ endif
 endif
 
 help: ## List every target with a one-line description
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+	@if [ -t 1 ]; then c='\033[36m'; r='\033[0m'; else c=; r=; fi; \
+	grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -v c="$$c" -v r="$$r" 'BEGIN {FS = ":.*?## "}; {printf "  %s%-10s%s %s\n", c, $$1, r, $$2}'
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -86,7 +88,7 @@ plan: installed ## Show the runs a sweep contains and how many are done/failed/t
 	$(BIN)/mixsweep plan $(SWEEP_ARGS)
 
 report: installed ## Write results/<sweep>/report.{md,html} and figures: [SWEEP=smoke] [RESULTS=results] [CELLS=a,b]
-	$(BIN)/mixsweep report --sweep $(SWEEP) --results $(RESULTS) $(if $(CELLS),--cells $(CELLS))
+	$(BIN)/mixsweep report --sweep $(or $(SWEEP),$(if $(TASK),table1,smoke)) --results $(RESULTS) $(if $(CELLS),--cells $(CELLS))
 
 hpo: installed ## Optuna search: TASK=rte [SPACE=mixout] [TRIALS=30] [WORKERS=1] [ARGS=...]
 	$(BIN)/mixsweep hpo --task $(or $(TASK),rt_polarity) --space $(SPACE) --trials $(TRIALS) --workers $(or $(WORKERS),1) --results $(RESULTS) $(ARGS)

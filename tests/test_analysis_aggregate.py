@@ -82,7 +82,11 @@ def test_summary_table_lists_cells_and_paper_values(tmp_path):
     text = summary_table(tmp_path, "smoke")
     lines = {line.split()[0]: line for line in text.splitlines() if line.startswith(("rte ", "rt_polarity"))}
     assert "65.3 (74.4)" in lines["rte"] and lines["rte"].split()[1] == "Our+W"
-    assert re.search(r"\d+ M$", lines["rt_polarity"])  # no lee2020 threshold: the majority rule
+    # the report's failure columns: one number per definition, "–" where the task lacks it
+    header = next(line for line in text.splitlines() if line.startswith("task"))
+    assert "#fail lee2020" in header and "#fail majority" in header and not re.search(r"\d [LM]\b", text)
+    assert re.search(r"\s–\s+\d+\s*$", lines["rt_polarity"])  # no lee2020 threshold there; majority counts
+    assert re.search(r"\s\d+\s+\d+\s+\d", lines["rte"])  # rte has both, then the paper's values
     assert lines["rt_polarity"].split()[1] == OUR_W  # no paper cell there: the label, not "Our+W"
 
 

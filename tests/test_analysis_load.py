@@ -109,8 +109,13 @@ def test_p_is_recovered_from_the_config(tmp_path):
 
 
 def test_missing_sweep_names_path_and_fix(tmp_path):
-    with pytest.raises(UserError, match=r"nosuch.*make sweep SWEEP=nosuch"):
+    # not a study and no results by that name: a typo, so name the studies (issue 15 §3)
+    with pytest.raises(UserError, match=r"unknown sweep 'nosuch': choose one of .*smoke"):
         load_results(tmp_path, "nosuch")
+    (tmp_path / "other").mkdir()
+    with pytest.raises(UserError, match=rf"no results for sweep 'smoke' at {tmp_path / 'smoke'}: run `make sweep "
+                                        rf"SWEEP=smoke RESULTS={tmp_path}` first \(sweeps with results in .*: other\)"):
+        load_results(tmp_path, "smoke")
 
 
 def test_external_csv_maps_display_names(tmp_path):

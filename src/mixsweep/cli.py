@@ -8,10 +8,12 @@ callables so that ``mixsweep --help`` and argument errors are instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 
 from mixsweep.errors import UserError
 
@@ -30,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mixsweep",
         description="Reproducible finetuning sweeps for the Mixout paper and its ablations.",
     )
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="show full tracebacks on errors, and the hub's and transformers' warnings")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                        help="print mixsweep's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -43,6 +48,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mixsweep")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+@contextlib.contextmanager
+def _environment(**values: str | None) -> Iterator[None]:
+    """Set environment variables (None: leave as is) for one command, then restore them, so that
+    a caller running several commands in one process (the tests) sees no leftovers."""
+    saved = {k: os.environ.get(k) for k, v in values.items() if v is not None}
+    os.environ.update({k: v for k, v in values.items() if v is not None})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -51,15 +81,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with _environment(MIXSWEEP_DEBUG="1" if debug else None):  # jobs, here or launched, read it
+            return int(args.func(args) or 0)
     except UserError as e:
         if debug:
             traceback.print_exc()
-        print(f"mixsweep: error: {e}", file=sys.stderr)
+        # One line per problem: preflight reports everything it found at once.
+        for line in str(e).splitlines() or [""]:
+            print(f"mixsweep: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mixsweep: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`mixsweep plan | head -1`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

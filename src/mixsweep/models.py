@@ -23,10 +23,16 @@ OFFLINE_PRESETS = ("minilm_l6", "tiny")
 
 @functools.lru_cache(maxsize=1)
 def quiet_libraries() -> None:
-    """Silence per-load reports and progress bars: a 220-run sweep would print thousands of them."""
+    """Silence per-load reports (LOAD REPORT tables), hub warnings and progress bars: a 220-run
+    sweep would print thousands of them. ``--debug`` keeps the reports; hub requests get one attempt."""
     import datasets
     import transformers
 
+    from mixsweep.hubaccess import debug, one_attempt
+
+    one_attempt()
+    if debug():
+        return
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()

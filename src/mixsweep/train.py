@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from mixsweep.dev_split import dev_halves
 from mixsweep.errors import UserError
 from mixsweep.models import init_head, load_pretrained, load_tokenizer
 from mixsweep.optim import build_optimizer, linear_warmup_decay
+from mixsweep.progress import Progress
 from mixsweep.records import best_point
 from mixsweep.regularizers import RunContext, build_methods, head_module_names, lifecycle, squared_distance
 
@@ -125,7 +125,7 @@ def run(
     curve: list[dict] = []
     losses: list[dict] = []
     status, step, eval_s = "ok", 0, 0.0
-    bar = tqdm(total=total, desc=f"{task.name} seed {c['seed']}", leave=False, disable=not progress)
+    bar = Progress(total, f"{task.name} {c.get('cell') or reg.get('name')} seed {c['seed']}", enabled=progress)
     t_train = time.perf_counter()
     while step < total and status == "ok":
         for batch in train_loader:
@@ -142,7 +142,7 @@ def run(
                 break
             lifecycle.optimizer_step(methods, ctx, loss, step, optimizer, scheduler, max_norm)
             step += 1
-            bar.update(1)
+            bar.update(1, loss=float(loss.detach()))
             losses.append(lifecycle.loss_entry(step, task_loss, added, ctx.penalties))
             ctx.penalties.clear()
             ctx.batch = ctx.outputs = None

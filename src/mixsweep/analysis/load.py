@@ -45,10 +45,23 @@ class RunTable:
 def sweep_dir(results: str | os.PathLike, sweep: str) -> Path:
     """The study's folder (its view, report and figures); a study never launched is a one-line error."""
     store.check_no_legacy(results, sweep)
+    path = store.study_dir(results, sweep)
     if not store.has_study(results, sweep):
-        path = store.study_dir(results, sweep)
-        raise UserError(f"no results for sweep '{sweep}' at {path}: run `make sweep SWEEP={sweep}` first")
-    return store.study_dir(results, sweep)
+        raise UserError(no_results(results, sweep, path))
+    return path
+
+
+def no_results(results: str | os.PathLike, sweep: str, path: Path) -> str:
+    """Why ``results/sweep`` holds nothing, and the command that fills it (with the user's RESULTS)."""
+    from mixsweep.paths import sweep_names
+
+    results = Path(results)
+    present = sorted(p.name for p in results.glob("[!.]*") if p.is_dir()) if results.is_dir() else []
+    found = f" (sweeps with results in {results}/: {', '.join(present)})" if present else ""
+    if sweep not in sweep_names() and sweep not in present:
+        return f"unknown sweep '{sweep}': choose one of {', '.join(sweep_names())}{found}"
+    results_arg = "" if results == Path("results") else f" RESULTS={results}"
+    return f"no results for sweep '{sweep}' at {path}: run `make sweep SWEEP={sweep}{results_arg}` first{found}"
 
 
 def load_results(results: str | os.PathLike, sweep: str) -> RunTable:

@@ -20,12 +20,14 @@ from mixsweep.analysis.tables import (
     task_precision,
 )
 
+FAILURES = ("lee2020", "majority")
+
 
 def summary_table(results: str | os.PathLike, sweep: str, cells: list[str] | None = None) -> str:
-    """Per (task, label): n, mean, std, max, #failed, and the paper's mean/max where it has the cell.
+    """Per (task, label): n, mean, std, max, failed runs, and the paper's mean/max where it has the cell.
 
-    #failed uses lee2020 where the task defines it (marked L), else the majority-class rule (M).
-    ``cells`` keeps only those cells of the study (by name).
+    Failed runs are counted as in the report (``#fail lee2020``, ``#fail majority``: a number, or
+    ``–`` where the task does not define it); a column no task defines is left out. ``cells`` keeps only those cells of the study (by name).
     """
     return summarize(select_cells(load_results(results, sweep), cells))
 
@@ -33,15 +35,12 @@ def summary_table(results: str | os.PathLike, sweep: str, cells: list[str] | Non
 def summarize(table: RunTable) -> str:
     if table.runs.empty:
         return "no run records found in " + table.origin + "\n" + _warnings(table.warnings)
-    agg = aggregate(table.runs, failures=("lee2020", "majority"))
+    agg = aggregate(table.runs, failures=FAILURES)
     ref = paper_reference()
     rows = []
     prec = task_precision(agg)
     for (task, label), r in agg.iterrows():
         d = prec[task]
-        lee, maj = r["fail_lee2020"], r["fail_majority"]
-        failed = f"{lee} L" if lee is not pd.NA else (f"{maj} M" if maj is not pd.NA else
-                                                        fail_text(task, "majority", maj))
         row = {
             "task": task,
             # The paper's short names (Devlin, Our, ...) only where the paper has that cell.
@@ -50,21 +49,26 @@ def summarize(table: RunTable) -> str:
             "mean": mean_text(r, d),
             "std": fmt_num(r["std"], d + 1),
             "max": fmt_num(r["max"], d),
-            "#failed": failed,
+            # the report's columns and format: one count per definition, "–" where undefined
+            **{f"#fail {d}": fail_text(task, d, r.get(f"fail_{d}")) for d in FAILURES},
             "paper": "",
         }
         if (task, label) in ref.index:
             p = ref.loc[(task, label)]
             row["paper"] = f"{fmt_num(p['mean'])} ({fmt_num(p['max'])})"
         rows.append(row)
+    frame = pd.DataFrame(rows)
+    # a definition no task of the sweep defines would only add a column of dashes
+    frame = frame.drop(columns=[f"#fail {d}" for d in FAILURES if (frame[f"#fail {d}"] == "–").all()])
     legend = (
         "n: runs with a score (+ without: diverged/NaN/errored); std: population; "
-        "#failed: L = lee2020 (derived thresholds), M = final score <= majority class; "
+        "#fail lee2020: below the thresholds derived from the Mixout paper; "
+        "#fail majority: final score <= the majority class; –: not defined for the task; "
         "paper: mean (max)\n"
     )
-    undefined_shown = any(UNDEFINED in row["#failed"] for row in rows)
+    undefined_shown = "#fail majority" in frame and frame["#fail majority"].str.contains(UNDEFINED).any()
     notes = "".join(f"{line}\n" for line in footnotes(agg, ("majority",) if undefined_shown else ()))
-    return render_text(pd.DataFrame(rows)) + legend + notes + _warnings(table.warnings)
+    return render_text(frame) + legend + notes + _warnings(table.warnings)
 
 
 def _warnings(warnings: list[str]) -> str:

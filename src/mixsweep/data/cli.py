@@ -1,6 +1,7 @@
 """``mixsweep data describe TASK [key=value ...]``: load a task's data and print a JSON summary.
 
-Overrides are the fields of ``conf/data/default.yaml`` (``source=glue_dir glue_dir=PATH
+Overrides are the fields of ``conf/data/default.yaml``, written as a sweep takes them
+(``data.source=glue_dir data.glue_dir=PATH``) or without the ``data.`` prefix (``source=glue_dir
 train_size=4 files.train=PATH``); values are parsed as YAML scalars.
 """
 
@@ -23,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "overrides",
         nargs="*",
         metavar="KEY=VALUE",
-        help="data config overrides, e.g. source=glue_dir glue_dir=PATH",
+        help="data config overrides as a sweep takes them (data.source=glue_dir data.glue_dir=PATH) "
+             "or short (source=glue_dir glue_dir=PATH)",
     )
     describe.set_defaults(func=_describe)
 
@@ -31,10 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _describe(args: argparse.Namespace) -> int:
     from mixsweep.data.describe import describe_splits
     from mixsweep.data.loading import load_splits
+    from mixsweep.hubaccess import one_attempt
     from mixsweep.tasks import get_task
 
     task = get_task(args.task)
     data_cfg = data_config(args.overrides)
+    one_attempt()
     print(json.dumps(describe_splits(task, load_splits(task, data_cfg)), indent=2))
     return 0
 
@@ -51,12 +55,15 @@ def data_config(overrides: list[str]) -> dict:
     OmegaConf.set_struct(defaults, True)
     malformed = [o for o in overrides if "=" not in o]
     if malformed:
-        raise UserError(f"override {malformed[0]!r} is not KEY=VALUE: write e.g. source=glue_dir")
+        raise UserError(f"override {malformed[0]!r} is not KEY=VALUE: write e.g. data.source=glue_dir")
+    # The sweep's form (data.key=value, copied from ARGS) and the short form (key=value) are one.
+    overrides = [o.removeprefix("+").removeprefix("data.") for o in overrides]
     try:
         merged = OmegaConf.merge(defaults, OmegaConf.from_dotlist(overrides))
     except ConfigKeyError as e:
         raise UserError(
-            f"unknown data setting '{e.full_key}': choose among {', '.join(map(str, defaults.keys()))}"
+            f"unknown data setting '{e.full_key}': choose among {', '.join(map(str, defaults.keys()))} "
+            "(written data.KEY=VALUE or KEY=VALUE)"
         ) from None
     # cache_dir interpolates the run config's paths.cache, which describe does not need.
     plain = {}

@@ -1,8 +1,21 @@
-"""``mixsweep sweep``, ``mixsweep plan`` and ``mixsweep rerun``."""
+"""``mixsweep sweep``, ``mixsweep plan`` and ``mixsweep rerun``.
+
+One rule picks the study, the same in the CLI and the Makefile: ``--sweep``/``SWEEP=`` names it;
+without it, a ``--task``/``TASK=`` means the paper's Table 1 (``table1``) narrowed to that task,
+and no task means the offline smoke study. ``--task`` only narrows: a task the study does not
+list is an error that names the study's tasks.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+
+HYDRA_CFG = ("job", "hydra", "all")
+
+
+def default_sweep(task: str | None) -> str:
+    return "table1" if task else "smoke"
 
 
 def parse_cells(text: str) -> list[str]:
@@ -11,24 +24,34 @@ def parse_cells(text: str) -> list[str]:
 
 
 def _add_sweep_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sweep", default="smoke", help="study file in sweeps/ (default: smoke)")
-    p.add_argument("--task", help="narrow the study to one task (or a comma list)")
-    p.add_argument("--seeds", type=int, help="number of restarts (seed = 0..N-1)")
-    p.add_argument("--launcher", help="local | joblib | slurm | submitit_local")
-    p.add_argument("--workers", type=int, help="parallel workers for LAUNCHER=joblib (default 2)")
-    p.add_argument("--results", default="results", help="results directory (default: results)")
+    p.add_argument("--sweep", default=None, metavar="NAME",
+                   help="study file sweeps/NAME.yaml (default: table1 when --task is given, else smoke)")
+    p.add_argument("--task", metavar="TASK[,TASK]",
+                   help="narrow the study to one of its tasks (or a comma list of them)")
+    p.add_argument("--seeds", type=int, metavar="N", help="number of restarts, seeds 0..N-1 (default: the study's)")
+    p.add_argument("--launcher", help="local (default) | joblib | slurm | submitit_local")
+    p.add_argument("--workers", type=int, metavar="N", help="parallel workers for --launcher joblib (default 2)")
+    p.add_argument("--results", default="results", metavar="DIR", help="results directory (default: results)")
     p.add_argument("--cells", type=parse_cells, metavar="NAMES",
                    help="only these cells of the study, a comma list of its cell names (e.g. devlin,mixout_0.7)")
-    p.add_argument("overrides", nargs="*", help="more Hydra overrides, key=value")
+    p.add_argument("--cfg", choices=HYDRA_CFG, default=None,
+                   help="Hydra's introspection: print the composed job/hydra/all config of the first run and exit")
+    p.add_argument("--resolve", action="store_true", help="with --cfg: resolve ${...} interpolations")
+    p.add_argument("--info", nargs="?", const="all", default=None, metavar="TOPIC",
+                   help="Hydra's --info (all, config, defaults, defaults-tree, plugins, searchpath) and exit")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="more Hydra overrides, e.g. model=bert_base data.source=glue_dir data.glue_dir=PATH")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sweep", help="run a study: task × regularizer cells × seeds, resumable")
+    p = sub.add_parser("sweep", help="run a study: task × regularizer cells × seeds, resumable",
+                       description=__doc__.split("\n\n", 1)[1])
     _add_sweep_args(p)
     p.add_argument("--no-summary", action="store_true", help="do not print the summary table at the end")
     p.set_defaults(func=_sweep)
 
-    p = sub.add_parser("plan", help="list a study's cells and runs, and what is done/failed/to do; runs nothing")
+    p = sub.add_parser("plan", help="list a study's cells and runs, and what is done/failed/to do; runs nothing",
+                       description=__doc__.split("\n\n", 1)[1])
     _add_sweep_args(p)
     p.add_argument("--show-config", action="store_true", help="print the composed config of the first run")
     p.set_defaults(func=_plan)
@@ -41,43 +64,87 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=_migrate)
 
     p = sub.add_parser("rerun", help="re-execute one stored run from its record and compare the metrics")
-    p.add_argument("run_id")
-    p.add_argument("--results", default="results")
+    p.add_argument("run_id", help="the run's id (its folder name) or an unambiguous prefix of it")
+    p.add_argument("--results", default="results", metavar="DIR",
+                   help="results directory holding the run (default: results)")
     p.set_defaults(func=_rerun)
 
 
 def _request(args: argparse.Namespace, dry_run: bool):
     from mixsweep.sweeping.launch import SweepRequest, validate
 
-    req = SweepRequest(sweep=args.sweep, task=args.task, seeds=args.seeds, launcher=args.launcher,
-                       results=args.results, workers=args.workers, overrides=list(args.overrides),
-                       dry_run=dry_run, cells=args.cells)
+    req = SweepRequest(sweep=args.sweep or default_sweep(args.task), task=args.task, seeds=args.seeds,
+                       launcher=args.launcher, results=args.results, workers=args.workers,
+                       overrides=list(args.overrides), dry_run=dry_run, cells=args.cells)
     validate(req)
     return req
 
 
+def _default_note(args: argparse.Namespace) -> str:
+    if args.sweep:
+        return ""
+    return " (the default with a task; choose another with SWEEP=/--sweep)" if args.task \
+        else " (the default without a task; TASK=mrpc runs Table 1 on MRPC)"
+
+
+def _introspect(args: argparse.Namespace, req) -> bool:
+    """Hydra's ``--cfg`` / ``--info`` for the request's first run; True when one was asked for."""
+    if args.cfg is None and args.info is None:
+        return False
+    from mixsweep.sweeping.launch import hydra_introspect
+
+    hydra_introspect(req, cfg=args.cfg, resolve=args.resolve, info=args.info)
+    return True
+
+
 def _sweep(args: argparse.Namespace) -> int:
-    from mixsweep.sweeping.launch import hydra_overrides, run_multirun
+    from mixsweep.sweeping.launch import hydra_errors, hydra_overrides, run_multirun
+    from mixsweep.sweeping.preflight import header_lines, preflight, study_cells
+    from mixsweep.sweeping.tidy import tidy_after_failure
 
     req = _request(args, dry_run=False)
-    run_multirun(hydra_overrides(req))
+    if _introspect(args, req):
+        return 0
+    with hydra_errors():
+        study = study_cells(req)
+    preflight(study, req.launcher)
+    print("\n".join(header_lines(study, _default_note(args))), flush=True)
+    # parallel workers print lines, not bars fighting for one terminal
+    bars = os.environ.get("MIXSWEEP_PROGRESS_BARS")
+    if req.launcher not in (None, "local"):
+        os.environ["MIXSWEEP_PROGRESS_BARS"] = "0"
+    try:
+        with tidy_after_failure(req):
+            run_multirun(hydra_overrides(req))
+    finally:
+        if bars is None:
+            os.environ.pop("MIXSWEEP_PROGRESS_BARS", None)
+        else:
+            os.environ["MIXSWEEP_PROGRESS_BARS"] = bars
     if not args.no_summary:
         _print_summary(req.results, req.sweep, req.cells)
     return 0
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from mixsweep.sweeping.launch import hydra_overrides, run_multirun
+    from mixsweep.sweeping.launch import hydra_errors, hydra_overrides, run_multirun
+    from mixsweep.sweeping.preflight import header_lines, study_cells
 
     req = _request(args, dry_run=True)
+    if _introspect(args, req):
+        return 0
     if args.show_config:
         from omegaconf import OmegaConf
 
         from mixsweep.sweeping.compose import compose_sweep_jobs
 
-        cfg = compose_sweep_jobs(req, limit=1)[0]
+        with hydra_errors():
+            cfg = compose_sweep_jobs(req, limit=1)[0]
         print(OmegaConf.to_yaml(cfg))
         return 0
+    with hydra_errors():
+        study = study_cells(req)
+    print("\n".join(header_lines(study, _default_note(args))), flush=True)
     run_multirun(hydra_overrides(req))
     return 0
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mixsweep.errors import UserError
-from mixsweep.paths import CONF_DIR, hydra_searchpath_override, sweep_names
+from mixsweep.paths import CONF_DIR, hydra_searchpath_override, search_roots, sweep_names
 from mixsweep.sweeping.expand import method_settings_added
 
 
@@ -56,11 +56,29 @@ def validate(req: SweepRequest) -> None:
     for ov in req.overrides:
         if "=" not in ov:
             raise UserError(f"override '{ov}' is not key=value: write ARGS=\"key=value other.key=value\"")
+    if req.task is not None:
+        _check_narrowing(req)
     if not req.dry_run:
         _check_writable(Path(req.results))
+    elif Path(req.results).exists() and not Path(req.results).is_dir():
+        raise UserError(f"results directory '{req.results}' is a file, not a folder: choose another with RESULTS=DIR")
     from mixsweep import store
 
     store.check_no_legacy(req.results, req.sweep)
+
+
+def _check_narrowing(req: SweepRequest) -> None:
+    """TASK only narrows a study: a task it does not list would silently change its meaning."""
+    from mixsweep.sweeping.preflight import study_tasks
+
+    with hydra_errors():
+        listed = study_tasks(req.sweep)
+    for task in req.task.split(","):
+        if task not in listed:
+            raise UserError(
+                f"task '{task}' is not in study '{req.sweep}' (its tasks: {', '.join(listed)}): "
+                f"choose one of those, or another study with SWEEP=/--sweep (smoke runs rt_polarity)"
+            )
 
 
 def _check_writable(results: Path) -> None:
@@ -88,8 +106,7 @@ def hydra_overrides(req: SweepRequest) -> list[str]:
         ov.append(f"hydra.launcher.n_jobs={n}")
         if not any(o.startswith("threads=") for o in req.overrides):
             ov.append(f"threads={max(1, (os.cpu_count() or 1) // n)}")
-    if (req.launcher in (None, "local")) and sys.stderr.isatty():
-        ov.append("progress=true")
+    ov.append("progress=true")  # a bar on a terminal, else a line every ~30 s (mixsweep.progress)
     if req.cells is not None:
         ov.append("hydra.sweeper.select=[" + ",".join(f"'{c}'" for c in req.cells) + "]")
     if req.dry_run:
@@ -102,19 +119,17 @@ def run_multirun(overrides: Sequence[str]) -> Any:
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_config_search_path
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
 
     from mixsweep.sweeping.execute import execute
 
     GlobalHydra.instance().clear()
     try:
-        hydra = Hydra.create_main_hydra2(task_name="mixsweep", config_search_path=create_config_search_path(str(CONF_DIR)))
-        returns = hydra.multirun(config_name="config", task_function=execute, overrides=list(overrides))
+        with hydra_errors():
+            hydra = Hydra.create_main_hydra2(task_name="mixsweep",
+                                             config_search_path=create_config_search_path(str(CONF_DIR)))
+            returns = hydra.multirun(config_name="config", task_function=execute, overrides=list(overrides))
         raise_first_job_error(returns)
         return returns
-    except (HydraException, OmegaConfBaseException) as e:
-        raise UserError(_one_line(e)) from e
     except Exception as e:
         from mixsweep.slurm import scheduler_error
 
@@ -124,6 +139,74 @@ def run_multirun(overrides: Sequence[str]) -> Any:
         raise error from e
     finally:
         GlobalHydra.instance().clear()
+
+
+def hydra_introspect(req: SweepRequest, *, cfg: str | None, resolve: bool, info: str | None) -> None:
+    """Hydra's own ``--cfg job|hydra|all`` and ``--info [topic]`` for the request's first run."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+
+    from mixsweep.sweeping.compose import sweep_job_overrides
+
+    GlobalHydra.instance().clear()
+    try:
+        with hydra_errors():
+            first = sweep_job_overrides(req)[0]
+            overrides = [hydra_searchpath_override(), *first]
+            hydra = Hydra.create_main_hydra2(task_name="mixsweep",
+                                             config_search_path=create_config_search_path(str(CONF_DIR)))
+            if info is not None:
+                hydra.show_info(info, config_name="config", overrides=overrides)
+            else:
+                hydra.show_cfg(config_name="config", overrides=overrides, cfg_type=cfg, package=None,
+                               resolve=resolve)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+@contextlib.contextmanager
+def hydra_errors() -> Iterator[None]:
+    """Hydra's and OmegaConf's exceptions (and YAML errors in a study file) as one-line UserErrors."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        yield
+    except (HydraException, OmegaConfBaseException) as e:
+        raise UserError(_yaml_error(e) or _one_line(e)) from e
+    except Exception as e:
+        line = _yaml_error(e)
+        if line is None:
+            raise
+        raise UserError(line) from e
+
+
+def _yaml_error(e: BaseException) -> str | None:
+    """``file:line:col: problem: fix`` for a YAML syntax error anywhere in the exception chain."""
+    import yaml
+
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
+            mark = e.problem_mark
+            where = mark.name if mark.name and not mark.name.startswith("<") else _yaml_file_of(e)
+            problem = " ".join(f"{e.context or ''} {e.problem or ''}".split())
+            return (f"{where}:{mark.line + 1}:{mark.column + 1}: YAML error: {problem}: "
+                    "fix the file's syntax (indentation, a missing ':' or an unclosed bracket)")
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _yaml_file_of(e: BaseException) -> str:
+    """The study file whose text contains the erroneous snippet (PyYAML often sees only a string)."""
+    snippet = (getattr(e.problem_mark, "buffer", None) or "").rstrip("\0")
+    for root in search_roots():
+        for path in sorted((root / "sweeps").glob("*.yaml")):
+            if snippet and path.read_text(errors="replace") == snippet:
+                return str(path)
+    return "<a study or config file>"
 
 
 def raise_first_job_error(returns: Any) -> None:
@@ -148,5 +231,9 @@ def _one_line(e: Exception) -> str:
         return (f"unknown config key '{key}' in the overrides: check the spelling (print the config with "
                 f"`mixsweep plan --show-config`), or write +{key}=VALUE to add a new key")
     if "Could not find" in msg or "Could not load" in msg:
-        return f"{msg.split('Available options')[0].strip()}: check the option name in conf/ or sweeps/"
+        head, _, options = msg.partition("Available options")
+        names = options.partition(":")[2].split("Config search path")[0].split()
+        choose = f"choose one of {', '.join(names)}" if names else "check the option name in conf/ or sweeps/"
+        return f"{head.strip()}: {choose}"
     return f"{msg[:300]}: check the overrides"
+

@@ -14,7 +14,8 @@ from mixsweep.errors import UserError
 def find_run(results: str | Path, rid: str) -> Path:
     hits = store.find_runs(results, rid)
     if not hits:
-        raise UserError(f"no stored run '{rid}' under {results}/: check the id (see `mixsweep plan`) or RESULTS=")
+        raise UserError(f"no stored run '{rid}' under {results}/: a run id is the name of a run's folder "
+                        f"(list them with `ls {results}/runs/`), or pass --results DIR where the runs live")
     if len(hits) > 1:
         raise UserError(f"run id prefix '{rid}' is ambiguous ({len(hits)} runs): give more characters")
     return hits[0]
@@ -39,6 +40,9 @@ def rerun(results: str | Path, rid: str) -> int:
     if record is None:
         raise UserError(f"the record in {directory} is unreadable: rerun the sweep to redo it")
     cfg = OmegaConf.create(record.config)
+    cfg.progress = True  # a bar on a terminal, else a line every ~30 s; not part of the run id
+    print(f"rerunning {record.run_id} ({record.task} {record.label} seed {record.seed}) from {directory}",
+          flush=True)
     out = _dispatch(cfg)
     diffs = compare(record.final, out.get("final", {}))
     curve_same = [e["metrics"] for e in record.eval_curve] == [e["metrics"] for e in out.get("eval_curve", [])]

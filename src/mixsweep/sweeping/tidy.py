@@ -1,0 +1,70 @@
+"""A failed launch leaves a results folder as it found it (issue 15 §1)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mixsweep.sweeping.launch import SweepRequest
+
+HYDRA_CLUTTER = ("multirun.yaml", ".hydra", ".progress.json")
+
+
+@contextlib.contextmanager
+def tidy_after_failure(req: SweepRequest) -> Iterator[None]:
+    """A launch that fails leaves no Hydra files in a results folder that holds no run.
+
+    When a job stops the sweep (a data file deleted after the preflight, a node without a GPU) and
+    no run of the study has a record, what this launch added is removed: Hydra's multirun.yaml and
+    its .hydra/ folder, the progress ledger, run folders holding only a lock nobody holds, and the
+    folders the launch created. What existed before (another launch's files) stays.
+    """
+    results = Path(req.results)
+    sweep_dir = results / req.sweep
+    created = [p for p in (results, sweep_dir) if not p.exists()]
+    before = _entries(sweep_dir)
+    try:
+        yield
+    except BaseException:
+        if sweep_dir.is_dir() and not any(sweep_dir.rglob("result.json")):
+            for path in sorted(_entries(sweep_dir) - before, key=lambda p: len(p.parts)):
+                if path.name in HYDRA_CLUTTER or path.parent.name == ".hydra":
+                    if path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
+                    elif path.exists():
+                        path.unlink()
+            _remove_unused_run_dirs(sweep_dir)
+            for path in reversed(created):
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+        raise
+
+
+def _entries(sweep_dir: Path) -> set[Path]:
+    """The study folder's top-level entries and those of its .hydra/ folder."""
+    top = set(sweep_dir.iterdir()) if sweep_dir.is_dir() else set()
+    hydra = sweep_dir / ".hydra"
+    return top | (set(hydra.iterdir()) if hydra.is_dir() else set())
+
+
+def _remove_unused_run_dirs(sweep_dir: Path) -> None:
+    """Remove run folders holding nothing but a lock no process holds, then empty task folders."""
+    from mixsweep import store
+
+    for run in sorted(p for p in sweep_dir.glob("[!.]*/[!.]*") if p.is_dir()):
+        if [p.name for p in run.iterdir()] != [store.LOCK]:
+            continue
+        with store.run_lock(run) as held:
+            if held:
+                (run / store.LOCK).unlink()
+        with contextlib.suppress(OSError):
+            run.rmdir()
+    for task in sweep_dir.glob("[!.]*"):
+        with contextlib.suppress(OSError):
+            task.rmdir()
+    with contextlib.suppress(OSError):
+        sweep_dir.rmdir()
