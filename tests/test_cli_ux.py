@@ -111,7 +111,7 @@ def test_plan_names_study_model_data_sizes_recipe_runs_and_folder(tmp_path):
     assert head[0].startswith("study 'smoke' (the default without a task")
     assert "9 runs (3 cells × 3 seeds) on rt_polarity" in head[0] and f"{tmp_path / 'r' / 'smoke'}" in head[0]
     assert head[1] == "  model: minilm_l6 · data: bundled · train/dev: 512/500"
-    assert head[2] == "  recipe: bertadam lr 5e-05, 2 epochs, batch 16, warmup 0.1, clipping none"
+    assert head[2] == "  recipe: bertadam lr 5e-05, 2 epochs, batch 16, warmup 0.1, clipping 1.0"
 
 
 def test_a_task_means_table1_in_the_cli_as_in_make(tmp_path):
@@ -163,8 +163,9 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
-    (["plan", "regularizer=mixot"], "choose one of devlin, dropout, mixout, mixout_wdecay, none, wdecay"),
-    (["rerun", "deadbeef", "--results", "{tmp}"], "ls {tmp}/*/*/"),
+    (["plan", "regularizer=mixot"], "choose one of child_tuning, devlin, dropout, llrd, mixout, mixout_wdecay, noisytune, none, r3f, recadam, "
+                                   "reinit, wdecay"),
+    (["rerun", "deadbeef", "--results", "{tmp}"], "ls {tmp}/runs/"),
     (["report", "--sweep", "smok", "--results", "{tmp}"], "unknown sweep 'smok': choose one of"),
     (["table", "--results", "{tmp}"], "make sweep SWEEP=smoke RESULTS={tmp}"),
 ])
