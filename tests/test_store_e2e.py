@@ -60,7 +60,8 @@ def test_cells_that_differ_in_one_knob_are_separate_rows_everywhere(root, knob, 
     from mixsweep.analysis.load import load_results
 
     fig = fig_swarms(load_results(results, "v").runs, overlay_paper=False)
-    assert sorted(t.get_text() for t in fig.axes[0].get_xticklabels()) == labels
+    # Fig. 3 is horizontal: one row (y tick) per cell
+    assert sorted(t.get_text() for t in fig.axes[0].get_yticklabels()) == labels
 
 
 TINY = ["model=tiny", "data.source=glue_dir", f"data.glue_dir={GLUE}", "train.epochs=1", "train.batch_size=8",
