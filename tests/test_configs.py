@@ -11,7 +11,7 @@ from mixsweep.runid import run_id
 from mixsweep.sweeping.compose import compose_run
 
 TEXT_TASKS = ["rte", "mrpc", "cola", "stsb", "sst2", "mnli", "qnli", "qqp", "wnli", "rt_polarity"]
-GLUE_SWEEPS = ["smoke", "table1", "output_layer", "mix_prob", "dropout_prob", "sufficient_data"]
+GLUE_SWEEPS = ["smoke", "table1", "output_layer", "mix_prob", "dropout_prob", "sufficient_data", "wdecay_form"]
 
 
 def test_every_study_file_is_known():

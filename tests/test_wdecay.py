@@ -224,3 +224,61 @@ def test_each_target_has_its_recipes_default_form():
     (pre,) = build_methods({"wdecay": {"lam": 0.01, "target": "pretrained"}})
     assert (zero.form, pre.form) == ("decoupled", "l2")
     assert build_methods({"wdecay": {"lam": 0.0}}) == []
+
+
+def test_fused_l2_gradient_adds_lambda_times_distance_and_returns_the_penalty():
+    model = tiny_bert()
+    w_pre = _snapshot(model)
+    wdecay = WDecay(model, LAM)
+    _perturb(model)
+    params = dict(model.named_parameters())
+    names = _pretrained_weights(model)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    params[names[0]].grad = None  # a parameter the batch did not reach
+    value = wdecay.add_l2_grad_()
+    expected = LAM / 2 * sum(float((params[n].detach() - w_pre[n]).double().pow(2).sum()) for n in names)
+    assert float(value) == pytest.approx(expected, rel=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(params[names[0]].grad, LAM * (params[names[0]] - w_pre[names[0]]), atol=1e-7)
+        for n in names[1:]:
+            assert torch.allclose(params[n].grad, 1 + LAM * (params[n] - w_pre[n]), atol=1e-7)
+    for n, p in params.items():
+        if _excluded(n) or n in HEAD:
+            assert torch.equal(p.grad, torch.ones_like(p))
+
+
+def test_fused_l2_gradient_toward_zero_for_a_zero_target():
+    model = tiny_bert()
+    wdecay = WDecay(model, LAM, target="zero")
+    params = dict(model.named_parameters())
+    wdecay.add_l2_grad_()
+    for n in _pretrained_weights(model):
+        assert torch.allclose(params[n].grad, LAM * params[n].detach())
+
+
+def test_decoupled_decay_uses_each_optimizer_groups_lr():
+    model = tiny_bert()
+    w_pre = _snapshot(model)
+    wdecay = WDecay(model, LAM, form="decoupled")
+    _perturb(model)
+    before = _snapshot(model)
+    names = _pretrained_weights(model)
+    params = dict(model.named_parameters())
+    first = {names[0]}
+    optimizer = torch.optim.SGD([{"params": [params[n] for n in params if n in first], "lr": 0.5},
+                                 {"params": [params[n] for n in params if n not in first], "lr": 0.1}], lr=0.1)
+    wdecay.apply_decoupled_groups(optimizer)
+    for n in names:
+        lr = 0.5 if n in first else 0.1
+        assert torch.allclose(params[n].detach(), before[n] - lr * LAM * (before[n] - w_pre[n]), atol=1e-7)
+
+
+def test_zero_target_with_mixout_decays_toward_zero_not_toward_the_mixout_target():
+    model = tiny_bert()
+    summary = apply_mixout(model, 0.7)
+    wdecay = WDecay(model, LAM, target="zero", form="decoupled", reference=pretrained_reference(model))
+    name = f"{summary.replaced[0]}.weight"
+    before = dict(model.named_parameters())[name].detach().clone()
+    wdecay.apply_decoupled(1.0)
+    assert torch.allclose(dict(model.named_parameters())[name], before * (1 - LAM))

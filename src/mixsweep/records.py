@@ -29,7 +29,8 @@ class RunRecord:
     best: dict[str, float] = field(default_factory=dict)  # dev metrics at the best eval by headline
     best_step: int | None = None
     eval_curve: list[dict[str, Any]] = field(default_factory=list)  # [{"step", "epoch", "metrics"}]
-    train_loss: list[dict[str, float]] = field(default_factory=list)  # [{"step", "loss"}]
+    # [{"step", "loss" (the objective), "task_loss", "penalty": {method: value} (when any)}]
+    train_loss: list[dict[str, Any]] = field(default_factory=list)
     majority: dict[str, float] = field(default_factory=dict)  # majority-class dev scores per metric
     distance_sq: float | None = None  # ||w - w_pre||^2 over the pretrained weights
     times: dict[str, float] = field(default_factory=dict)  # {"train_s", "eval_s", "total_s"}

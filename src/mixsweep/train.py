@@ -131,19 +131,7 @@ def run(
                 status = "diverged"
                 losses.append({"step": step + 1, "loss": float(loss.detach())})
                 break
-            loss.backward()
-            for m in methods:
-                m.after_backward(step, ctx)
-            if max_norm is not None:  # on the gradient the optimizer sees, penalty gradients included
-                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-            lr = scheduler.get_last_lr()[0]
-            for m in methods:
-                m.before_step(step, lr, ctx)
-            optimizer.step()
-            for m in methods:
-                m.after_step(step, lr, ctx)
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            lifecycle.optimizer_step(methods, ctx, loss, step, optimizer, scheduler, max_norm)
             step += 1
             bar.update(1)
             losses.append(lifecycle.loss_entry(step, task_loss, added, ctx.penalties))

@@ -107,17 +107,7 @@ def fit(
             if ctx is not None:
                 ctx.outputs = logits
                 loss, added = lifecycle.transform_loss(methods, loss, step, ctx)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            lr = scheduler.get_last_lr()[0]
-            for m in methods:
-                m.after_backward(step, ctx)
-            for m in methods:
-                m.before_step(step, lr, ctx)
-            optimizer.step()
-            for m in methods:
-                m.after_step(step, lr, ctx)
-            scheduler.step()
+            lifecycle.optimizer_step(methods, ctx, loss, step, optimizer, scheduler)
             result.steps += 1
             if result.steps % log_every == 0 or result.steps == total:
                 entry = lifecycle.loss_entry(result.steps, task_loss, added, ctx.penalties if ctx else {})

@@ -1,11 +1,13 @@
-"""The start of a run, shared by every runner (finetuning and digits): steps 2-3 of the hook order
-in :mod:`mixsweep.regularizers.base`. The per-step hooks are called by each runner's loop."""
+"""The parts of a run that every runner (finetuning and digits) shares, in the hook order of
+:mod:`mixsweep.regularizers.base`: :func:`prepare` and :func:`param_groups` before training, and per
+step :func:`transform_loss`, :func:`optimizer_step` and :func:`loss_entry`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from mixsweep.regularizers.base import Method, RunContext
@@ -53,3 +55,28 @@ def loss_entry(step: int, task_loss: Tensor, added: Mapping[str, Tensor],
     if terms:
         entry["penalty"] = terms
     return entry
+
+
+def optimizer_step(methods: Sequence[Method], ctx: RunContext, loss: Tensor, step: int, optimizer: Any,
+                   scheduler: Any, max_grad_norm: float | None = None) -> None:
+    """One update from the objective ``loss``, the runners' shared step (hook order of ``base``)::
+
+        loss.backward() → after_backward (each method; e.g. wdecay's L2 gradient) → clip the global
+        gradient norm at ``max_grad_norm`` (None: no clipping) → before_step (e.g. decoupled decay of
+        the pre-update θ) → optimizer.step() → after_step → scheduler.step() → zero_grad
+
+    Clipping therefore acts on exactly the gradient the optimizer sees, penalty gradients included.
+    """
+    loss.backward()
+    for m in methods:
+        m.after_backward(step, ctx)
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(ctx.model.parameters(), max_grad_norm)
+    lr = scheduler.get_last_lr()[0]
+    for m in methods:
+        m.before_step(step, lr, ctx)
+    optimizer.step()
+    for m in methods:
+        m.after_step(step, lr, ctx)
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)

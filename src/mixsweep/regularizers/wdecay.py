@@ -232,7 +232,7 @@ class WDecay:
         params, targets, zero = self._operands()
         if self.form != "l2" or self.lam == 0.0 or not self.terms:
             return torch.zeros((), device=self.terms[0].param.device if self.terms else None)
-        diffs = torch._foreach_sub(params, targets) if params else []
+        diffs = list(torch._foreach_sub(params, targets)) if params else []
         diffs += [p.detach() for p in zero]  # w − 0; never written to
         norms = torch._foreach_norm(diffs)
         value = torch.stack(norms).float().pow(2).sum().mul(0.5 * self.lam)

@@ -1,0 +1,162 @@
+"""Issue 12 items 1-4: the recipe follows the code the paper followed. Expected numbers are worked
+out by hand (typed in), never taken from the code under test."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from conftest import tiny_overrides
+from mixsweep.optim import build_optimizer
+from mixsweep.records import cell_label
+from mixsweep.regularizers import RunContext, build_methods, lifecycle
+from mixsweep.sweeping.compose import compose_run
+
+BERTADAM = {"name": "bertadam", "lr": 0.1, "betas": [0.9, 0.999], "eps": 1e-6}
+THETA, GRAD, W_PRE = [1.0, -2.0], [0.5, -0.25], [0.5, -1.0]
+
+
+def _toy(theta: list[float]) -> nn.Linear:
+    toy = nn.Linear(2, 1, bias=False).double()
+    with torch.no_grad():
+        toy.weight.copy_(torch.tensor([theta], dtype=torch.float64))
+    return toy
+
+
+def _one_step(reg: dict, optimizer: dict, *, reference: list[float] | None = None, grad=GRAD,
+              theta=THETA, max_grad_norm: float | None = None, opt_cls=None) -> tuple[nn.Linear, RunContext]:
+    """One step of the runners' shared step (lifecycle.optimizer_step) on a 2-parameter model whose
+    task gradient is ``grad``; ``reference`` is w_pre."""
+    toy = _toy(theta)
+    methods = build_methods(reg)
+    ctx = RunContext(model=toy, head=[], init_seed=0, noise_seed=0, total_steps=1)
+    lifecycle.prepare(methods, ctx)
+    if reference is not None:
+        ctx.reference = {"weight": torch.tensor([reference], dtype=torch.float64)}
+    groups = lifecycle.param_groups(methods, ctx)
+    opt = opt_cls(groups) if opt_cls else build_optimizer(groups, optimizer)
+    ctx.optimizer = opt
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    loss = (toy.weight * torch.tensor([grad], dtype=torch.float64)).sum()
+    lifecycle.optimizer_step(methods, ctx, loss, 0, opt, scheduler, max_grad_norm)
+    return toy, ctx
+
+
+# -- item 1: Devlin's decay is BertAdam's, on the pre-update θ ----------------------------------------
+
+def test_devlin_decay_is_bertadams_decoupled_decay_of_the_pre_update_theta():
+    """BertAdam, step 1 (no bias correction), lr 0.1, λ 0.1, eps 1e-6, θ = (1, −2), g = (0.5, −0.25):
+    m = 0.1 g, v = 0.001 g², update = m/(√v + ε) + λθ_old, θ ← θ − lr·update.
+    θ₁ = 1 − 0.1·(0.05/(0.0158113883 + 1e−6) + 0.1) = 0.673792232718...
+    θ₂ = −2 − 0.1·(−0.025/(0.0079056942 + 1e−6) − 0.2) = −1.663812228924...
+    (decaying the already-updated θ instead would give 0.676954 and −1.666974)."""
+    reg = {"wdecay": {"lam": 0.1, "target": "zero", "form": "decoupled", "head": "zero"}}
+    toy, _ = _one_step(reg, BERTADAM)
+    assert toy.weight[0].tolist() == pytest.approx([0.673792232718331, -1.6638122289241577], abs=1e-12)
+
+
+def test_devlins_cell_composes_to_the_decoupled_form_with_head_dropout():
+    reg = OmegaConf.to_container(compose_run(["+sweeps=table1", "regularizer=devlin"]).regularizer)
+    assert reg["wdecay"] == {"lam": 0.01, "target": "zero", "form": "decoupled", "head": "zero"}
+    assert reg["dropout"] == {"p": 0.1, "head": True}
+    assert cell_label(reg) == "dropout(0.1)+wdecay(0,0.01)"
+
+
+def test_decoupled_decay_adds_no_penalty_to_the_logged_loss():
+    reg = {"wdecay": {"lam": 0.1, "target": "zero", "form": "decoupled"}}
+    _, ctx = _one_step(reg, BERTADAM)
+    assert ctx.penalties == {}
+
+
+# -- item 2: wdecay(w_pre): L2 by default, PriorWD (decoupled, pre-update) one knob away --------------
+
+def test_decoupled_wdecay_to_w_pre_is_priorwd_on_the_pre_update_theta():
+    """As above with u = w_pre = (0.5, −1): the decay term is λ(θ_old − u) = (0.05, −0.1).
+    θ₁ = 1 − 0.1·(3.16207... + 0.05) = 0.678792232718..., θ₂ = −2 − 0.1·(−3.16238... − 0.1) = −1.673812228924..."""
+    reg = {"wdecay": {"lam": 0.1, "target": "pretrained", "form": "decoupled"}}
+    toy, _ = _one_step(reg, BERTADAM, reference=W_PRE)
+    assert toy.weight[0].tolist() == pytest.approx([0.6787922327183309, -1.6738122289241577], abs=1e-12)
+
+
+def test_l2_wdecay_adds_lambda_times_distance_to_the_gradient_and_logs_its_value():
+    """L2 form, λ 1, θ = (3, 4), u = 0 (w_pre), task gradient 0: the optimizer sees g = (3, 4) and the
+    penalty is λ/2·‖θ − u‖² = 12.5. A recording SGD(lr 0) shows the gradient."""
+    seen = []
+
+    class Spy(torch.optim.SGD):
+        def __init__(self, groups):
+            super().__init__(groups, lr=0.0)
+
+        def step(self, closure=None):
+            seen.append(self.param_groups[0]["params"][0].grad.clone())
+
+    reg = {"wdecay": {"lam": 1.0, "target": "pretrained"}}
+    _, ctx = _one_step(reg, {}, reference=[0.0, 0.0], grad=[0.0, 0.0], theta=[3.0, 4.0], opt_cls=Spy)
+    assert seen[0].tolist() == [[3.0, 4.0]]
+    assert float(ctx.penalties["wdecay"]) == pytest.approx(12.5)
+
+
+@pytest.mark.parametrize("cell", ["wdecay_0.01", "mixout_wdecay_0.7"])
+def test_the_wiese_and_mixout_wdecay_rows_default_to_the_papers_l2_form(cell):
+    base = compose_run(["+sweeps=table1"], hydra=True)
+    reg = compose_run(["+sweeps=table1", *base.hydra.sweeper.cells[cell]]).regularizer
+    assert reg.wdecay.form == "l2" and reg.wdecay.target == "pretrained"
+
+
+def test_the_wdecay_form_study_crosses_devlin_and_wiese_with_both_forms():
+    base = compose_run(["+sweeps=wdecay_form"], hydra=True)
+    labels = [cell_label(OmegaConf.to_container(compose_run(["+sweeps=wdecay_form", *ov]).regularizer))
+              for ov in base.hydra.sweeper.cells.values()]
+    assert sorted(labels) == sorted([
+        "dropout(0.1)+wdecay(0,0.01)", "dropout(0.1)+wdecay(0,0.01)[l2]",
+        "wdecay(w_pre,0.01)", "wdecay(w_pre,0.01)[decoupled]",
+    ])
+
+
+# -- item 3: clipping at 1.0 by default, on the gradient the optimizer sees ----------------------------
+
+def test_clipping_acts_on_the_gradient_the_optimizer_sees_penalty_included():
+    """The L2 gradient (3, 4) has norm 5; clipped at 1.0 the optimizer sees (3, 4)·1/(5 + 1e−6)
+    (torch's clip adds 1e−6 to the norm) = (0.59999988, 0.79999984)."""
+    seen = []
+
+    class Spy(torch.optim.SGD):
+        def __init__(self, groups):
+            super().__init__(groups, lr=0.0)
+
+        def step(self, closure=None):
+            seen.append(self.param_groups[0]["params"][0].grad.clone())
+
+    reg = {"wdecay": {"lam": 1.0, "target": "pretrained"}}
+    _one_step(reg, {}, reference=[0.0, 0.0], grad=[0.0, 0.0], theta=[3.0, 4.0], opt_cls=Spy, max_grad_norm=1.0)
+    assert seen[0][0].tolist() == pytest.approx([0.599999880000024, 0.799999840000032], abs=1e-12)
+
+
+def test_a_default_run_clips_the_global_gradient_norm_at_one(tmp_path, monkeypatch):
+    from mixsweep.train import run
+
+    calls = []
+    real = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, max_norm, **kw: calls.append(max_norm)
+                        or real(params, max_norm, **kw))
+    cfg = compose_run([*tiny_overrides(tmp_path), "regularizer=none", "train.max_steps=2"])
+    assert cfg.train.max_grad_norm == 1.0
+    assert run(cfg)["status"] == "ok"
+    assert calls == [1.0, 1.0]
+
+
+# -- item 4: the dropout(p) rows leave the new head unregularized -------------------------------------
+
+def test_a_dropout_run_leaves_the_classifier_input_dropout_at_zero(tmp_path):
+    from mixsweep.train import run
+    from test_methods import PROBE
+
+    PROBE.clear()
+    cfg = compose_run([*tiny_overrides(tmp_path), "regularizer=dropout", "regularizer.dropout.p=0.5",
+                       "+regularizer._probe={}", "train.max_steps=1"])
+    assert run(cfg)["status"] == "ok"
+    dropouts = PROBE["dropout_after_prepare"]
+    assert dropouts.pop("dropout") == 0.0  # BertForSequenceClassification's classifier-input dropout
+    assert dropouts and set(dropouts.values()) == {0.5}  # every other dropout is p
