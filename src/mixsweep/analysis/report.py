@@ -127,11 +127,19 @@ def _stats_table(runs: pd.DataFrame, selection: str, failures: tuple[str, ...], 
     data = runs.assign(score=scores(runs, selection))
     fail_def = "lee2020" if "lee2020" in failures else failures[0] if failures else None
     failed = failure_mask(runs, fail_def, selection) if fail_def else pd.Series(pd.NA, index=runs.index)
+    # A task the main definition does not cover (e.g. lee2020 on rt_polarity) is tested under the
+    # next definition that covers it; the p-value names it.
+    masks = {d: failure_mask(runs, d, selection) for d in failures if d != fail_def}
     rows = []
     for task in sort_tasks(set(data.task)):
         cell = data[data.task == task]
         base = _baseline(set(cell.label))
         base_scores = cell.score[cell.label == base].to_numpy() if base else np.array([])
+        task_failed, task_def = failed, ""
+        if failed.loc[cell.index].isna().all():
+            other = next((d for d, m in masks.items() if not m.loc[cell.index].isna().all()), None)
+            if other:
+                task_failed, task_def = masks[other], f" ({other})"
         for label in sort_labels(set(cell.label)):
             group = cell[cell.label == label]
             x = group.score.to_numpy()
@@ -150,7 +158,8 @@ def _stats_table(runs: pd.DataFrame, selection: str, failures: tuple[str, ...], 
                 row["Δmean [95% CI]"] = f"{fmt_num(c.diff, prec)} [{fmt_num(c.ci_low, prec)}, {fmt_num(c.ci_high, prec)}]"
                 row["p perm"] = f"{c.p_permutation:.3g}"
                 row["p MWU"] = f"{c.p_mannwhitney:.3g}"
-                row[f"p Fisher ({fail_def})"] = _fisher(failed, group.index, cell.index[cell.label == base])
+                fisher = _fisher(task_failed, group.index, cell.index[cell.label == base])
+                row[f"p Fisher ({fail_def})"] = fisher + (task_def if fisher != "–" else "")
             rows.append(row)
     return pd.DataFrame(rows).fillna("") if rows else "No scored runs."
 
