@@ -28,7 +28,12 @@ The runner calls the hooks in this order, each method in ``order`` (ascending):
 4. For every step: ``transform_loss(loss, step)`` (add a penalty or reweight the task loss),
    ``after_backward(step)`` (edit gradients, before clipping), ``before_step(step, lr)`` and
    ``after_step(step, lr)`` around ``optimizer.step()``.
-5. ``record()`` returns what the method did (JSON-serializable), stored in the run's record.
+5. ``record()`` returns what the method did (JSON-serializable), stored in the run's record
+   under ``extra["methods"][<name>]``.
+
+Both runners (finetuning, digits) share this sequence through :mod:`mixsweep.regularizers.lifecycle`
+(every dropout starts at 0 there). ``settings()`` (defaults filled in) is what the run id hashes;
+``family()`` tells the analysis whether a cell is a point of a one-knob p-sweep.
 """
 
 from __future__ import annotations

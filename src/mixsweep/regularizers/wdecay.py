@@ -159,6 +159,7 @@ class WDecay:
         }
         self.terms = self._build_terms(head_set)
         self._lists: tuple | None = None  # cached foreach operand lists, see _operands()
+        self._diffs: list[Tensor] | None = None  # w − u buffers of the L2 form, see add_l2_grad_()
         self._by_group: list[tuple[int, list[Tensor], list[Tensor], list[Tensor]]] | None = None
 
     def _build_terms(self, head_set: set[str]) -> list[_Term]:
@@ -232,8 +233,14 @@ class WDecay:
         params, targets, zero = self._operands()
         if self.form != "l2" or self.lam == 0.0 or not self.terms:
             return torch.zeros((), device=self.terms[0].param.device if self.terms else None)
-        diffs = list(torch._foreach_sub(params, targets)) if params else []
-        diffs += [p.detach() for p in zero]  # w − 0; never written to
+        if params:
+            # w − u into buffers kept across steps: a fresh weight-sized allocation every step costs
+            # more than the arithmetic on the CPU (page faults); the peak memory is the same.
+            if self._diffs is None or self._diffs[0].device != params[0].device or self._diffs[0].dtype != params[0].dtype:
+                self._diffs = [torch.empty_like(p) for p in params]
+            torch._foreach_copy_(self._diffs, [p.detach() for p in params])
+            torch._foreach_sub_(self._diffs, targets)
+        diffs = list(self._diffs or []) + [p.detach() for p in zero]  # w − 0 is w itself; never written to
         norms = torch._foreach_norm(diffs)
         value = torch.stack(norms).float().pow(2).sum().mul(0.5 * self.lam)
         has = [i for i, p in enumerate(params + zero) if p.grad is not None]
