@@ -32,3 +32,24 @@ def test_ours_beside_theirs_with_delta():
 
 def test_no_rows_for_a_study_without_published_numbers():
     assert beside_ours(*_runs("smoke", "devlin", "rte", [50.0])) is None
+
+
+def test_fisher_falls_back_to_a_definition_that_covers_the_task(tmp_path):
+    """lee2020 has no thresholds for rt_polarity: Fisher's test there uses the majority definition."""
+    from mixsweep.analysis.load import load_results
+    from mixsweep.analysis.report import build_report
+    from mixsweep.analysis.synthetic import write_records
+    from mixsweep.records import RunRecord
+
+    def rec(label: str, seed: int, acc: float) -> RunRecord:
+        return RunRecord(run_id=f"{label}-{seed}", sweep="s", task="rt_polarity", cell=label, label=label, seed=seed,
+                         status="ok", headline="accuracy", final={"accuracy": acc}, best={"accuracy": acc},
+                         eval_curve=[{"step": 1, "epoch": 1.0, "metrics": {"accuracy": acc}}],
+                         majority={"accuracy": 56.6})
+    base = "dropout(0.1)+wdecay(0,0.01)"
+    # Devlin: 3 of 4 at the majority score (failed); the other cell: none failed. Fisher p = 0.1428571.
+    runs = [rec(base, s, a) for s, a in enumerate([56.6, 56.6, 56.6, 75.0])]
+    runs += [rec("reinit(3)+" + base, s, a) for s, a in enumerate([74.0, 75.0, 76.0, 77.0])]
+    write_records(runs, tmp_path)
+    md = build_report(load_results(tmp_path, "s"), tmp_path / "s", "t", figures=False).markdown.read_text()
+    assert "| 0.143 (majority) |" in md

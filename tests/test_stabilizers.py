@@ -236,7 +236,7 @@ def test_r3f_adds_lambda_times_the_symmetric_kl_of_a_second_pass():
     loss.backward()
     assert model.bert.embeddings.word_embeddings.weight.grad is not None
     _, task0, loss0, m0 = _r3f_step(1e-12)  # vanishing noise: the two passes agree
-    assert m0.record()["last_kl"] < 1e-9 and float(loss0) == pytest.approx(float(task0))
+    assert m0.record()["last_kl"] < 1e-9 and float(loss0.detach()) == pytest.approx(float(task0.detach()))
     assert _r3f_step(1.0, seed=0)[3].record()["last_kl"] == kl != _r3f_step(1.0, seed=1)[3].record()["last_kl"]
 
 

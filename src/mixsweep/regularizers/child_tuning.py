@@ -9,8 +9,8 @@ so only a random "child network" is updated, and the expected gradient is unchan
 is not masked (it has no pretrained weights; the paper masks the pretrained model). The masks are
 drawn from a generator derived from ``noise_seed``, independent of the dropout/mixout stream.
 
-Settings: ``p_f`` ∈ (0, 1] (1 = plain finetuning; 0.3 by default, within the range the paper
-searches). Record: the fraction of gradient entries kept in the last step.
+Settings: ``p_f`` ∈ (0, 1] (1 = plain finetuning). The default 0.3 is a value seen in public scripts
+that run Child-Tuning; the paper tunes p_F per task and its grid was not checked here. Record: the fraction of gradient entries kept in the last step.
 """
 
 from __future__ import annotations

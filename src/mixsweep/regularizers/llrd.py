@@ -11,9 +11,10 @@ Any other parameter outside the layers and the embeddings (pooler, head) keeps �
 ``lr_scale`` (or absolute ``lr``) multiplied by the factor above, so LLRD composes with any method
 that shapes the groups before or after it.
 
-Note: asappresearch/revisit-bert-finetuning multiplies by ξ before assigning each layer, top first,
-which gives every layer and the embeddings one factor ξ more than the formula above (top layer η·ξ);
-we follow the paper's formula, under which the top layer trains at η like the head.
+Note: common LLRD code (``lr *= ξ`` at the top of a loop over the layers, top first, as in scripts
+derived from asappresearch/revisit-bert-finetuning; not checked against that repository itself) gives
+every layer and the embeddings one factor ξ more (top layer η·ξ). We follow the paper's formula, under
+which the top layer trains at η like the head.
 
 Settings: ``xi`` ∈ (0, 1] (ξ = 1 is plain finetuning). Record: the scale of every depth.
 """
