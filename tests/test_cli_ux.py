@@ -273,7 +273,7 @@ def test_no_empty_per_job_log_files(swept):
 @pytest.mark.slow
 def test_rerun_shows_progress_and_debug_shows_the_load_report(swept):
     root, results, _, _ = swept
-    rid = next(results.glob("ux/rte/*/result.json")).parent.name
+    rid = next(results.glob("runs/*/result.json")).parent.name
     code, out, err = run_cli(root, ["--debug", "rerun", rid, "--results", str(results)], timeout=300,
                              MIXSWEEP_PROGRESS_INTERVAL="0")
     assert code == 0, err
