@@ -264,7 +264,7 @@ def test_a_cancelled_array_relaunches_only_the_missing_runs_and_keeps_the_finish
 
 
 def test_a_run_past_its_time_limit_is_never_recorded_done_and_the_relaunch_finishes_it(root, cluster, local):
-    write_study(root, "timelimit", {"dropout_0.1": ["regularizer=dropout", "regularizer.dropout=0.1"]}, seeds=1)
+    write_study(root, "timelimit", {"dropout_0.1": ["regularizer=dropout", "regularizer.dropout.p=0.1"]}, seeds=1)
     results = root / "timelimit"
     # 2 steps x 45 s of sleep cannot end within a 1-minute limit. submitit asks SLURM for USR2
     # signal_delay_s (120 s) before the limit, so the job is signalled early and records `failed`; if

@@ -114,7 +114,7 @@ DONE_LINE = re.compile(r"^\[rte (\S+) seed (\d+)\] ok", re.M)
 @pytest.mark.slow
 def test_two_studies_sharing_runs_launched_at_once_run_each_shared_run_once(tmp_path):
     shared = ["regularizer=mixout", "regularizer.mixout.p=0.5"]
-    write_study(tmp_path, "first", {"dropout_0.1": ["regularizer=dropout", "regularizer.dropout=0.1"],
+    write_study(tmp_path, "first", {"dropout_0.1": ["regularizer=dropout", "regularizer.dropout.p=0.1"],
                                     "mixout_0.5": shared}, epochs=2)
     write_study(tmp_path, "second", {"m05": shared, "mixout_0.6": ["regularizer=mixout", "regularizer.mixout.p=0.6"]},
                 epochs=2)

@@ -67,7 +67,9 @@ def study_cells(req: SweepRequest) -> Study:
         # A regularizer's settings cannot change the model, data, device or recipe, so cells that
         # differ only there share one composition (Hydra composes in ~0.5 s; Table 1 has 11 cells).
         # Its group choice (regularizer=mixout) stays in: composing it checks the name.
-        setups.setdefault(tuple(o for o in job if _key(o) not in SEED_KEYS and not _regularizer(o)))
+        # Hydra's own settings (hydra.launcher.partition=...) shape the launch, not a run's config.
+        setups.setdefault(tuple(o for o in job if _key(o) not in SEED_KEYS and not _regularizer(o)
+                                and not _key(o).startswith("hydra.")))
         seeds.update(o for o in job if _key(o) == "seed")
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="mixsweep"):
