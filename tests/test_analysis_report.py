@@ -147,3 +147,21 @@ def test_smoke_like_report_names_its_rows_and_compares_against_dropout(tmp_path)
     stats = text.split("## Statistics against the baseline")[1].split("##")[0]
     assert "dropout(0.1)" in stats and "Δmean" in stats, "no Devlin or none cell: dropout(0.1) is the baseline"
     assert report is not None
+
+
+def test_baseline_is_found_when_cells_carry_appended_settings():
+    """Cells keyed by their whole config carry suffixes; Devlin's cell (named devlin) stays the baseline."""
+    import pandas as pd
+
+    from mixsweep.analysis.report import _baseline
+
+    devlin = "dropout(0.1)+wdecay(0,0.01)"
+    cell = pd.DataFrame({
+        "label": [f"{devlin} [optimizer=adamw, train.epochs=20]", f"{devlin} [optimizer=bertadam]",
+                  "mixout(w_pre,0.9) [optimizer=bertadam]"],
+        "regularizer": [devlin, devlin, "mixout(w_pre,0.9)"],
+        "cell": ["mosbach", "devlin", "mixout_0.9"],
+    })
+    assert _baseline(cell) == f"{devlin} [optimizer=bertadam]"
+    assert _baseline(cell.assign(cell=["a", "b", "c"])) == f"{devlin} [optimizer=bertadam]"  # the shortest
+    assert _baseline(cell.iloc[2:]) is None
