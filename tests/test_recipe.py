@@ -80,10 +80,9 @@ def test_decoupled_wdecay_to_w_pre_is_priorwd_on_the_pre_update_theta():
     assert toy.weight[0].tolist() == pytest.approx([0.6787922327183309, -1.6738122289241577], abs=1e-12)
 
 
-def test_l2_wdecay_adds_lambda_times_distance_to_the_gradient_and_logs_its_value():
-    """L2 form, λ 1, θ = (3, 4), u = 0 (w_pre), task gradient 0: the optimizer sees g = (3, 4) and the
-    penalty is λ/2·‖θ − u‖² = 12.5. A recording SGD(lr 0) shows the gradient."""
-    seen = []
+def _gradient_spy() -> tuple[list, type]:
+    """An SGD(lr 0) that records the first parameter's gradient at each step, and that record."""
+    seen: list = []
 
     class Spy(torch.optim.SGD):
         def __init__(self, groups):
@@ -92,6 +91,13 @@ def test_l2_wdecay_adds_lambda_times_distance_to_the_gradient_and_logs_its_value
         def step(self, closure=None):
             seen.append(self.param_groups[0]["params"][0].grad.clone())
 
+    return seen, Spy
+
+
+def test_l2_wdecay_adds_lambda_times_distance_to_the_gradient_and_logs_its_value():
+    """L2 form, λ 1, θ = (3, 4), u = 0 (w_pre), task gradient 0: the optimizer sees g = (3, 4) and the
+    penalty is λ/2·‖θ − u‖² = 12.5. A recording SGD(lr 0) shows the gradient."""
+    seen, Spy = _gradient_spy()
     reg = {"wdecay": {"lam": 1.0, "target": "pretrained"}}
     _, ctx = _one_step(reg, {}, reference=[0.0, 0.0], grad=[0.0, 0.0], theta=[3.0, 4.0], opt_cls=Spy)
     assert seen[0].tolist() == [[3.0, 4.0]]
@@ -120,15 +126,7 @@ def test_the_wdecay_form_study_crosses_devlin_and_wiese_with_both_forms():
 def test_clipping_acts_on_the_gradient_the_optimizer_sees_penalty_included():
     """The L2 gradient (3, 4) has norm 5; clipped at 1.0 the optimizer sees (3, 4)·1/(5 + 1e−6)
     (torch's clip adds 1e−6 to the norm) = (0.59999988, 0.79999984)."""
-    seen = []
-
-    class Spy(torch.optim.SGD):
-        def __init__(self, groups):
-            super().__init__(groups, lr=0.0)
-
-        def step(self, closure=None):
-            seen.append(self.param_groups[0]["params"][0].grad.clone())
-
+    seen, Spy = _gradient_spy()
     reg = {"wdecay": {"lam": 1.0, "target": "pretrained"}}
     _one_step(reg, {}, reference=[0.0, 0.0], grad=[0.0, 0.0], theta=[3.0, 4.0], opt_cls=Spy, max_grad_norm=1.0)
     assert seen[0][0].tolist() == pytest.approx([0.599999880000024, 0.799999840000032], abs=1e-12)
