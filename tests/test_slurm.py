@@ -267,9 +267,13 @@ def test_a_run_past_its_time_limit_is_never_recorded_done_and_the_relaunch_finis
     write_study(root, "timelimit", {"dropout_0.1": ["regularizer=dropout", "regularizer.dropout.p=0.1"]}, seeds=1)
     results = root / "timelimit"
     # 2 steps x 45 s of sleep cannot end within a 1-minute limit. submitit asks SLURM for USR2
-    # signal_delay_s (120 s) before the limit, so the job is signalled early and records `failed`; if
-    # the signal were lost, the scheduler kills the job at the limit and the run is missing. Never done.
-    argv = slurm_argv(results, cluster, "hydra.launcher.timeout_min=1", sweep="timelimit")
+    # signal_delay_s before the limit, so the job is signalled and records `failed`; if the signal were
+    # lost, the scheduler kills the job at the limit and the run is missing. Never done. The delay must
+    # be shorter than the limit: with submitit's default (120 s) slurmctld signals at its first check,
+    # which can come before the batch script has started Python and installed the handler, and USR2's
+    # default action then kills the job as FAILED.
+    argv = slurm_argv(results, cluster, "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30",
+                      sweep="timelimit")
     code, _, err, arrays = launch(root, cluster, argv, PYTHONPATH=str(root / "hook"), MIXSWEEP_TEST_STEP_SLEEP="45")
     assert "Traceback" not in err
     (tasks,) = arrays.values()
