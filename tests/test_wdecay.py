@@ -282,3 +282,48 @@ def test_zero_target_with_mixout_decays_toward_zero_not_toward_the_mixout_target
     before = dict(model.named_parameters())[name].detach().clone()
     wdecay.apply_decoupled(1.0)
     assert torch.allclose(dict(model.named_parameters())[name], before * (1 - LAM))
+
+
+def _l2_grads_after_fresh_step(wdecay: WDecay, model: nn.Module) -> tuple[float, dict[str, torch.Tensor]]:
+    model.zero_grad(set_to_none=False)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    value = float(wdecay.add_l2_grad_())
+    return value, {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def test_fused_l2_gradient_is_right_again_after_the_weights_move_between_steps():
+    """The w − u buffers are kept across steps; the second step must see the new weights, not the old."""
+    model = tiny_bert()
+    w_pre = _snapshot(model)
+    wdecay = WDecay(model, LAM)
+    names = _pretrained_weights(model)
+    for _ in range(2):
+        _perturb(model)
+        now = _snapshot(model)
+        value, grads = _l2_grads_after_fresh_step(wdecay, model)
+        expected = LAM / 2 * sum(float((now[n] - w_pre[n]).double().pow(2).sum()) for n in names)
+        assert value == pytest.approx(expected, rel=1e-5)
+        for n in names:
+            assert torch.allclose(grads[n], LAM * (now[n] - w_pre[n]), atol=1e-7), n
+
+
+@pytest.mark.parametrize("moved", ["whole model to float64", "one layer to float64"])
+def test_fused_l2_gradient_follows_a_dtype_change_after_its_first_step(moved):
+    model = tiny_bert()
+    w_pre = _snapshot(model)
+    wdecay = WDecay(model, LAM)
+    _l2_grads_after_fresh_step(wdecay, model)  # buffers made for float32
+    if moved == "whole model to float64":
+        model.to(torch.float64)
+    else:  # parameters of two dtypes: no single flat buffer can hold w − u
+        model.bert.encoder.layer[0].attention.self.query.to(torch.float64)
+    _perturb(model)
+    now = _snapshot(model)
+    value, grads = _l2_grads_after_fresh_step(wdecay, model)
+    names = _pretrained_weights(model)
+    expected = LAM / 2 * sum(float((now[n].double() - w_pre[n].double()).pow(2).sum()) for n in names)
+    assert value == pytest.approx(expected, rel=1e-5)
+    for n in names:
+        assert grads[n].dtype == now[n].dtype
+        assert torch.allclose(grads[n], LAM * (now[n] - w_pre[n].to(now[n].dtype)), atol=1e-7), n
