@@ -267,11 +267,12 @@ def test_a_run_past_its_time_limit_is_never_recorded_done_and_the_relaunch_finis
     write_study(root, "timelimit", {"dropout_0.1": ["regularizer=dropout", "regularizer.dropout.p=0.1"]}, seeds=1)
     results = root / "timelimit"
     # 2 steps x 45 s of sleep cannot end within a 1-minute limit. submitit asks SLURM for USR2
-    # signal_delay_s before the limit, so the job is signalled and records `failed`; if the signal were
-    # lost, the scheduler kills the job at the limit and the run is missing. Never done. The delay must
-    # be shorter than the limit: with submitit's default (120 s) slurmctld signals at its first check,
-    # which can come before the batch script has started Python and installed the handler, and USR2's
-    # default action then kills the job as FAILED.
+    # signal_delay_s before the limit, and its handler raises wherever the job is: inside the run, which
+    # records `failed`, or, on a loaded machine, while the job is still starting (no record). If the
+    # signal were lost, the scheduler kills the job at the limit and the run is missing. Never done.
+    # The delay must be shorter than the limit: with submitit's default (120 s) slurmctld signals at its
+    # first check, which can come before the batch script has started Python and installed the handler,
+    # and USR2's default action then kills the job as FAILED.
     argv = slurm_argv(results, cluster, "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30",
                       sweep="timelimit")
     code, _, err, arrays = launch(root, cluster, argv, PYTHONPATH=str(root / "hook"), MIXSWEEP_TEST_STEP_SLEEP="45")
@@ -284,6 +285,8 @@ def test_a_run_past_its_time_limit_is_never_recorded_done_and_the_relaunch_finis
     if code == 0:  # the job handled the signal: the run is recorded failed, with why
         assert [r.status for r in recs.values()] == ["failed"], recs
         assert "timed-out" in next(iter(recs.values())).error
+    elif "before its run began" in err:  # signalled while starting: no record, the limit named
+        assert code == 2 and "reached its time limit" in err and "timeout_min" in err and not recs, (tasks, err)
     else:  # the scheduler killed it: no record at all
         assert code == 2 and "ended as TIMEOUT" in err and not recs, (tasks, err)
     assert plan_counts(root, results, "timelimit")[0] == 0

@@ -101,5 +101,43 @@ def test_a_single_job_without_an_array_index_is_waited_for_by_its_id(tmp_path, m
 
 
 def test_other_errors_are_left_alone():
-    assert scheduler_error(FailedJobError("Job (task=0) failed during processing with trace: ...")) is None
     assert scheduler_error(ValueError("Job 1 (state: X)")) is None
+    assert scheduler_error(FailedJobError("something else")) is None
+
+
+def failed_job(job: str, last_line: str) -> FailedJobError:
+    """submitit 1.5's message for a job whose function raised (core.py Job.exception)."""
+    return FailedJobError(
+        "Job (task=0) failed during processing with trace:\n----------------------\n"
+        "Traceback (most recent call last):\n  File \"/v/submitit/core/submission.py\", line 55, in process_job\n"
+        f"    result = delayed.result()\n{last_line}\n\n----------------------\n"
+        "You can check full logs with 'job.stderr(0)' and 'job.stdout(0)'or at paths:\n"
+        f"  - /r/.submitit/{job}/{job}_0_log.err\n  - /r/.submitit/{job}/{job}_0_log.out")
+
+
+def test_a_job_signalled_for_its_time_limit_before_its_run_began_says_raise_the_limit(monkeypatch):
+    monkeypatch.setattr(slurm, "live_tasks", lambda array: 0)
+    e = failed_job("105", "submitit.core.utils.UncompletedJobError: Job not requeued because: timed-out too many times.")
+    msg = str(scheduler_error(e, out=io.StringIO()))
+    assert msg == ("SLURM job 105 reached its time limit before its run began (submitit's USR2 came while it "
+                   "started), and the other tasks of array 105 have ended: raise hydra.launcher.timeout_min (keep "
+                   "hydra.launcher.signal_delay_s below it in seconds), then relaunch the same command to run only "
+                   "what is missing; finished runs are kept")
+
+
+def test_a_job_that_raised_outside_its_run_names_the_error_and_its_log(monkeypatch):
+    monkeypatch.setattr(slurm, "live_tasks", lambda array: None)
+    msg = str(scheduler_error(failed_job("12_3", "ModuleNotFoundError: No module named 'mixsweep'"), out=io.StringIO()))
+    assert msg.startswith("SLURM job 12_3 failed outside its run: ModuleNotFoundError: No module named 'mixsweep' "
+                          "(log: /r/.submitit/12_3/12_3_0_log.err): fix that on the node")
+    assert "(after `squeue` shows the array done)" in msg and "\n" not in msg
+
+
+def test_a_time_limit_signal_carried_back_in_hydras_job_return_says_raise_the_limit():
+    """submitit's handler raised inside Hydra's job wrapper, which returned the exception as the job's result."""
+    msg = str(scheduler_error(UncompletedJobError("Job not requeued because: timed-out too many times."),
+                              out=io.StringIO()))
+    assert msg == ("a SLURM job reached its time limit before its run began (submitit's USR2 came while it started): "
+                   "raise hydra.launcher.timeout_min (keep hydra.launcher.signal_delay_s below it in seconds), then "
+                   "relaunch the same command (after `squeue` shows the array done) to run only what is missing; "
+                   "finished runs are kept")

@@ -34,23 +34,57 @@ LIVE_STATES = frozenset({"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQ
 
 
 def scheduler_error(e: BaseException, *, out: TextIO | None = None) -> UserError | None:
-    """The one-line error for a refused submission or a job the scheduler ended; None otherwise.
-    For an ended job it first waits for the other tasks of its array (:func:`wait_for_array`)."""
+    """The one-line error for a refused submission, a job the scheduler ended, or a job that raised
+    outside its run (its run records its own errors); None otherwise. For an ended or failed job it
+    first waits for the other tasks of its array (:func:`wait_for_array`)."""
     text = " ".join(str(e).split())
     name = type(e).__name__
+    out = sys.stderr if out is None else out
     if name == "FailedJobError" and "sbatch: error" in text:
         return UserError(f"SLURM refused the job array ({text[text.index('sbatch: error'):][:200]}): {RESOURCES_FIX}")
     if name == "UncompletedJobError":
         m = re.search(r"Job (\S+) .*?\(state: ([^)]*)\)", text)
-        what = (f"SLURM job {m.group(1)} ended as {m.group(2)} before its run finished" if m
-                else text[:200] or "a SLURM job ended without a result")
-        array = m.group(1).split("_")[0] if m else None
-        if array and wait_for_array(array, m.group(1), out=sys.stderr if out is None else out):
-            return UserError(f"{what}, and the other tasks of array {array} have ended: relaunch the same "
-                             f"command to run only what is missing; finished runs are kept")
-        return UserError(f"{what}: relaunch the same command (after `squeue` shows the array done) to run "
-                         f"only what is missing; finished runs are kept")
+        if m:
+            what = f"SLURM job {m.group(1)} ended as {m.group(2)} before its run finished"
+            return _after_array(m.group(1), what, "relaunch the same command", out)
+        if "timed-out" in text:  # submitit's handler raised in the job, and Hydra's job return carried it here
+            return _after_array(None, _time_limit_before_run("a SLURM job"), TIME_LIMIT_FIX, out)
+        return _after_array(None, text[:200] or "a SLURM job ended without a result", "relaunch the same command",
+                            out)
+    if name == "FailedJobError" and "failed during processing" in text:
+        job = re.search(r"([0-9]+(?:_[0-9]+)?)_[0-9]+_log\.err", str(e))
+        log = re.search(r"(\S+_log\.err)", str(e))
+        trace = str(e).split("-" * 22)
+        lines = [line.strip() for line in (trace[1] if len(trace) > 2 else str(e)).splitlines() if line.strip()]
+        last = lines[-1] if lines else "an error"
+        jid = job.group(1) if job else "?"
+        if "UncompletedJobError" in last and "timed-out" in last:
+            what, fix = _time_limit_before_run(f"SLURM job {jid}"), TIME_LIMIT_FIX
+        else:
+            what = f"SLURM job {jid} failed outside its run: {last[:200]} (log: {log.group(1) if log else '?'})"
+            fix = ("fix that on the node (its Python environment: the setup lines in conf/launcher/slurm.yaml), "
+                   "then relaunch the same command")
+        return _after_array(jid if job else None, what, fix, out)
     return None
+
+
+TIME_LIMIT_FIX = ("raise hydra.launcher.timeout_min (keep hydra.launcher.signal_delay_s below it in seconds), "
+                  "then relaunch the same command")
+
+
+def _time_limit_before_run(job: str) -> str:
+    # submitit's USR2 handler raises wherever the job is; inside the run, the run records `failed` itself
+    return f"{job} reached its time limit before its run began (submitit's USR2 came while it started)"
+
+
+def _after_array(job: str | None, what: str, fix: str, out: TextIO) -> UserError:
+    """``what: fix ...`` once the other tasks of ``job``'s array have ended, or with advice to wait."""
+    array = job.split("_")[0] if job else None
+    if array and wait_for_array(array, job, out=out):
+        return UserError(f"{what}, and the other tasks of array {array} have ended: {fix} to run only what is "
+                         f"missing; finished runs are kept")
+    return UserError(f"{what}: {fix} (after `squeue` shows the array done) to run only what is missing; "
+                     f"finished runs are kept")
 
 
 def live_tasks(array: str) -> int | None:
