@@ -55,6 +55,12 @@ class BertAdam(Optimizer):
         return loss
 
 
+def bias_corrected(optimizer: Optimizer) -> bool:
+    """Whether ``optimizer`` divides Adam's moments by 1 − βᵗ: a method that owns the update (RecAdam)
+    takes the configured optimizer's choice, so ``optimizer=bertadam`` stays uncorrected under it."""
+    return not isinstance(optimizer, BertAdam)
+
+
 def build_optimizer(params: Iterable, cfg: Mapping[str, Any]) -> Optimizer:
     """The configured optimizer over ``params``: tensors, or parameter groups (dicts with ``params``
     and optionally ``lr`` (absolute) or ``lr_scale`` (× the optimizer's lr)). The schedule
