@@ -158,12 +158,12 @@ def reference_loop(ref, batches, *, lr, max_norm, update, loss_fn=None):
 
 # -- RecAdam -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("optimizer,correct_bias", [("adamw", True), ("bertadam", False)])
+@pytest.mark.parametrize("optimizer,correct_bias", [("adamw", True), ("bertadam", False), ("adamw_hf", True)])
 def test_recadam_matches_the_reference_optimizer_step(optimizer, correct_bias):
     """Sanyuan-Chen/RecAdam: RecAdam.py ``RecAdam.step`` (anneal_function 'sigmoid', weight 1) with the
     parameter groups of run_glue_with_RecAdam.py ``train`` (names with "bert" annealed and pulled,
     the classifier anneal_w = 0: plain Adam step); correct_bias as the configured optimizer."""
-    gamma, k, t0, lr = 500.0, 1.0, 3.0, 1e-4
+    gamma, k, t0, lr = 100.0, 1.0, 3.0, 1e-3  # pull factor lr·γ = 0.1: the order of step and pull shows
     model, ref = models()
     batches = fixed_batches()
     pre = snapshot(ref)
@@ -224,10 +224,11 @@ def test_llrd_matches_revisit_bert_finetuning_groups(optimizer):
 
 # -- Child-Tuning_F ----------------------------------------------------------------------------------
 
-def test_child_tuning_f_matches_the_reference_optimizer_step():
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_child_tuning_f_matches_the_reference_optimizer_step(optimizer, correct_bias):
     """PKUnlp-icler/ChildTuning: ChildTuningOptimizer.py ``ChildTuningAdamW.step`` (mode ChildTuning-F)
     over every parameter ChildTuningF.py hands it (head included): after the Trainer's clipping, each
-    gradient × Bernoulli(p)/p, then Adam (correct_bias=False here, our bertadam). Clipping is active
+    gradient × Bernoulli(p)/p, then its Adam (correct_bias as the configured optimizer). Clipping is active
     (max norm 0.05), so masking before it would show."""
     p_f, lr, seed = 0.3, 1e-3, 7
     model, ref = models()
@@ -240,10 +241,11 @@ def test_child_tuning_f_matches_the_reference_optimizer_step():
         for p in ref.parameters():
             mask = torch.empty_like(p.grad).bernoulli_(p_f, generator=gen)
             p.grad.mul_(mask / p_f)
-        hf_adam_(state, [(p, lr_t) for p in ref.parameters()], correct_bias=False)
+        hf_adam_(state, [(p, lr_t) for p in ref.parameters()], correct_bias)
 
     expected = reference_loop(ref, batches, lr=lr, max_norm=0.05, update=update)
-    got = run_harness(model, {"child_tuning": {"p_f": p_f}}, batches, lr=lr, max_norm=0.05, seed=seed)
+    got = run_harness(model, {"child_tuning": {"p_f": p_f}}, batches, optimizer=optimizer, lr=lr, max_norm=0.05,
+                      seed=seed)
     assert_same(got, expected)
 
 
@@ -257,7 +259,8 @@ def _symm_kl(noised_logits, input_logits):
                        F.softmax(noised_logits, -1, dtype=torch.float32), reduction="sum")) / noised_logits.size(0)
 
 
-def test_r3f_matches_fairseq_sentence_prediction_r3f():
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_r3f_matches_fairseq_sentence_prediction_r3f(optimizer, correct_bias):
     """facebookresearch/fairseq: examples/rxf/rxf_src/sentence_prediction_r3f.py
     ``SentencePredictionR3F.forward``: noisy pass from ``token_embeddings.detach().clone() + noise``,
     loss = NLL + λ·symm KL (fairseq's sum·sample_size / sample_size = our batch mean). ε is large here
@@ -279,12 +282,14 @@ def test_r3f_matches_fairseq_sentence_prediction_r3f():
 
     state: dict = {}
     expected = reference_loop(ref, batches, lr=lr, max_norm=1.0, loss_fn=loss_fn,
-                              update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], False))
-    got = run_harness(model, {"r3f": {"lam": lam, "eps": eps}}, batches, lr=lr, max_norm=1.0, seed=seed)
+                              update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], correct_bias))
+    got = run_harness(model, {"r3f": {"lam": lam, "eps": eps}}, batches, optimizer=optimizer, lr=lr, max_norm=1.0,
+                      seed=seed)
     assert_same(got, expected)
 
 
-def test_r3f_adds_no_term_on_a_regression_target_by_default():
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_r3f_adds_no_term_on_a_regression_target_by_default(optimizer, correct_bias):
     """fairseq's ``regression_target`` branch: plain MSE, no R3F term (our ``regression: none``)."""
     lr = 1e-3
     model, ref = models(num_labels=1)
@@ -296,14 +301,15 @@ def test_r3f_adds_no_term_on_a_regression_target_by_default():
 
     state: dict = {}
     expected = reference_loop(ref, batches, lr=lr, max_norm=1.0, loss_fn=loss_fn,
-                              update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], False))
-    got = run_harness(model, {"r3f": {"lam": 1.0, "eps": 0.5}}, batches, lr=lr, max_norm=1.0)
+                              update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], correct_bias))
+    got = run_harness(model, {"r3f": {"lam": 1.0, "eps": 0.5}}, batches, optimizer=optimizer, lr=lr, max_norm=1.0)
     assert_same(got, expected)
 
 
 # -- NoisyTune ---------------------------------------------------------------------------------------
 
-def test_noisytune_matches_the_papers_snippet_then_trains_like_plain_finetuning():
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_noisytune_matches_the_papers_snippet_then_trains_like_plain_finetuning(optimizer, correct_bias):
     """Wu et al. 2022 §2 (no repository; the paper's snippet): for every (name, para) in
     model.named_parameters(): para += (rand(size) − 0.5)·λ·std(para), head included. A one-element
     tensor has no unbiased std (the snippet would write NaN) and is skipped; none exists here."""
@@ -320,9 +326,26 @@ def test_noisytune_matches_the_papers_snippet_then_trains_like_plain_finetuning(
     assert all(not torch.equal(before[n], p) for n, p in ref.named_parameters() if float(before[n].std()) > 0)
     state: dict = {}
     expected = reference_loop(ref, batches, lr=lr, max_norm=1.0,
-                              update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], False))
-    got = run_harness(model, {"noisytune": {"lam": lam}}, batches, lr=lr, max_norm=1.0, seed=seed)
+                              update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], correct_bias))
+    got = run_harness(model, {"noisytune": {"lam": lam}}, batches, optimizer=optimizer, lr=lr, max_norm=1.0,
+                      seed=seed)
     assert_same(got, expected)
+
+
+# -- the optimizer under every method ----------------------------------------------------------------
+
+def test_adamw_hf_is_the_references_adam_and_torch_adamw_is_not():
+    """No method: optimizer=adamw_hf against transformers' AdamW step (as in RecAdam.py /
+    ChildTuningOptimizer.py with anneal_w 0 / mode None); torch's AdamW puts ε elsewhere and differs."""
+    lr = 1e-3
+    model, ref = models()
+    batches = fixed_batches()
+    state: dict = {}
+    expected = reference_loop(ref, batches, lr=lr, max_norm=1.0,
+                              update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], True))
+    assert_same(run_harness(copy.deepcopy(model), {}, batches, optimizer="adamw_hf", lr=lr, max_norm=1.0), expected)
+    with pytest.raises(AssertionError, match="differs"):
+        assert_same(run_harness(model, {}, batches, optimizer="adamw", lr=lr, max_norm=1.0), expected)
 
 
 # -- the interface ---------------------------------------------------------------------------------
