@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mixsweep.regularizers import lifecycle
 from mixsweep.regularizers.base import RegularizerError, RunContext, build_methods, registry
 from mixsweep.regularizers.surgery import head_module_names
 from mixsweep.regularizers.wdecay import pretrained_reference
@@ -56,6 +57,7 @@ class Variant:
     prepare_s: float
     times: list[float] = field(default_factory=list)
     cpu_times: list[float] = field(default_factory=list)
+    scheduler: Any = None
 
 
 def load_minilm() -> nn.Module:
@@ -93,24 +95,17 @@ def build(name: str, block: dict[str, Any], device: torch.device, lr: float = 2e
     groups = [{**{k: v for k, v in g.items() if k != "lr_scale"}, "lr": g.get("lr", lr * g.get("lr_scale", 1.0))}
               for g in groups]
     opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.0, foreach=True)
-    return Variant(name, model, methods, ctx, opt, prepare_s)
+    ctx.optimizer = opt
+    return Variant(name, model, methods, ctx, opt, prepare_s,
+                   scheduler=torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0))
 
 
 def step(v: Variant, batch: dict[str, torch.Tensor], n: int) -> None:
     out = v.model(**batch)
     v.ctx.batch, v.ctx.outputs = batch, out
-    loss = out.loss
-    for m in v.methods:
-        loss = m.transform_loss(loss, n, v.ctx)
-    loss.backward()
-    for m in v.methods:
-        m.after_backward(n, v.ctx)
-    for m in v.methods:
-        m.before_step(n, 2e-5, v.ctx)
-    v.optimizer.step()
-    for m in v.methods:
-        m.after_step(n, 2e-5, v.ctx)
-    v.optimizer.zero_grad(set_to_none=True)
+    loss, _ = lifecycle.transform_loss(v.methods, out.loss, n, v.ctx)
+    # The runners' step: hooks, and the update of a method that owns it (RecAdam) in place of step().
+    lifecycle.optimizer_step(v.methods, v.ctx, loss, n, v.optimizer, v.scheduler)
 
 
 def main() -> None:

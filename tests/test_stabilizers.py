@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from conftest import tiny_bert
-from mixsweep.regularizers import apply_mixout
+from mixsweep.optim import BertAdam, build_optimizer, linear_warmup_decay
+from mixsweep.regularizers import apply_mixout, lifecycle
 from mixsweep.regularizers.base import RegularizerError, RunContext, build_methods, label_of
 from mixsweep.regularizers.child_tuning import ChildTuning, mask_gradient
 from mixsweep.regularizers.llrd import LLRD
@@ -92,11 +93,13 @@ def test_mixout_target_of_a_reinitialized_layer_is_the_new_init():
 
 # -- LLRD --------------------------------------------------------------------------------------
 
-def test_llrd_groups_give_each_depth_eta_times_xi_to_the_L_minus_l():
+def test_llrd_groups_give_each_depth_eta_times_xi_to_the_L_minus_l_plus_1():
+    """revisit-bert-finetuning's run_glue.py: lr *= ξ before each of [embeddings] + layers reversed.
+    L = 2, ξ = 0.5: layer 1 (top) 0.5, layer 0 0.25, embeddings 0.125; pooler and head 1."""
     model = tiny_bert()  # L = 2
     groups = LLRD({"xi": 0.5}).param_groups([{"params": list(model.parameters())}], ctx_for(model))
     scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
-    expected = {"bert.embeddings.": 0.25, "bert.encoder.layer.0.": 0.5, "bert.encoder.layer.1.": 1.0,
+    expected = {"bert.embeddings.": 0.125, "bert.encoder.layer.0.": 0.25, "bert.encoder.layer.1.": 0.5,
                 "bert.pooler.": 1.0, "classifier.": 1.0}
     for name, p in model.named_parameters():
         want = next(v for k, v in expected.items() if name.startswith(k))
@@ -104,7 +107,7 @@ def test_llrd_groups_give_each_depth_eta_times_xi_to_the_L_minus_l():
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
     # The optimizer's learning rates read back from the groups: eta = 1e-3.
     opt = torch.optim.SGD([{"params": g["params"], "lr": 1e-3 * g["lr_scale"]} for g in groups], lr=1e-3)
-    assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([2.5e-4, 5e-4, 1e-3])
+    assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([1.25e-4, 2.5e-4, 5e-4, 1e-3])
 
 
 def test_llrd_composes_with_groups_that_already_scale_or_fix_the_lr():
@@ -114,9 +117,18 @@ def test_llrd_composes_with_groups_that_already_scale_or_fix_the_lr():
     groups = LLRD({"xi": 0.5}).param_groups(
         [{"params": emb, "lr_scale": 2.0, "weight_decay": 0.1}, {"params": rest, "lr": 1e-3}], ctx_for(model))
     emb_group = next(g for g in groups if g["params"][0] is emb[0])
-    assert emb_group["lr_scale"] == 0.5 and emb_group["weight_decay"] == 0.1  # 2 × 0.5²
+    assert emb_group["lr_scale"] == 0.25 and emb_group["weight_decay"] == 0.1  # 2 × 0.5³
     layer0 = next(g for g in groups if any(p is model.bert.encoder.layer[0].output.dense.weight for p in g["params"]))
-    assert layer0["lr"] == pytest.approx(5e-4) and "lr_scale" not in layer0
+    assert layer0["lr"] == pytest.approx(2.5e-4) and "lr_scale" not in layer0
+
+
+def test_llrd_gives_pooler_and_head_weight_decay_0_as_the_reference():
+    model = tiny_bert()
+    groups = LLRD({"xi": 0.5}).param_groups([{"params": list(model.parameters()), "weight_decay": 0.1}],
+                                            ctx_for(model))
+    wd = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    for name, p in model.named_parameters():
+        assert wd[id(p)] == (0.0 if name.startswith(("bert.pooler.", "classifier.")) else 0.1), name
 
 
 # -- RecAdam -----------------------------------------------------------------------------------
@@ -128,18 +140,22 @@ def test_recadam_anneal_is_the_sigmoid():
     assert anneal(10_000, 1.0, 0) == 1.0
 
 
-def test_recadam_loss_and_gradient_on_a_hand_example():
+def test_recadam_update_on_a_hand_example():
+    """RecAdam.py step(), t = 1, no bias correction (bertadam), ε = 0, lr 0.1, γ 2, k 1, t₀ 1 (λ = ½):
+    θ = (1, 2), θ_pre = 0, g = (0.5, −1): m = 0.1g, √v = √0.001·|g|, m/√v = (3.1622777, −3.1622777).
+    Adam step × λ: θ' = θ − 0.1·½·(3.1622777, −3.1622777) = (0.8418861, 2.1581139);
+    pull on θ': θ'' = θ' − 0.1·½·2·θ' = 0.9·θ' = (0.7576975, 1.9423025)."""
     model = nn.Linear(2, 1, bias=False)
     with torch.no_grad():
         model.weight.copy_(torch.tensor([[1.0, 2.0]]))
     ctx = ctx_for(model, reference={"weight": torch.zeros(1, 2)})
-    m = RecAdam({"gamma": 2.0, "k": 1.0, "t0": 0})
-    # λ(0) = 0.5; ‖θ − θ_pre‖² = 5:  0.5·4 + 0.5·(2/2)·5 = 4.5
-    loss = m.transform_loss(torch.tensor(4.0), 0, ctx)
-    assert float(loss.detach()) == pytest.approx(4.5)
-    loss.backward()  # d/dθ = (1 − λ)·γ·(θ − θ_pre) = 0.5·2·[1, 2]
-    assert model.weight.grad[0].tolist() == pytest.approx([1.0, 2.0])
+    m = RecAdam({"gamma": 2.0, "k": 1.0, "t0": 1})
+    opt = BertAdam(model.parameters(), lr=0.1, eps=0.0)
+    model.weight.grad = torch.tensor([[0.5, -1.0]])
+    m.update(opt, 0, ctx)
+    assert model.weight[0].tolist() == pytest.approx([0.7576975, 1.9423025], abs=1e-6)
     assert m.record()["last_lambda"] == 0.5
+    assert m.transform_loss(torch.tensor(4.0), 0, ctx) == 4.0  # the task loss is left alone
 
 
 # -- Child-Tuning_F ----------------------------------------------------------------------------
@@ -156,16 +172,17 @@ def _grads_after_child_tuning(seed: int, steps: int = 1):
     for step in range(steps):
         for p in model.parameters():
             p.grad = torch.ones_like(p)
-        m.after_backward(step, ctx)
+        m.before_step(step, 1e-3, ctx)
     return {n: p.grad.clone() for n, p in model.named_parameters()}, m
 
 
-def test_child_tuning_masks_pretrained_gradients_only():
+def test_child_tuning_masks_every_gradient_head_included():
+    """ChildTuningAdamW.step masks every parameter it holds; ChildTuningF.py gives it the whole model."""
     grads, m = _grads_after_child_tuning(0)
-    values = torch.cat([g.flatten() for n, g in grads.items() if not n.startswith("classifier.")])
+    values = torch.cat([g.flatten() for g in grads.values()])
     assert set(values.unique().tolist()) == {0.0, 2.0}  # ones × Bernoulli(0.5) / 0.5
     assert abs(float((values == 2.0).float().mean()) - 0.5) < 0.02  # ~60k entries
-    assert all(torch.all(grads[n] == 1.0) for n in ("classifier.weight", "classifier.bias"))
+    assert set(grads["classifier.weight"].unique().tolist()) == {0.0, 2.0}
     assert m.record()["kept_last_step"] == pytest.approx(float((values == 2.0).float().mean()))
 
 
@@ -186,16 +203,15 @@ def test_noisytune_on_a_hand_example():
     assert noisy(theta, u, 0.15).tolist() == pytest.approx([0.9031754, 1.9515877, 3.0, 4.0484123], abs=1e-6)
 
 
-def test_noisytune_perturbs_pretrained_tensors_within_lambda_half_std():
+def test_noisytune_perturbs_every_tensor_within_lambda_half_std():
+    """The paper's snippet loops over all model.named_parameters(): the head is perturbed too."""
     model = tiny_bert()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     m = NoisyTune({"lam": 0.15})
     m.prepare(ctx_for(model, init_seed=5))
+    assert m.record()["tensors"] == len(before)
     for name, p in model.named_parameters():
         delta = p.detach() - before[name]
-        if name.startswith("classifier."):
-            assert torch.all(delta == 0), name
-            continue
         bound = 0.15 / 2 * float(before[name].std())
         assert float(delta.abs().max()) <= bound * (1 + 1e-4) + 1e-7, name
         if bound > 0:
@@ -240,6 +256,18 @@ def test_r3f_adds_lambda_times_the_symmetric_kl_of_a_second_pass():
     assert _r3f_step(1.0, seed=0)[3].record()["last_kl"] == kl != _r3f_step(1.0, seed=1)[3].record()["last_kl"]
 
 
+def test_r3f_on_a_regression_output_adds_nothing_unless_asked():
+    model = tiny_bert(num_labels=1).eval()
+    batch = {"input_ids": torch.tensor([[2, 5, 7, 3]]), "labels": torch.tensor([1.5])}
+    ctx = ctx_for(model)
+    out = model(**batch)
+    ctx.batch, ctx.outputs = batch, out
+    assert R3F({"eps": 1.0}).transform_loss(out.loss, 0, ctx) is out.loss  # fairseq: no term
+    m = R3F({"eps": 1.0, "regression": "gaussian"})  # our extension, off by default
+    assert float(m.transform_loss(out.loss, 0, ctx).detach()) > float(out.loss.detach())
+    assert m.label() == "r3f(1,1,gaussian)"
+
+
 def test_r3f_without_the_batch_in_the_context_is_an_error():
     model = tiny_bert()
     with pytest.raises(RegularizerError, match="regularizer.r3f needs the step's batch"):
@@ -262,6 +290,7 @@ def test_r3f_without_the_batch_in_the_context_is_an_error():
     ("r3f", {"eps": 0}, r"regularizer\.r3f\.eps=0 must be a number in \(0, inf\)"),
     ("r3f", {"noise": "laplace"}, r"regularizer\.r3f\.noise='laplace' is not one of uniform, normal"),
     ("r3f", {"sigma": 1}, r"unknown setting regularizer\.r3f\.sigma"),
+    ("r3f", {"regression": "mse"}, r"regularizer\.r3f\.regression='mse' is not one of none, gaussian"),
 ])
 def test_bad_settings_name_the_key_and_the_range(method, cfg, message):
     with pytest.raises(RegularizerError, match=message):
@@ -279,33 +308,27 @@ def test_labels_of_the_defaults():
 
 
 def test_every_stabilizer_together_on_one_model():
-    """All six on one model, hooks in the runner's order: re-init, noise, groups, loss, gradients."""
+    """All six on one model through the runners' shared lifecycle: re-init, noise, groups, loss, update."""
     model = tiny_bert()
     apply_mixout(model, 0.9, head_names=HEAD)
     methods = build_methods({"reinit": {"k": 1}, "llrd": {"xi": 0.9}, "recadam": {"t0": 0},
                              "child_tuning": {"p_f": 0.5}, "noisytune": {}, "r3f": {"eps": 1e-3}})
     ctx = RunContext(model=model, head=HEAD, init_seed=0, noise_seed=0, total_steps=2)
-    for m in methods:
-        m.prepare(ctx)
-    ctx.reference = {n: p.detach().clone() for n, p in model.named_parameters() if not n.startswith("classifier.")}
-    groups = [{"params": list(model.parameters())}]
-    for m in methods:
-        groups = m.param_groups(groups, ctx)
-    opt = torch.optim.AdamW([{"params": g["params"], "lr": 1e-3 * g.get("lr_scale", 1.0)} for g in groups])
+    lifecycle.prepare(methods, ctx)
+    opt = build_optimizer(lifecycle.param_groups(methods, ctx),
+                          {"name": "adamw_hf", "lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-6})
+    ctx.optimizer = opt
+    scheduler = linear_warmup_decay(opt, 2, 0.0)
     model.train()
     batch = {"input_ids": torch.tensor([[2, 5, 7, 3]]), "labels": torch.tensor([1])}
     for step in range(2):
         out = model(**batch)
         ctx.batch, ctx.outputs = batch, out
-        loss = out.loss
-        for m in methods:
-            loss = m.transform_loss(loss, step, ctx)
-        loss.backward()
-        for m in methods:
-            m.after_backward(step, ctx)
-        opt.step()
-        opt.zero_grad()
+        loss, _ = lifecycle.transform_loss(methods, out.loss, step, ctx)
+        lifecycle.optimizer_step(methods, ctx, loss, step, opt, scheduler, 1.0)
     assert torch.isfinite(loss)
     top = model.bert.encoder.layer[1].attention.self.query
     assert not torch.equal(top.target, top.weight)  # trained away from its (new, noisy) start
     assert all(m.record() for m in methods)
+    records = {m.name: m.record() for m in methods}
+    assert records["recadam"]["last_lambda"] is not None and records["child_tuning"]["kept_last_step"] is not None

@@ -26,8 +26,13 @@ The runner calls the hooks in this order, each method in ``order`` (ascending):
    rates); each group is a dict with ``params`` and optionally ``lr`` (absolute) or
    ``lr_scale`` (multiplies the optimizer's lr).
 4. For every step: ``transform_loss(loss, step)`` (add a penalty or reweight the task loss),
-   ``after_backward(step)`` (edit gradients, before clipping), ``before_step(step, lr)`` and
-   ``after_step(step, lr)`` around ``optimizer.step()``.
+   ``after_backward(step)`` (edit gradients, before clipping), ``before_step(step, lr)`` (after
+   clipping: a gradient edit here is what the optimizer's step reads, i.e. an edit *inside* the step,
+   as Child-Tuning's mask), the update, and ``after_step(step, lr)``. The update is
+   ``optimizer.step()``, unless a method sets ``owns_update``: then its ``update(optimizer, step, ctx)``
+   replaces it (an optimizer-level rule such as RecAdam's, which is an Adam variant in its reference
+   code). It reads the optimizer's groups (lr after the schedule, betas, eps) and may keep its state in
+   ``optimizer.state``. At most one method of a run may own the update.
 5. ``record()`` returns what the method did (JSON-serializable), stored in the run's record
    under ``extra["methods"][<name>]``.
 
@@ -90,6 +95,7 @@ class Method:
 
     name: ClassVar[str] = ""
     order: ClassVar[int] = 50  # hook and label order: lower first
+    owns_update: ClassVar[bool] = False  # True: update() replaces optimizer.step() (one method at most)
 
     def __init__(self, cfg: Mapping[str, Any]):
         self.cfg = dict(cfg or {})
@@ -124,6 +130,10 @@ class Method:
 
     def before_step(self, step: int, lr: float, ctx: RunContext) -> None:
         pass
+
+    def update(self, optimizer: Any, step: int, ctx: RunContext) -> None:
+        """The parameter update in place of ``optimizer.step()``; called only when ``owns_update``."""
+        raise NotImplementedError(f"{type(self).__name__} sets owns_update but has no update()")
 
     def after_step(self, step: int, lr: float, ctx: RunContext) -> None:
         pass
@@ -225,6 +235,10 @@ def build_methods(reg: Mapping[str, Any] | None) -> list[Method]:
         m = methods[key](settings or {})
         if m.active():
             out.append(m)
+    owners = sorted(m.name for m in out if m.owns_update)
+    if len(owners) > 1:
+        raise RegularizerError(f"regularizer methods {' and '.join(owners)} each replace the optimizer's update: "
+                               f"keep one of them in the regularizer block")
     return sorted(out, key=lambda m: (m.order, m.name))
 
 

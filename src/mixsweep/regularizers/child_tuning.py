@@ -1,16 +1,20 @@
 """Child-Tuning_F (Xu et al. 2021, "Raise a Child in Large Language Model", §3.2, task-free variant).
 
-At every step, after backward and before clipping and the optimizer step, each pretrained
-parameter's gradient is multiplied by a fresh element-wise mask::
+The reference code is the specification: PKUnlp-icler/ChildTuning, ``ChildTuningOptimizer.py``,
+``ChildTuningAdamW.step`` (mode ChildTuning-F). Inside the optimizer step, i.e. after gradient clipping
+and before Adam's moments, the gradient of *every* parameter the optimizer holds (the new head
+included, ``ChildTuningF.py`` passes all ``model.named_parameters()``) is multiplied by a fresh mask::
 
-    g ← g ⊙ M / p_F,    M ~ Bernoulli(p_F)
+    g ← g · (M / p_F),    M ~ Bernoulli(p_F) element-wise
 
-so only a random "child network" is updated, and the expected gradient is unchanged. The new head
-is not masked (it has no pretrained weights; the paper masks the pretrained model). The masks are
-drawn from a generator derived from ``noise_seed``, independent of the dropout/mixout stream.
+so only a random "child network" is updated, and the expected gradient is unchanged. Here that is the
+``before_step`` hook (after clipping, before the configured optimizer reads the gradient); issue 14's
+version masked before clipping (clipping saw a norm inflated by ~1/√p_F) and skipped the head, and
+was replaced (issue 20). Masks are drawn in the optimizer's parameter order (groups, then params,
+those with a gradient) from a generator derived from ``noise_seed``, independent of dropout/mixout.
 
-Settings: ``p_f`` ∈ (0, 1] (1 = plain finetuning). The default 0.3 is a value seen in public scripts
-that run Child-Tuning; the paper tunes p_F per task and its grid was not checked here. Record: the fraction of gradient entries kept in the last step.
+Settings: ``p_f`` ∈ (0, 1] (1 = plain finetuning). The default 0.3 is ``run.sh``'s ``REVERSE_P``; the
+paper tunes p_F per task. Record: the fraction of gradient entries kept in the last step.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from mixsweep.regularizers.base import Method, RunContext, register
 
 
 def mask_gradient(grad: Tensor, mask: Tensor, p: float) -> Tensor:
-    """g ⊙ M / p, in place."""
-    return grad.mul_(mask).div_(p)
+    """g · (M / p), in place (M is overwritten with M / p)."""
+    return grad.mul_(mask.div_(p))
 
 
 @register
@@ -51,13 +55,15 @@ class ChildTuning(Method):
         return self.p_f < 1.0
 
     def _setup(self, ctx: RunContext) -> None:
-        named = dict(ctx.model.named_parameters())
-        self._params = [named[n] for n in ctx.reference if n in named and named[n].requires_grad]
+        if ctx.optimizer is not None:
+            self._params = [p for g in ctx.optimizer.param_groups for p in g["params"]]
+        else:  # a caller without an optimizer in the context: every trainable parameter
+            self._params = [p for p in ctx.model.parameters() if p.requires_grad]
         device = self._params[0].device if self._params else ctx.device
         self._gen = generator(ctx.noise_seed, self.name, device)
 
     @torch.no_grad()
-    def after_backward(self, step: int, ctx: RunContext) -> None:
+    def before_step(self, step: int, lr: float, ctx: RunContext) -> None:
         if self._params is None:
             self._setup(ctx)
         kept, total = [], 0
@@ -65,11 +71,11 @@ class ChildTuning(Method):
             if p.grad is None:
                 continue
             mask = torch.empty_like(p.grad).bernoulli_(self.p_f, generator=self._gen)
-            mask_gradient(p.grad, mask, self.p_f)
             kept.append(mask.sum())
             total += mask.numel()
+            mask_gradient(p.grad, mask, self.p_f)
         # Kept as a tensor: reading it here would synchronize a GPU every step.
-        self.kept = (torch.stack(kept).sum() / total) if total else None
+        self.kept = (torch.stack(kept).sum() / total) if total else None  # taken before M / p
 
     def record(self) -> dict[str, Any]:
         return {"p_f": self.p_f, "kept_last_step": None if self.kept is None else float(self.kept)}

@@ -4,6 +4,7 @@ step :func:`transform_loss`, :func:`optimizer_step` and :func:`loss_entry`."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -63,9 +64,11 @@ def optimizer_step(methods: Sequence[Method], ctx: RunContext, loss: Tensor, ste
 
         loss.backward() → after_backward (each method; e.g. wdecay's L2 gradient) → clip the global
         gradient norm at ``max_grad_norm`` (None: no clipping) → before_step (e.g. decoupled decay of
-        the pre-update θ) → optimizer.step() → after_step → scheduler.step() → zero_grad
+        the pre-update θ, Child-Tuning's mask) → the update → after_step → scheduler.step() → zero_grad
 
-    Clipping therefore acts on exactly the gradient the optimizer sees, penalty gradients included.
+    The update is ``optimizer.step()``, or ``update()`` of the one method that sets ``owns_update``
+    (RecAdam). Clipping therefore acts on exactly the gradient the optimizer sees, penalty gradients
+    included, and a gradient edit in before_step is one inside the optimizer's step.
     """
     loss.backward()
     for m in methods:
@@ -75,8 +78,15 @@ def optimizer_step(methods: Sequence[Method], ctx: RunContext, loss: Tensor, ste
     lr = scheduler.get_last_lr()[0]
     for m in methods:
         m.before_step(step, lr, ctx)
-    optimizer.step()
+    owner = next((m for m in methods if m.owns_update), None)
+    if owner is None:
+        optimizer.step()
+    else:
+        owner.update(optimizer, step, ctx)
     for m in methods:
         m.after_step(step, lr, ctx)
-    scheduler.step()
+    with warnings.catch_warnings():
+        if owner is not None:  # torch's order check only sees optimizer.step(), which the owner replaced
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+        scheduler.step()
     optimizer.zero_grad(set_to_none=True)

@@ -1,20 +1,20 @@
 """Layer-wise learning-rate decay, LLRD (Zhang et al. 2021, §5.3; after Howard & Ruder 2018).
 
-With L transformer layers numbered l = 1 (bottom) … L (top) and the optimizer's learning rate η::
+The reference code is the specification: asappresearch/revisit-bert-finetuning, ``run_glue.py``,
+``get_optimizer_grouped_parameters``. It walks [embeddings] + layers in reverse (top layer first) and
+lowers the rate *before* each assignment (``lr *= ξ``). With L layers numbered l = 1 (bottom) … L (top)
+and the optimizer's learning rate η::
 
-    layer l:             η · ξ^(L − l)
-    embeddings:          η · ξ^L
-    pooler, new head:    η
+    layer l:             η · ξ^(L − l + 1)      (top layer η·ξ)
+    embeddings:          η · ξ^(L + 1)
+    pooler, new head:    η, weight decay 0
 
-Any other parameter outside the layers and the embeddings (pooler, head) keeps η. The schedule
-(warmup, decay) multiplies every group alike. Each incoming optimizer group is split by depth and its
-``lr_scale`` (or absolute ``lr``) multiplied by the factor above, so LLRD composes with any method
-that shapes the groups before or after it.
-
-Note: common LLRD code (``lr *= ξ`` at the top of a loop over the layers, top first, as in scripts
-derived from asappresearch/revisit-bert-finetuning; not checked against that repository itself) gives
-every layer and the embeddings one factor ξ more (top layer η·ξ). We follow the paper's formula, under
-which the top layer trains at η like the head.
+Any other parameter outside the layers and the embeddings keeps η. Issue 14's formula (layer l at
+η·ξ^(L − l), top layer at η) is one factor of ξ off the reference everywhere and was replaced (issue 20).
+The schedule (warmup, decay) multiplies every group alike. Each incoming optimizer group is split by
+depth and its ``lr_scale`` (or absolute ``lr``) multiplied by the factor above, so LLRD composes with
+any method that shapes the groups before or after it; a group that carries ``weight_decay`` keeps it
+in the layers and the embeddings and gets 0 for the pooler and the head, as in the reference.
 
 Settings: ``xi`` ∈ (0, 1] (ξ = 1 is plain finetuning). Record: the scale of every depth.
 """
@@ -44,7 +44,7 @@ class LLRD(Method):
         return f"llrd({self.xi:g})"
 
     def depth_scales(self, ctx: RunContext) -> dict[int, float]:
-        """id(parameter) → learning-rate factor, for the embeddings and every layer."""
+        """id(parameter) → learning-rate factor, for the embeddings and every layer; the rest is at 1."""
         model = ctx.model
         layers = encoder_layers(model, self.name)
         n = len(layers)
@@ -52,10 +52,10 @@ class LLRD(Method):
         self.scales = {}
         embeddings = optional_module(model, "embeddings")
         if embeddings:
-            self.scales[embeddings] = self.xi ** n
-            out.update({id(p): self.xi ** n for p in model.get_submodule(embeddings).parameters()})
+            self.scales[embeddings] = self.xi ** (n + 1)
+            out.update({id(p): self.xi ** (n + 1) for p in model.get_submodule(embeddings).parameters()})
         for i, name in enumerate(layers):  # i = l - 1
-            scale = self.xi ** (n - (i + 1))
+            scale = self.xi ** (n - i)
             self.scales[name] = scale
             out.update({id(p): scale for p in model.get_submodule(name).parameters()})
         return out
@@ -64,11 +64,13 @@ class LLRD(Method):
         scale_of = self.depth_scales(ctx)
         out: list[dict[str, Any]] = []
         for group in groups:
-            by_scale: dict[float, list] = {}
+            by_scale: dict[tuple[float, bool], list] = {}  # (scale, in the embeddings or a layer)
             for p in group["params"]:
-                by_scale.setdefault(scale_of.get(id(p), 1.0), []).append(p)
-            for scale, params in sorted(by_scale.items(), reverse=True):
+                by_scale.setdefault((scale_of.get(id(p), 1.0), id(p) in scale_of), []).append(p)
+            for (scale, deep), params in sorted(by_scale.items(), key=lambda kv: (-kv[0][0], kv[0][1])):
                 g = {**group, "params": params}
+                if "weight_decay" in group and not deep:
+                    g["weight_decay"] = 0.0  # pooler and head: the reference's no-decay group
                 if "lr" in group:
                     g["lr"] = group["lr"] * scale
                 else:

@@ -1,17 +1,17 @@
 """NoisyTune (Wu et al. 2022, "NoisyTune: A Little Noise Can Help You Finetune Pretrained Language
 Models Better", eq. 1).
 
-Before finetuning, every pretrained parameter matrix is perturbed by uniform noise scaled by its own
-standard deviation::
+The authors publish no repository; the specification is the two-line PyTorch snippet in the paper (§2),
+which loops over ``model.named_parameters()`` of the model about to be finetuned and adds, in place::
 
-    θ ← θ + (U − ½) · λ · std(θ),    U ~ U[0, 1) element-wise,  i.e. θ + U(−λ/2, λ/2) · std(θ)
+    θ ← θ + (U − ½) · λ · std(θ),    U ~ U[0, 1) element-wise (``torch.rand``),  std unbiased (``torch.std``)
 
-std is the unbiased sample std of the tensor (``torch.std``, as the authors' snippet). λ = 0.15 is the
-paper's default. Every trainable pretrained tensor with more than one element is perturbed (matrices,
-biases and LayerNorm vectors alike, as the authors' snippet loops over all parameters; a constant
-tensor has std 0 and is unchanged); the new head is not (it is not pretrained). Noise is drawn from a
-generator derived from ``init_seed``. It runs after re-init and before any other prepare(), so
-mixout's targets and ``ctx.reference`` are the noisy weights, where finetuning starts (see reinit).
+so every parameter is perturbed: matrices, biases, LayerNorm vectors and the new head too (issue 14's
+version skipped the head; replaced in issue 20). A one-element tensor (a regression head's bias) has
+no unbiased std (the snippet would write NaN) and is left unchanged; a constant tensor has std 0 and is
+unchanged anyway. λ = 0.15 is the paper's default. Noise is drawn in ``named_parameters`` order from a
+generator derived from ``init_seed``. It runs after re-init and before any other prepare(), so mixout's
+targets and ``ctx.reference`` are the noisy weights, where finetuning starts (see reinit).
 
 Settings: ``lam`` ∈ (0, 1]. Record: how many tensors were perturbed.
 """
@@ -52,10 +52,9 @@ class NoisyTune(Method):
     @torch.no_grad()
     def prepare(self, ctx: RunContext) -> None:
         gen = generator(ctx.init_seed, self.name)
-        head = tuple(f"{h}." for h in ctx.head)
         self.perturbed = []
         for name, p in ctx.model.named_parameters():
-            if not p.requires_grad or name.startswith(head) or p.numel() < 2:
+            if p.numel() < 2:
                 continue
             u = torch.rand(p.shape, generator=gen, dtype=torch.float32).to(p.device)
             p.copy_(noisy(p.float(), u, self.lam))

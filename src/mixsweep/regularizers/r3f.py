@@ -1,21 +1,26 @@
 """R3F (Aghajanyan et al. 2021, "Better Fine-Tuning by Reducing Representational Collapse", eq. 2).
 
-    loss = L_task(f(x)) + λ · KL_S(f(x) ‖ f(x + z)),    z ~ U(−ε, ε) or N(0, ε²) on the input embeddings
+The reference code is the specification: facebookresearch/fairseq,
+``examples/rxf/rxf_src/sentence_prediction_r3f.py``, ``SentencePredictionR3F.forward``::
 
-with the symmetric KL of the two predicted distributions, averaged over the batch::
+    loss = L_task(f(x)) + λ · KL_S(f(x) ‖ f(sg(e(x)) + z)),    z ~ U(−ε, ε) or N(0, ε²)
+    KL_S(P ‖ Q) = [KL(P ‖ Q) + KL(Q ‖ P)] / batch,   P = softmax(f(x)), Q = softmax(f(x̃))
 
-    KL_S(P ‖ Q) = KL(P ‖ Q) + KL(Q ‖ P),   P = softmax(f(x)), Q = softmax(f(x + z))
+e(x) is the word (token) embedding lookup, before position/type embeddings are added, as fairseq's
+``embed_tokens``; the noisy pass starts from ``e(x).detach().clone() + z`` (sg: no gradient reaches
+the embedding table through the noisy pass; issue 14's version did not detach and was replaced,
+issue 20). f(x) is the runner's forward pass (``ctx.outputs.logits``); f(x̃) a second pass of the same
+batch with ``inputs_embeds``, so a step costs about two forwards and two backwards. The rest of the
+model receives gradients through both passes, as in fairseq.
 
-z perturbs the word embeddings (before position/type embeddings are added, as fairseq's
-``sentence_prediction_r3f`` perturbs ``embed_tokens``). f(x) is the runner's forward pass
-(``ctx.outputs.logits``); f(x + z) is a second forward pass of the same batch with
-``inputs_embeds``, so a step costs about two forwards and two backwards. Gradients flow through
-both passes, as in fairseq. For a regression head (STS-B) the output is read as the mean of a
-unit-variance Gaussian, whose symmetric KL is (f(x) − f(x + z))²; the paper only treats
-classification, so this is our choice. z is drawn from a generator derived from ``noise_seed``.
+Regression (one output column, STS-B): fairseq adds no R3F term (``regression_target``: plain MSE), and
+neither do we by default (``regression: none``). ``regression: gaussian`` is our extension, off by
+default: the output read as the mean of a unit-variance Gaussian, whose symmetric KL is (f(x) − f(x̃))²
+averaged over the batch. z is drawn from a generator derived from ``noise_seed``.
 
-Defaults (fairseq's R3F options): λ = 1.0, ε = 1e-5, uniform noise.
-Settings: ``lam`` ≥ 0, ``eps`` > 0, ``noise`` ∈ {uniform, normal}. Record: the last step's KL_S.
+Defaults (fairseq's options): λ = 1.0 (``--r3f-lambda``), ε = 1e-5 (``--eps``), uniform noise.
+Settings: ``lam`` ≥ 0, ``eps`` > 0, ``noise`` ∈ {uniform, normal}, ``regression`` ∈ {none, gaussian}.
+Record: the last step's KL_S.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from mixsweep.regularizers.anatomy import generator
 from mixsweep.regularizers.base import Method, RegularizerError, RunContext, register
 
 NOISES = ("uniform", "normal")
+REGRESSION = ("none", "gaussian")
 
 
 def symmetric_kl(logits_p: Tensor, logits_q: Tensor) -> Tensor:
@@ -49,18 +55,20 @@ class R3F(Method):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.known_keys("lam", "eps", "noise")
+        self.known_keys("lam", "eps", "noise", "regression")
         self.lam = self.number("lam", default=1.0, lo=0.0)
         self.eps = self.number("eps", default=1e-5, lo=0.0, open_lo=True)
         self.noise = self.choice("noise", NOISES, default="uniform")
+        self.regression = self.choice("regression", REGRESSION, default="none")
         self._gen: torch.Generator | None = None
         self.last_kl: Tensor | None = None
 
     def settings(self) -> dict[str, Any]:
-        return {"lam": self.lam, "eps": self.eps, "noise": self.noise}
+        return {"lam": self.lam, "eps": self.eps, "noise": self.noise, "regression": self.regression}
 
     def label(self) -> str:
-        return f"r3f({self.lam:g},{self.eps:g}{'' if self.noise == 'uniform' else ',normal'})"
+        extra = ("" if self.noise == "uniform" else ",normal") + ("" if self.regression == "none" else ",gaussian")
+        return f"r3f({self.lam:g},{self.eps:g}{extra})"
 
     def active(self) -> bool:
         return self.lam > 0
@@ -79,13 +87,16 @@ class R3F(Method):
         if ctx.batch is None or ctx.outputs is None or "input_ids" not in ctx.batch:
             raise RegularizerError("regularizer.r3f needs the step's batch (with input_ids) and outputs "
                                    "in the run context: this runner does not provide them")
+        if ctx.outputs.logits.shape[-1] == 1 and self.regression == "none":
+            return loss  # fairseq: no R3F term on a regression target
         batch = {k: v for k, v in ctx.batch.items() if k not in ("labels", "input_ids")}
-        embeds = ctx.model.get_input_embeddings()(ctx.batch["input_ids"])
+        with torch.no_grad():  # fairseq's token_embeddings.detach().clone()
+            embeds = ctx.model.get_input_embeddings()(ctx.batch["input_ids"])
         noised = ctx.model(inputs_embeds=embeds + self._noise(embeds, ctx), **batch).logits
         kl = symmetric_kl(ctx.outputs.logits, noised)
         self.last_kl = kl.detach()
         return loss + self.lam * kl
 
     def record(self) -> dict[str, Any]:
-        return {"lam": self.lam, "eps": self.eps, "noise": self.noise,
+        return {"lam": self.lam, "eps": self.eps, "noise": self.noise, "regression": self.regression,
                 "last_kl": None if self.last_kl is None else float(self.last_kl)}

@@ -1,32 +1,40 @@
-"""RecAdam's annealed recall of the pretrained weights (Chen et al. 2020, "Recall and Learn", eq. 6-7).
+"""RecAdam (Chen et al. 2020, "Recall and Learn"): Adam with an annealed pull toward θ_pre.
 
-    loss(t) = λ(t) · L_task + (1 − λ(t)) · (γ/2) · Σ ‖θ − θ_pre‖²,    λ(t) = 1 / (1 + exp(−k·(t − t₀)))
+The reference code (Sanyuan-Chen/RecAdam, ``RecAdam.py``, ``RecAdam.step``) is the specification; it
+is an optimizer, so this method owns the update (``owns_update``, see :mod:`.base`). Per parameter θ
+with gradient g (after clipping), its own step count t = 1, 2, … and the group's current lr η::
 
-over every trainable pretrained parameter (biases and LayerNorm included; the new head has no θ_pre
-and is left out, as in Sanyuan-Chen/RecAdam). Early on (t ≪ t₀) the loss is mostly the pull toward
-θ_pre; after t₀ it becomes the task loss. t is the runner's ``step`` argument (optimizer steps taken
-before this one). θ_pre is ``ctx.reference``, the weights finetuning starts from.
+    m ← β₁m + (1 − β₁)g,   v ← β₂v + (1 − β₂)g²,   s = η·√(1 − β₂ᵗ)/(1 − β₁ᵗ)  (s = η uncorrected)
+    θ ← θ − s·λ(t)·m/(√v + ε)                        (the Adam step, scaled by λ)
+    θ ← θ − η·(1 − λ(t))·γ·(θ − θ_pre)               (the pull, on the θ just updated, outside Adam)
+    λ(t) = 1 / (1 + exp(−k·(t − t₀)))                (``anneal_function``, 'sigmoid', weight 1)
 
-The authors implement the same objective inside an Adam variant; here it is the loss transform, so it
-works with either optimizer. ``order`` puts it first among the loss transforms, so λ(t) scales the
-task loss alone and the penalties of other methods are added after it, unscaled.
+The moments see the raw task gradient only. Parameters without θ_pre (the new head; the reference's
+groups without ``args.model_type`` in the name, ``anneal_w = 0``) take the plain Adam step
+θ ← θ − s·m/(√v + ε). θ_pre is ``ctx.reference`` (every pretrained parameter, pooler included, as the
+reference's "bert" name filter). Betas, ε and η come from the configured optimizer's groups (the
+reference's ``--adam_epsilon`` and schedule); bias correction follows the configured optimizer
+(``optim.bias_corrected``: on for adamw, as ``correct_bias=True`` in the reference; off for bertadam).
+Reference weight decay is 0 by default (``--weight_decay``) and is not reproduced here.
 
-Defaults: γ = 5000 (the quadratic coefficient of the README's GLUE runs), sigmoid annealing with
-k = 0.5 and t₀ = 250 (``run_glue_with_RecAdam.py``'s defaults; the README tunes k ∈ {0.05, 0.1, 0.2,
-0.5, 1} and t₀ ∈ {100, 250, 500} on small tasks). t₀ is in steps: a 3-epoch RTE run at batch 32 has
-only ~234, so the studies set t₀ for their step budget.
+An earlier formula (issue 14: λ(t)·L + (1 − λ(t))·γ/2·‖θ − θ_pre‖² as a loss through Adam's moments)
+differs from the reference and was replaced (issue 20): Adam's scale invariance made λ·L a no-op until
+the gradient fell below ε, and the pull went through the moments.
+
+Defaults: γ = 5000 (``--recadam_pretrain_cof``), k = 0.5 and t₀ = 250 (``run_glue_with_RecAdam.py``).
+t₀ is in steps: a 3-epoch RTE run at batch 32 has only ~234, so the studies set t₀ for their budget.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from mixsweep.regularizers.base import Method, RunContext, register
+from mixsweep.optim import bias_corrected
+from mixsweep.regularizers.base import Method, RegularizerError, RunContext, register
 
 
 def anneal(step: float, k: float, t0: float) -> float:
@@ -38,34 +46,11 @@ def anneal(step: float, k: float, t0: float) -> float:
     return 1.0 / (1.0 + math.exp(z))
 
 
-class _HalfSquaredDistances(torch.autograd.Function):
-    """½ Σᵢ ‖θᵢ − θᵢ_pre‖² over lists of tensors with fused ``_foreach`` kernels; backward recomputes
-    the differences instead of keeping them alive."""
-
-    @staticmethod
-    def forward(ctx, refs: Sequence[Tensor], *params: Tensor) -> Tensor:
-        ctx.refs = refs
-        ctx.save_for_backward(*params)
-        diffs = torch._foreach_sub(list(params), list(refs))
-        norms = torch._foreach_norm(diffs)
-        return torch.stack(norms).pow(2).sum().mul(0.5)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        params = ctx.saved_tensors
-        diffs = torch._foreach_sub(list(params), list(ctx.refs))
-        torch._foreach_mul_(diffs, grad)
-        return (None, *diffs)
-
-
-def half_squared_distance(params: Sequence[Tensor], refs: Sequence[Tensor]) -> Tensor:
-    return _HalfSquaredDistances.apply(list(refs), *params)
-
-
 @register
 class RecAdam(Method):
     name = "recadam"
     order = 5
+    owns_update = True
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -73,7 +58,7 @@ class RecAdam(Method):
         self.gamma = self.number("gamma", default=5000.0, lo=0.0)
         self.k = self.number("k", default=0.5, lo=0.0, open_lo=True)
         self.t0 = self.number("t0", default=250.0, lo=0.0)
-        self._pairs: tuple[list[Tensor], list[Tensor]] | None = None
+        self._refs: dict[int, Tensor] | None = None
         self.last_lambda: float | None = None
 
     def settings(self) -> dict[str, Any]:
@@ -82,21 +67,46 @@ class RecAdam(Method):
     def label(self) -> str:
         return f"recadam({self.gamma:g},{self.k:g},{self.t0:g})"
 
-    def _params_and_refs(self, ctx: RunContext) -> tuple[list[Tensor], list[Tensor]]:
-        if self._pairs is None:
+    def _references(self, ctx: RunContext) -> dict[int, Tensor]:
+        """id(parameter) → θ_pre, for every parameter that has one."""
+        if self._refs is None:
             named = dict(ctx.model.named_parameters())
-            names = [n for n in ctx.reference if n in named and named[n].requires_grad]
-            self._pairs = ([named[n] for n in names],
-                           [ctx.reference[n].to(named[n]) for n in names])
-        return self._pairs
+            self._refs = {id(named[n]): ref.to(named[n]) for n, ref in ctx.reference.items() if n in named}
+        return self._refs
 
-    def transform_loss(self, loss: Tensor, step: int, ctx: RunContext) -> Tensor:
-        lam = anneal(step, self.k, self.t0)
-        self.last_lambda = lam
-        params, refs = self._params_and_refs(ctx)
-        if not params or self.gamma == 0.0:
-            return loss * lam
-        return loss * lam + (1.0 - lam) * self.gamma * half_squared_distance(params, refs)
+    @torch.no_grad()
+    def update(self, optimizer: Any, step: int, ctx: RunContext) -> None:
+        refs = self._references(ctx)
+        correct = bias_corrected(optimizer)
+        for group in optimizer.param_groups:
+            if "betas" not in group or "eps" not in group:
+                raise RegularizerError("regularizer.recadam is an Adam variant and needs an Adam optimizer: "
+                                       "use optimizer=adamw or optimizer=bertadam")
+            lr, (beta1, beta2), eps = float(group["lr"]), group["betas"], float(group["eps"])
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = optimizer.state[p]
+                if "recadam_step" not in state:
+                    state["recadam_step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["recadam_step"] += 1
+                t = state["recadam_step"]
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(p.grad, alpha=1.0 - beta1)
+                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1.0 - beta2)
+                denom = v.sqrt().add_(eps)
+                size = lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t) if correct else lr
+                ref = refs.get(id(p))
+                if ref is None:
+                    p.addcdiv_(m, denom, value=-size)
+                    continue
+                lam = anneal(t, self.k, self.t0)
+                self.last_lambda = lam
+                p.addcdiv_(m, denom, value=-size * lam)
+                # The pull reads θ after the Adam step, as the reference's in-place order does.
+                p.add_(p - ref, alpha=-lr * (1.0 - lam) * self.gamma)
 
     def record(self) -> dict[str, Any]:
         return {"gamma": self.gamma, "k": self.k, "t0": self.t0, "last_lambda": self.last_lambda}

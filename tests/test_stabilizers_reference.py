@@ -1,0 +1,363 @@
+"""Differential tests: each stabilizer through the harness's own step path against an independent
+re-implementation of its authors' reference update (issue 20).
+
+The harness side runs the runner's sequence (``lifecycle.prepare`` → ``param_groups`` →
+``optim.build_optimizer`` → per step ``transform_loss`` and ``optimizer_step`` with clipping and the
+linear schedule). The reference side is written here from the reference source named in each test,
+on a deep copy of the same model, with its own Adam, clipping and schedule; no harness function
+computes an expectation. Random draws (Child-Tuning's masks, R3F's noise, NoisyTune's noise) come from
+the same seeded stream on both sides (``anatomy.generator``: the stream, not the update under test),
+drawn in the order the reference draws them. Parameters must agree to 1e-6 after every step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from conftest import tiny_bert
+from mixsweep.optim import build_optimizer, linear_warmup_decay
+from mixsweep.regularizers import head_module_names, lifecycle
+from mixsweep.regularizers.anatomy import generator
+from mixsweep.regularizers.base import Method, RegularizerError, RunContext, build_methods
+
+K = 6  # steps
+BETAS = (0.9, 0.999)
+EPS = 1e-6
+TOL = 1e-6
+
+
+def fixed_batches(num_labels: int = 2, seed: int = 1) -> list[dict[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(K):
+        ids = torch.randint(1, 40, (4, 7), generator=g)
+        mask = torch.ones_like(ids)
+        mask[0, 5:] = 0
+        mask[2, 3:] = 0
+        labels = (torch.randint(0, num_labels, (4,), generator=g) if num_labels > 1
+                  else torch.rand(4, generator=g) * 5)
+        out.append({"input_ids": ids * mask, "attention_mask": mask, "labels": labels})
+    return out
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def run_harness(model, reg, batches, *, optimizer="bertadam", lr=1e-3, max_norm=0.05, seed=0):
+    """The runner's step path (train.run's loop without data loading or evaluation)."""
+    methods = build_methods(reg)
+    ctx = RunContext(model=model, head=head_module_names(model), init_seed=seed, noise_seed=seed,
+                     total_steps=len(batches))
+    lifecycle.prepare(methods, ctx)
+    opt = build_optimizer(lifecycle.param_groups(methods, ctx),
+                          {"name": optimizer, "lr": lr, "betas": list(BETAS), "eps": EPS})
+    ctx.optimizer = opt
+    scheduler = linear_warmup_decay(opt, len(batches), 0.0)
+    model.train()
+    traj = []
+    for step, batch in enumerate(batches):
+        out = model(**batch)
+        ctx.batch, ctx.outputs = batch, out
+        loss, _ = lifecycle.transform_loss(methods, out.loss, step, ctx)
+        lifecycle.optimizer_step(methods, ctx, loss, step, opt, scheduler, max_norm)
+        ctx.penalties.clear()
+        traj.append(snapshot(model))
+    return traj
+
+
+# -- the reference side's own pieces ---------------------------------------------------------------
+
+def linear_lr(base: float, step: int, total: int) -> float:
+    """transformers' get_linear_schedule_with_warmup with 0 warmup steps, at 0-based step ``step``."""
+    return base * max(0.0, (total - step) / max(1, total))
+
+
+def clip_(params, max_norm: float) -> None:
+    """torch.nn.utils.clip_grad_norm_ semantics: scale by max_norm / (‖g‖ + 1e-6) when that is < 1."""
+    grads = [p.grad for p in params if p.grad is not None]
+    total = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads))
+    coef = max_norm / (total + 1e-6)
+    if coef < 1:
+        for g in grads:
+            g.mul_(coef)
+
+
+def moments(state: dict, p: torch.Tensor, g: torch.Tensor):
+    """Adam's moment update as in RecAdam.py / ChildTuningOptimizer.py ``step()``: returns (t, m, √v + ε)."""
+    st = state.setdefault(p, {"t": 0, "m": torch.zeros_like(p), "v": torch.zeros_like(p)})
+    st["t"] += 1
+    st["m"] = BETAS[0] * st["m"] + (1 - BETAS[0]) * g
+    st["v"] = BETAS[1] * st["v"] + (1 - BETAS[1]) * g * g
+    return st["t"], st["m"], st["v"].sqrt() + EPS
+
+
+def hf_step_size(lr: float, t: int, correct_bias: bool) -> float:
+    """transformers-style AdamW (RecAdam.py, ChildTuningOptimizer.py): lr·√(1−β₂ᵗ)/(1−β₁ᵗ) or lr."""
+    if not correct_bias:
+        return lr
+    return lr * math.sqrt(1 - BETAS[1] ** t) / (1 - BETAS[0] ** t)
+
+
+@torch.no_grad()
+def hf_adam_(state, params_lrs, correct_bias: bool) -> None:
+    """One transformers-style Adam step (weight decay 0) for (param, lr) pairs."""
+    for p, lr in params_lrs:
+        if p.grad is None:
+            continue
+        t, m, denom = moments(state, p, p.grad)
+        p.sub_(hf_step_size(lr, t, correct_bias) * m / denom)
+
+
+@torch.no_grad()
+def torch_adamw_(state, params_lrs) -> None:
+    """torch.optim.AdamW's update (weight decay 0): θ −= lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε)."""
+    for p, lr in params_lrs:
+        st = state.setdefault(p, {"t": 0, "m": torch.zeros_like(p), "v": torch.zeros_like(p)})
+        st["t"] += 1
+        t = st["t"]
+        st["m"] = BETAS[0] * st["m"] + (1 - BETAS[0]) * p.grad
+        st["v"] = BETAS[1] * st["v"] + (1 - BETAS[1]) * p.grad * p.grad
+        denom = st["v"].sqrt() / math.sqrt(1 - BETAS[1] ** t) + EPS
+        p.sub_(lr / (1 - BETAS[0] ** t) * st["m"] / denom)
+
+
+def assert_same(traj_a, traj_b) -> None:
+    assert len(traj_a) == len(traj_b) == K
+    for step, (a, b) in enumerate(zip(traj_a, traj_b, strict=True)):
+        for name in a:
+            diff = float((a[name] - b[name]).abs().max())
+            assert diff <= TOL, f"step {step + 1}: {name} differs by {diff:.3g}"
+
+
+def models(num_labels: int = 2):
+    model = tiny_bert(num_labels)
+    ref = copy.deepcopy(model).eval()  # eval(): dropout off, as the harness's dropout 0 (BERT has no batch norm)
+    return model, ref
+
+
+def reference_loop(ref, batches, *, lr, max_norm, update, loss_fn=None):
+    """Forward, loss, backward, clip, ``update(step, lr_t)``: the reference scripts' loop."""
+    traj = []
+    for step, batch in enumerate(batches):
+        loss = ref(**batch).loss if loss_fn is None else loss_fn(step, batch)
+        loss.backward()
+        clip_(ref.parameters(), max_norm)
+        update(step, linear_lr(lr, step, len(batches)))
+        for p in ref.parameters():
+            p.grad = None
+        traj.append(snapshot(ref))
+    return traj
+
+
+# -- RecAdam -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer,correct_bias", [("adamw", True), ("bertadam", False), ("adamw_hf", True)])
+def test_recadam_matches_the_reference_optimizer_step(optimizer, correct_bias):
+    """Sanyuan-Chen/RecAdam: RecAdam.py ``RecAdam.step`` (anneal_function 'sigmoid', weight 1) with the
+    parameter groups of run_glue_with_RecAdam.py ``train`` (names with "bert" annealed and pulled,
+    the classifier anneal_w = 0: plain Adam step); correct_bias as the configured optimizer."""
+    gamma, k, t0, lr = 100.0, 1.0, 3.0, 1e-3  # pull factor lr·γ = 0.1: the order of step and pull shows
+    model, ref = models()
+    batches = fixed_batches()
+    pre = snapshot(ref)
+    state: dict = {}
+
+    @torch.no_grad()
+    def update(step, lr_t):
+        for name, p in ref.named_parameters():
+            t, m, denom = moments(state, p, p.grad)
+            size = hf_step_size(lr_t, t, correct_bias)
+            if "bert" in name:
+                lam = 1 / (1 + math.exp(-k * (t - t0)))
+                p.sub_(size * lam * m / denom)
+                p.sub_(lr_t * (1 - lam) * gamma * (p - pre[name]))
+            else:
+                p.sub_(size * m / denom)
+
+    expected = reference_loop(ref, batches, lr=lr, max_norm=1.0, update=update)
+    got = run_harness(model, {"recadam": {"gamma": gamma, "k": k, "t0": t0}}, batches,
+                      optimizer=optimizer, lr=lr, max_norm=1.0)
+    assert_same(got, expected)
+    # The head trains at Adam's pace while the body is held near θ_pre early on (λ(1) ≈ 0.12).
+    head_move = float((got[-1]["classifier.weight"] - pre["classifier.weight"]).abs().max())
+    assert head_move > 1e-4
+
+
+# -- LLRD --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer", ["bertadam", "adamw"])
+def test_llrd_matches_revisit_bert_finetuning_groups(optimizer):
+    """asappresearch/revisit-bert-finetuning: run_glue.py ``get_optimizer_grouped_parameters`` (classifier
+    and pooler at η; [embeddings] + layers reversed, ``lr *= ξ`` before each assignment), then its
+    optimizer: transformers AdamW with correct_bias = not --use_bertadam (bertadam), or torch AdamW
+    (--use_torch_adamw, our adamw)."""
+    xi, lr = 0.5, 1e-3
+    model, ref = models()
+    batches = fixed_batches()
+    groups = [([p for n, p in ref.named_parameters() if "classifier" in n or "pooler" in n], lr)]
+    layer_lr = lr
+    for layer in reversed([ref.bert.embeddings, *ref.bert.encoder.layer]):
+        layer_lr *= xi
+        groups.append((list(layer.parameters()), layer_lr))
+    assert sum(len(ps) for ps, _ in groups) == len(list(ref.parameters()))
+    state: dict = {}
+
+    def update(step, lr_t):
+        factor = lr_t / lr  # the schedule scales every group's initial lr alike
+        pairs = [(p, g_lr * factor) for ps, g_lr in groups for p in ps]
+        if optimizer == "bertadam":
+            hf_adam_(state, pairs, correct_bias=False)
+        else:
+            torch_adamw_(state, pairs)
+
+    expected = reference_loop(ref, batches, lr=lr, max_norm=1.0, update=update)
+    got = run_harness(model, {"llrd": {"xi": xi}}, batches, optimizer=optimizer, lr=lr, max_norm=1.0)
+    assert_same(got, expected)
+
+
+# -- Child-Tuning_F ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_child_tuning_f_matches_the_reference_optimizer_step(optimizer, correct_bias):
+    """PKUnlp-icler/ChildTuning: ChildTuningOptimizer.py ``ChildTuningAdamW.step`` (mode ChildTuning-F)
+    over every parameter ChildTuningF.py hands it (head included): after the Trainer's clipping, each
+    gradient × Bernoulli(p)/p, then its Adam (correct_bias as the configured optimizer). Clipping is active
+    (max norm 0.05), so masking before it would show."""
+    p_f, lr, seed = 0.3, 1e-3, 7
+    model, ref = models()
+    batches = fixed_batches()
+    gen = generator(seed, "child_tuning")
+    state: dict = {}
+
+    @torch.no_grad()
+    def update(step, lr_t):
+        for p in ref.parameters():
+            mask = torch.empty_like(p.grad).bernoulli_(p_f, generator=gen)
+            p.grad.mul_(mask / p_f)
+        hf_adam_(state, [(p, lr_t) for p in ref.parameters()], correct_bias)
+
+    expected = reference_loop(ref, batches, lr=lr, max_norm=0.05, update=update)
+    got = run_harness(model, {"child_tuning": {"p_f": p_f}}, batches, optimizer=optimizer, lr=lr, max_norm=0.05,
+                      seed=seed)
+    assert_same(got, expected)
+
+
+# -- R3F ---------------------------------------------------------------------------------------------
+
+def _symm_kl(noised_logits, input_logits):
+    """fairseq SentencePredictionR3F._get_symm_kl: KL(P‖Q) + KL(Q‖P) summed, over the batch size."""
+    return (F.kl_div(F.log_softmax(noised_logits, -1, dtype=torch.float32),
+                     F.softmax(input_logits, -1, dtype=torch.float32), reduction="sum")
+            + F.kl_div(F.log_softmax(input_logits, -1, dtype=torch.float32),
+                       F.softmax(noised_logits, -1, dtype=torch.float32), reduction="sum")) / noised_logits.size(0)
+
+
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_r3f_matches_fairseq_sentence_prediction_r3f(optimizer, correct_bias):
+    """facebookresearch/fairseq: examples/rxf/rxf_src/sentence_prediction_r3f.py
+    ``SentencePredictionR3F.forward``: noisy pass from ``token_embeddings.detach().clone() + noise``,
+    loss = NLL + λ·symm KL (fairseq's sum·sample_size / sample_size = our batch mean). ε is large here
+    so the noisy pass's gradient is visible."""
+    lam, eps, lr, seed = 1.0, 0.5, 1e-3, 3
+    model, ref = models()
+    batches = fixed_batches()
+    gen = generator(seed, "r3f")
+
+    def loss_fn(step, batch):
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        input_logits = ref(input_ids=ids, attention_mask=mask).logits
+        token_embeddings = ref.bert.embeddings.word_embeddings(ids)
+        noise = torch.empty(token_embeddings.shape).uniform_(-eps, eps, generator=gen)
+        noised = token_embeddings.detach().clone() + noise
+        noised_logits = ref(inputs_embeds=noised, attention_mask=mask).logits
+        nll = F.nll_loss(F.log_softmax(input_logits, -1, dtype=torch.float32), batch["labels"])
+        return nll + lam * _symm_kl(noised_logits, input_logits)
+
+    state: dict = {}
+    expected = reference_loop(ref, batches, lr=lr, max_norm=1.0, loss_fn=loss_fn,
+                              update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], correct_bias))
+    got = run_harness(model, {"r3f": {"lam": lam, "eps": eps}}, batches, optimizer=optimizer, lr=lr, max_norm=1.0,
+                      seed=seed)
+    assert_same(got, expected)
+
+
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_r3f_adds_no_term_on_a_regression_target_by_default(optimizer, correct_bias):
+    """fairseq's ``regression_target`` branch: plain MSE, no R3F term (our ``regression: none``)."""
+    lr = 1e-3
+    model, ref = models(num_labels=1)
+    batches = fixed_batches(num_labels=1)
+
+    def loss_fn(step, batch):
+        logits = ref(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return F.mse_loss(logits.squeeze(-1).float(), batch["labels"].float())
+
+    state: dict = {}
+    expected = reference_loop(ref, batches, lr=lr, max_norm=1.0, loss_fn=loss_fn,
+                              update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], correct_bias))
+    got = run_harness(model, {"r3f": {"lam": 1.0, "eps": 0.5}}, batches, optimizer=optimizer, lr=lr, max_norm=1.0)
+    assert_same(got, expected)
+
+
+# -- NoisyTune ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_noisytune_matches_the_papers_snippet_then_trains_like_plain_finetuning(optimizer, correct_bias):
+    """Wu et al. 2022 §2 (no repository; the paper's snippet): for every (name, para) in
+    model.named_parameters(): para += (rand(size) − 0.5)·λ·std(para), head included. A one-element
+    tensor has no unbiased std (the snippet would write NaN) and is skipped; none exists here."""
+    lam, lr, seed = 0.15, 1e-3, 5
+    model, ref = models()
+    batches = fixed_batches()
+    before = snapshot(ref)
+    gen = generator(seed, "noisytune")
+    with torch.no_grad():
+        for _, para in ref.named_parameters():
+            if para.numel() < 2:
+                continue
+            para += (torch.rand(para.size(), generator=gen) - 0.5) * lam * torch.std(para)
+    assert all(not torch.equal(before[n], p) for n, p in ref.named_parameters() if float(before[n].std()) > 0)
+    state: dict = {}
+    expected = reference_loop(ref, batches, lr=lr, max_norm=1.0,
+                              update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], correct_bias))
+    got = run_harness(model, {"noisytune": {"lam": lam}}, batches, optimizer=optimizer, lr=lr, max_norm=1.0,
+                      seed=seed)
+    assert_same(got, expected)
+
+
+# -- the optimizer under every method ----------------------------------------------------------------
+
+def test_adamw_hf_is_the_references_adam_and_torch_adamw_is_not():
+    """No method: optimizer=adamw_hf against transformers' AdamW step (as in RecAdam.py /
+    ChildTuningOptimizer.py with anneal_w 0 / mode None); torch's AdamW puts ε elsewhere and differs."""
+    lr = 1e-3
+    model, ref = models()
+    batches = fixed_batches()
+    state: dict = {}
+    expected = reference_loop(ref, batches, lr=lr, max_norm=1.0,
+                              update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], True))
+    assert_same(run_harness(copy.deepcopy(model), {}, batches, optimizer="adamw_hf", lr=lr, max_norm=1.0), expected)
+    with pytest.raises(AssertionError, match="differs"):
+        assert_same(run_harness(model, {}, batches, optimizer="adamw", lr=lr, max_norm=1.0), expected)
+
+
+# -- the interface ---------------------------------------------------------------------------------
+
+def test_two_methods_that_replace_the_update_are_refused(monkeypatch):
+    from mixsweep.regularizers import base
+
+    class Other(Method):
+        name = "other_update"
+        owns_update = True
+
+    base.registry()
+    monkeypatch.setitem(base._REGISTRY, "other_update", Other)
+    with pytest.raises(RegularizerError, match="other_update and recadam each replace the optimizer's update"):
+        build_methods({"recadam": {}, "other_update": {}})
