@@ -98,7 +98,6 @@ class Plan:
         )
 
 
-
 def _memo_compose(compose: Callable[[Sequence[str]], DictConfig]) -> Callable[[Sequence[str]], DictConfig]:
     """Compose once per cell and set the seeds directly: Hydra composition costs ~0.1 s a job,
     and seeds are plain values, so 20 restarts of a cell share one composition."""
