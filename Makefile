@@ -27,7 +27,7 @@ TRIALS   ?= 30
 WORKERS  ?=
 
 # cuBLAS reads this when its handle is created, so it must be in the environment
-# before Python starts (harness-notes P15).
+# before Python starts.
 export CUBLAS_WORKSPACE_CONFIG ?= :4096:8
 export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_DISABLE_TELEMETRY ?= 1

@@ -31,7 +31,7 @@ def test_fig3_runs_reproduce_table1_mean_and_max(fig3_agg):
     for cell in cells:
         assert fig3_agg.loc[cell, "max"] == pytest.approx(table1.loc[cell, "max"], abs=0.05), cell
         if cell == ("mrpc", OUR_W):
-            # The digest's read-off values give 87.74 here; the paper's own Fig. 3 statistics say 87.7 and
+            # The values read off the figure give 87.74 here; the paper's own Fig. 3 statistics say 87.7 and
             # Table 1 says 87.8, so this one cell agrees with Table 1 only to the read-off accuracy (+-0.1).
             assert fig3_agg.loc[cell, "mean"] == pytest.approx(87.7, abs=0.05)
             assert fig3_agg.loc[cell, "mean"] == pytest.approx(table1.loc[cell, "mean"], abs=0.1)

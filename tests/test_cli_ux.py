@@ -181,6 +181,19 @@ def test_version():
     assert proc.returncode == 0 and proc.stdout.strip() == f"mixsweep {version}"
 
 
+def test_python_dash_m_mixsweep_is_the_mixsweep_command(tmp_path):
+    """`python -m mixsweep` where the script is not on PATH: the same version, help and one-line errors."""
+    def run(*argv):
+        return subprocess.run([sys.executable, "-m", "mixsweep", *argv], capture_output=True, text=True,
+                              env=cli_env(tmp_path), timeout=120)
+
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("mixsweep ")
+    assert "usage: mixsweep plan" in run("plan", "--help").stdout
+    bad = run("plan", "--sweep", "no_such_study")
+    assert bad.returncode == 2 and "unknown sweep 'no_such_study'" in one_error_line(bad.stderr)
+
+
 def test_every_argument_has_help():
     import argparse
 

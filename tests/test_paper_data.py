@@ -18,7 +18,7 @@ from mixsweep.analysis.paper import (
 PAPER_TASKS = ["rte", "mrpc", "cola", "stsb"]
 
 
-# Typed by hand from mixout-paper.md §3.4 (Table 1): mean (max) per task, RTE, MRPC, CoLA, STS-B.
+# Typed by hand from the paper's Table 1: mean (max) per task, RTE, MRPC, CoLA, STS-B.
 TABLE1 = {
     "dropout(0.1)+wdecay(0,0.01)": [(56.5, 73.6), (83.4, 90.4), (38.8, 63.3), (82.4, 90.3)],
     "wdecay(w_pre,0.01)": [(56.3, 71.5), (86.2, 91.6), (41.9, 65.6), (85.4, 90.5)],

@@ -10,7 +10,8 @@ import pytest
 from mixsweep import store
 from mixsweep.analysis.load import load_results
 from mixsweep.errors import UserError
-from mixsweep.identity import cell_id, table_labels
+from mixsweep.identity import cell_id, flatten, table_labels
+from mixsweep.recipe import recipe_line
 from mixsweep.records import RunRecord, best_point
 from mixsweep.sweeping.expand import select_cells
 
@@ -79,6 +80,33 @@ def test_regularizer_settings_the_label_omits_are_added_only_where_two_cells_wou
                  ("c", "rte", "dropout(0.1)", c))
     assert out == {"a": "mixout(w_pre,0.9) [regularizer.mixout.extra=1]",
                    "b": "mixout(w_pre,0.9) [regularizer.mixout.extra=2]", "c": "dropout(0.1)"}
+
+
+def test_flatten_joins_paths_and_keeps_lists_and_empty_mappings_as_values():
+    assert flatten({"optimizer": {"name": "adamw", "betas": [0.9, 0.999]}, "seed": 3}) == \
+        {"optimizer.name": "adamw", "optimizer.betas": [0.9, 0.999], "seed": 3}
+    assert flatten({"a": {"b": {"c": None}}}) == {"a.b.c": None}
+    # a method switched on with its defaults is not the same config as no method
+    assert flatten({"regularizer": {"wdecay": {}}}) == {"regularizer.wdecay": {}}
+    assert flatten({"regularizer": {"wdecay": {}}}) != flatten({"regularizer": {}})
+    assert flatten({}) == {}
+
+
+def test_an_empty_block_still_tells_two_cells_apart():
+    out = labels(("a", "rte", "none", cfg(data={"files": {}})), ("b", "rte", "none", cfg()))
+    assert out == {"a": "none [data.files={}]", "b": "none [data.files=<absent>]"}
+
+
+def test_the_recipe_line_prints_values_as_written_and_no_clipping_as_off():
+    train = {"epochs": 3, "batch_size": 32, "warmup_ratio": 0.1}
+    opt = {"name": "bertadam", "lr": 2e-5}
+    assert recipe_line({"optimizer": opt, "train": {**train, "max_grad_norm": 1.0}}) == \
+        "bertadam lr 2e-05, 3 epochs, batch 32, warmup 0.1, clipping 1.0"
+    for off in (None, 0, 0.0):
+        assert recipe_line({"optimizer": opt, "train": {**train, "max_grad_norm": off}}).endswith(", clipping off")
+    digits = {"experiment": "digits", "task": {"finetune": {"lr": 0.01, "epochs": 10, "batch_size": 64,
+                                                           "warmup_ratio": 0.0}}}
+    assert recipe_line(digits) == "lr 0.01, 10 epochs, batch 64, warmup 0.0"
 
 
 def test_best_point_skips_nan_and_keeps_the_first_of_equal_maxima():

@@ -3,6 +3,9 @@
 Each capability module exposes ``register(subparsers)``, which adds its parsers and sets
 ``func=callable(args) -> int`` on each. Heavy imports (torch, transformers) stay inside those
 callables so that ``mixsweep --help`` and argument errors are instant.
+
+This module is the top of the import layers (see tests/test_import_layers.py): it alone may join
+two capabilities, as it does by handing the analysis' summary table to the sweep command.
 """
 
 from __future__ import annotations
@@ -27,6 +30,16 @@ COMMAND_MODULES = (
 )
 
 
+def _summary_table(results: str, sweep: str, cells: list[str] | None) -> str:
+    from mixsweep.analysis.summary import summary_table
+
+    return summary_table(results, sweep, cells)
+
+
+# What a command gets from a capability above its own layer, by command module.
+HANDED_IN = {"mixsweep.sweeping.cli": {"summarize": _summary_table}}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mixsweep",
@@ -44,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
             if e.name and (name == e.name or name.startswith(e.name + ".")):
                 continue
             raise
-        module.register(sub)
+        module.register(sub, **HANDED_IN.get(name, {}))
     return parser
 
 

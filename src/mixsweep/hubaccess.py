@@ -13,6 +13,8 @@ import os
 
 PROBE_TIMEOUT_S = 5.0
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+# Models that never reach the hub: the packaged MiniLM, and a random-init BERT that borrows its tokenizer.
+OFFLINE_PRESETS = ("minilm_l6", "tiny")
 
 
 def debug() -> bool:

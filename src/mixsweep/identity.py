@@ -13,9 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from mixsweep.runid import semantic_config
+from mixsweep.runid import SEED_KEYS, semantic_config
 
-SEED_KEYS = ("seed", "init_seed", "data_seed", "noise_seed")
 ROW_KEY = "task"  # tables put tasks in their own column: never part of the label
 LABELLED = "regularizer"  # already spelled out by the regularizer label
 _ABSENT = "<absent>"
@@ -36,7 +35,12 @@ def cell_id(cfg: Any) -> str:
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"optimizer": {"lr": 1e-05}}`` -> ``{"optimizer.lr": 1e-05}``; lists are leaves."""
+    """``{"optimizer": {"lr": 1e-05}}`` -> ``{"optimizer.lr": 1e-05}``: the one flattening of a config.
+
+    Lists are leaves, and so is an empty mapping (``{"wdecay": {}}`` -> ``{"wdecay": {}}``): a
+    method switched on with its defaults must not flatten like no method at all, so two configs
+    that differ always flatten differently.
+    """
     out: dict[str, Any] = {}
     for k, v in d.items():
         path = f"{prefix}{k}"

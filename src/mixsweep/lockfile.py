@@ -4,7 +4,7 @@ A record stores the versions of the packages that decide its numbers (``env.vers
 :mod:`mixsweep.environment`). The committed ``constraints.txt`` pins every package of the tested
 set. This merges the two: the record's versions win, the lock fills in the rest.
 
-    python -m mixsweep.lockfile results/<sweep>/<task>/<run_id>/result.json [constraints.txt] > env.txt
+    python -m mixsweep.lockfile results/runs/<run_id>/result.json [constraints.txt] > env.txt
     make setup CONSTRAINTS=env.txt PYTHON=python3.11
 """
 

@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from mixsweep.errors import UserError
-
-OFFLINE_PRESETS = ("minilm_l6", "tiny")
+from mixsweep.hubaccess import OFFLINE_PRESETS
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,7 +50,7 @@ def minilm_l6_path() -> str:
 
 def _source(name_or_path: str) -> str:
     """Where transformers should load from: a local path or a hub id."""
-    if name_or_path in ("minilm_l6", "tiny"):
+    if name_or_path in OFFLINE_PRESETS:
         return minilm_l6_path()  # tiny borrows the MiniLM tokenizer (bert-base-uncased vocab)
     return name_or_path
 

@@ -59,6 +59,14 @@ class RunRecord:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def metric_value(x: Any) -> float:
+    """A metric as stored in a record -> float; null (an undefined correlation) or a non-number is NaN."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def best_point(curve: list[dict[str, Any]], headline: str) -> dict[str, Any] | None:
     """The eval point with the highest headline score: the one definition of a run's "best".
 

@@ -20,9 +20,10 @@ _EXCLUDED_NESTED = (
     ("data", "glue_dir"),  # where GLUE lives on this machine is not what it contains
     ("data", "hub_cache_dir"),
 )
+# The restart seeds: the runs of one cell differ only in these (a cell's id leaves them out).
+SEED_KEYS = ("seed", "init_seed", "data_seed", "noise_seed")
 # The digits experiment reads only these blocks; other defaults must not perturb its ids.
-_DIGITS_KEYS = ("experiment", "task", "regularizer", "seed", "init_seed", "data_seed", "noise_seed",
-                "deterministic", "fault")
+_DIGITS_KEYS = ("experiment", "task", "regularizer", *SEED_KEYS, "deterministic", "fault")
 
 
 def plain_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:

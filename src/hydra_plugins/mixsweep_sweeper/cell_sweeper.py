@@ -87,7 +87,7 @@ class CellSweeper(BasicSweeper):
         while not self.is_done():
             batch = self.get_job_batch()
             # Jobs record their own failures (status "failed") and return normally, so one bad
-            # cell never aborts the batch (harness-notes P4).
+            # cell never aborts the batch.
             results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
             initial_job_idx += len(batch)
             returns.append(results)

@@ -27,7 +27,7 @@ from mixsweep.analysis.naming import display_name, label_of, normalize_task, pro
 from mixsweep.analysis.selection import zhang2021_point
 from mixsweep.errors import UserError
 from mixsweep.identity import cell_config, cell_id, table_labels
-from mixsweep.records import RunRecord, best_point
+from mixsweep.records import RunRecord, best_point, metric_value
 
 CSV_COLUMNS = ("task", "config", "seed", "score")
 
@@ -125,9 +125,9 @@ def _record_row(r: RunRecord) -> dict[str, Any]:
         "run_id": r.run_id,
         "status": r.status,
         "headline": r.headline,
-        "final_score": _num(r.final.get(r.headline)),
-        "best_score": _num(best.get(r.headline)),
-        "majority_score": _num(r.majority.get(r.headline)),
+        "final_score": metric_value(r.final.get(r.headline)),
+        "best_score": metric_value(best.get(r.headline)),
+        "majority_score": metric_value(r.majority.get(r.headline)),
         "has_majority": r.headline in r.majority,
         "family": family,
         "p": p,
@@ -136,26 +136,18 @@ def _record_row(r: RunRecord) -> dict[str, Any]:
         "metrics": ",".join(sorted(r.final)),
         "best_step": r.best_step,
         "n_evals": len(r.eval_curve),
-        "distance_sq": _num(r.distance_sq),
+        "distance_sq": metric_value(r.distance_sq),
     }
     zhang = zhang2021_point(r.eval_curve, r.headline)
     row["has_halves"] = zhang is not None
-    row["zhang2021_score"] = _num((zhang or {}).get(r.headline))
+    row["zhang2021_score"] = metric_value((zhang or {}).get(r.headline))
     for name, value in r.final.items():
-        row[f"final_{name}"] = _num(value)
+        row[f"final_{name}"] = metric_value(value)
     for name, value in best.items():
-        row[f"best_{name}"] = _num(value)
+        row[f"best_{name}"] = metric_value(value)
     for name, value in (zhang or {}).items():
-        row[f"zhang2021_{name}"] = _num(value)
+        row[f"zhang2021_{name}"] = metric_value(value)
     return row
-
-
-def _num(x: Any) -> float:
-    """JSON metric -> float; null (an undefined correlation) becomes NaN."""
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def load_external_csv(path: str | os.PathLike) -> RunTable:
@@ -179,9 +171,9 @@ def load_external_csv(path: str | os.PathLike) -> RunTable:
         task = normalize_task(rec["task"])
         label = label_of(rec["config"])
         metric = str(rec.get("metric") or _headline_of(task))
-        score = _num(rec["score"])
+        score = metric_value(rec["score"])
         family, p = sweep_family(label)
-        majority = _num(rec.get("majority"))
+        majority = metric_value(rec.get("majority"))
         rows.append(
             {
                 "source": "csv",

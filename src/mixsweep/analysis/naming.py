@@ -1,7 +1,9 @@
 """Names: task keys, the paper's display names for regularizer labels, and the p-sweep families.
 
-Cells are identified everywhere by the canonical label of :func:`mixsweep.records.cell_label`;
-the paper's short names (Devlin, Wiese, Our, Our+W; D0.x / M0.x in Fig. 4) are only aliases.
+Cells are identified by their config (:func:`mixsweep.identity.cell_id`), never by label. A label
+is the canonical regularizer label (:func:`mixsweep.records.cell_label`) with every other knob in
+which a table's cells differ appended (:func:`mixsweep.identity.table_labels`); the paper's short
+names (Devlin, Wiese, Our, Our+W; D0.x / M0.x in Fig. 4) are only aliases of labels.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from mixsweep.identity import flatten
 
 DEVLIN = "dropout(0.1)+wdecay(0,0.01)"
 WIESE = "wdecay(w_pre,0.01)"
@@ -100,26 +104,16 @@ def probability_key(regularizer: Mapping[str, Any] | None) -> PKey | None:
         return None
     rest: dict[str, Any] = {}
     probs: dict[str, float] = {}
-    for path, value in _flatten(regularizer):
-        is_prob = (path[-1] == "p" or path == ("dropout",)) and isinstance(value, int | float) \
+    for path, value in flatten(regularizer).items():
+        is_prob = (path.rpartition(".")[2] == "p" or path == "dropout") and isinstance(value, int | float) \
             and not isinstance(value, bool)
         if is_prob:
-            probs[".".join(path)] = float(value)
+            probs[path] = float(value)
         else:
-            rest[".".join(path)] = value
+            rest[path] = value
     active = [k for k, v in probs.items() if v > 0]
     family = json.dumps({"settings": rest, "active": active}, sort_keys=True, default=str)
     return family, tuple(probs[k] for k in active)
-
-
-def _flatten(d: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
-    out = []
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out += _flatten(v, (*prefix, str(k)))
-        else:
-            out.append(((*prefix, str(k)), v))
-    return out
 
 
 def sort_tasks(tasks: list[str] | set[str]) -> list[str]:

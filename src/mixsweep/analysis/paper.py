@@ -1,11 +1,11 @@
 """The paper's published numbers, shipped as data files in ``mixsweep/paper_data/``.
 
-Transcribed from ``mixout-paper.md`` (Lee, Cho, Kang, ICLR 2020):
+Transcribed from the paper (Lee, Cho, Kang, "Mixout", ICLR 2020):
 
 - ``table1.csv`` .. ``table4.csv``: Tables 1-4, exact (mean and max over 20 restarts; Table 4
   is GLUE test scores).
 - ``fig3_runs.json``, ``fig4_runs.json``: the 20 per-run dev scores per category, read off
-  Figs. 3 and 4 (+-0.1), verbatim from the digest (paper display names as keys).
+  Figs. 3 and 4 (+-0.1), keyed by the paper's display names.
 - ``fig3_stats.csv``, ``fig4_stats.csv``: mean, population std, max and failure counts under
   the derived thresholds (``n_fail``) and at exact chance (``n_chance``), read off the figures.
 - ``appF_means.csv``: App. F dropout sweep, mean (max); ``approx`` marks the clipped STS-B points.

@@ -9,34 +9,25 @@ mixed study (two commits, a dirty checkout, two torch versions) is visible at a 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
+from mixsweep.identity import flatten
+from mixsweep.recipe import recipe_line
 from mixsweep.records import RunRecord
+from mixsweep.runid import SEED_KEYS
 
 # Config keys that are no part of the recipe: the cell (its own column), the restart seeds (the
 # provenance block), where files go, and test/UI switches.
-NOT_RECIPE = ("regularizer", "seed", "init_seed", "data_seed", "noise_seed", "cell", "sweep", "paths",
-              "progress", "fault", "threads", "experiment", "data.cache_dir", "data.hub_cache_dir")
+NOT_RECIPE = ("regularizer", *SEED_KEYS, "cell", "sweep", "paths", "progress", "fault", "threads",
+              "experiment", "data.cache_dir", "data.hub_cache_dir")
 # What the finetuning runs read (the digits runs read their recipe from task.*).
 RECIPE_PREFIXES = {
     "finetune": ("model", "optimizer", "train", "data", "task.name", "bf16", "deterministic", "device"),
     "digits": ("task", "deterministic", "device"),
 }
-
-
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def fmt_value(v: Any) -> str:
@@ -95,19 +86,6 @@ def _data(r: RunRecord) -> str:
             f"dev {extra.get('dev_size', '?')}, max_length {data.get('max_length', '?')}")
 
 
-def _recipe_short(r: RunRecord) -> str:
-    cfg = r.config or {}
-    if _experiment(r) == "digits":
-        ft = (cfg.get("task") or {}).get("finetune") or {}
-        return (f"lr {fmt_value(ft.get('lr'))}, {ft.get('epochs')} epochs, batch {ft.get('batch_size')}, "
-                f"warmup {fmt_value(ft.get('warmup_ratio'))}")
-    opt, train = cfg.get("optimizer") or {}, cfg.get("train") or {}
-    clip = train.get("max_grad_norm")
-    return (f"{opt.get('name', '?')} lr {fmt_value(opt.get('lr'))}, {train.get('epochs')} epochs, "
-            f"batch {train.get('batch_size')}, warmup {fmt_value(train.get('warmup_ratio'))}, "
-            f"clipping {'none' if clip is None else fmt_value(clip)}")
-
-
 def _commit(r: RunRecord) -> str:
     git = (r.env or {}).get("git") or {}
     commit = git.get("commit")
@@ -125,7 +103,7 @@ def provenance_lines(records: list[RunRecord]) -> list[str]:
     lines = [
         f"- **Model**: {distinct(_model(r) for r in records)}",
         f"- **Data**: {distinct(_data(r) for r in records)}",
-        f"- **Recipe**: {distinct(_recipe_short(r) for r in records)} (every setting: the recipe table below)",
+        f"- **Recipe**: {distinct(recipe_line(r.config or {}) for r in records)} (every setting: the recipe table below)",
         f"- **Seeds**: restarts {_seed_range([r.seed for r in records])}; "
         + _seed_note(records),
         f"- **Code**: git {distinct(_commit(r) for r in records)}",

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mixsweep.records import metric_value
+
 PROTOCOLS = {
     "final": "end of training, whole dev set (Lee et al. 2020; Mosbach et al. 2021)",
     "best": "best point of the eval curve, whole dev set (Dodge et al. 2020's best-found score)",
@@ -32,17 +34,10 @@ def zhang2021_point(curve: list[dict[str, Any]], headline: str) -> dict[str, flo
         val, test = point.get("val_half"), point.get("test_half")
         if val is None or test is None:
             continue
-        value = _num(val.get(headline))
+        value = metric_value(val.get(headline))
         if best is None or value > best_value:  # strict: the first of equal maxima; NaN never wins
             best, best_value = test, (value if not math.isnan(value) else -math.inf)
     return None if best is None else dict(best)
-
-
-def _num(x: Any) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def protocol_table(runs: pd.DataFrame, failure: str | None = "lee2020") -> pd.DataFrame:

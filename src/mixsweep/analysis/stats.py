@@ -1,6 +1,10 @@
 """Statistics over the dev scores of a cell: bootstrap CIs, cell-vs-baseline tests, expected max.
 
-Pure functions of numpy arrays; scipy is imported only by the tests that need it.
+Functions of numpy arrays. The resampling is scipy's (``scipy.stats.bootstrap``, percentile
+method; ``scipy.stats.permutation_test``, exact when the splits are fewer than the resamples),
+imported when a statistic is computed so that importing this module stays cheap. The best of n
+restarts has a known distribution under the bootstrap, so its CI and expectation are exact.
+A seed (or a Generator) makes every Monte Carlo number reproducible.
 """
 
 from __future__ import annotations
@@ -29,16 +33,25 @@ def bootstrap_ci(
     n_boot: int = DEFAULT_BOOT,
     level: float = 0.95,
     seed: int | np.random.Generator | None = 0,
-    size: int | None = None,
 ) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``stat``: resample ``size`` (default len(x)) values with
-    replacement ``n_boot`` times; ``stat`` maps an (n_boot, size) array to n_boot values."""
+    """Percentile bootstrap CI of ``stat`` (``scipy.stats.bootstrap``, ``n_boot`` resamples of
+    len(x) values drawn with replacement); ``stat`` maps a (k, len(x)) array to k values."""
+    from scipy.stats import bootstrap
+
     a = _finite(x)
     if a.size == 0:
         return (np.nan, np.nan)
-    draws = a[_rng(seed).integers(0, a.size, size=(n_boot, size or a.size))]
-    lo, hi = np.quantile(stat(draws), [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
+    if a.size == 1:  # one value resamples to itself (and scipy asks for two)
+        value = float(stat(a[None, :])[0])
+        return value, value
+
+    def statistic(sample: np.ndarray, axis: int) -> np.ndarray:
+        s = np.moveaxis(sample, axis, -1)
+        return np.asarray(stat(s.reshape(-1, s.shape[-1]))).reshape(s.shape[:-1])
+
+    res = bootstrap((a,), statistic, n_resamples=n_boot, confidence_level=level, method="percentile",
+                    vectorized=True, rng=_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def mean_ci(x, **kw) -> tuple[float, float]:
@@ -46,9 +59,25 @@ def mean_ci(x, **kw) -> tuple[float, float]:
     return bootstrap_ci(x, lambda d: d.mean(axis=1), **kw)
 
 
-def max_ci(x, n: int | None = None, **kw) -> tuple[float, float]:
-    """Bootstrap CI of the max of ``n`` restarts (default: as many as were run)."""
-    return bootstrap_ci(x, lambda d: d.max(axis=1), size=n, **kw)
+def _max_cdf(size: int, ns) -> np.ndarray:
+    """P(max <= v_i) = (i/N)^n: n draws with replacement from the sorted scores v_1 <= ... <= v_N,
+    one row per n. At a tied value the last of its i gives its probability."""
+    return (np.arange(1, size + 1) / size)[None, :] ** np.atleast_1d(np.asarray(ns, dtype=float))[:, None]
+
+
+def max_ci(x, n: int | None = None, level: float = 0.95, seed: object = None) -> tuple[float, float]:
+    """Percentile bootstrap CI of the best of ``n`` restarts (default: as many as were run), exact.
+
+    The bootstrap distribution of the max is known (:func:`_max_cdf`), so nothing is resampled:
+    the bounds are the smallest scores whose probability reaches (1 - level)/2 and (1 + level)/2,
+    what the quantiles of ever more resamples converge to. ``seed`` is accepted, as by every CI here.
+    """
+    v = np.sort(_finite(x))
+    if v.size == 0:
+        return (np.nan, np.nan)
+    cdf = _max_cdf(v.size, n or v.size)[0]
+    lo, hi = (v[np.argmax(cdf >= q - 1e-12)] for q in ((1 - level) / 2, (1 + level) / 2))
+    return float(lo), float(hi)
 
 
 @dataclass(frozen=True)
@@ -65,32 +94,49 @@ class Comparison:
 
 
 def diff_means_ci(x, y, n_boot: int = DEFAULT_BOOT, level: float = 0.95, seed=0) -> tuple[float, float]:
-    """Bootstrap CI of mean(x) - mean(y), resampling each group independently."""
+    """Percentile bootstrap CI of mean(x) - mean(y), each group resampled on its own
+    (``scipy.stats.bootstrap`` with two unpaired samples)."""
+    from scipy.stats import bootstrap
+
     a, b = _finite(x), _finite(y)
     if a.size == 0 or b.size == 0:
         return (np.nan, np.nan)
-    rng = _rng(seed)
-    da = a[rng.integers(0, a.size, (n_boot, a.size))].mean(axis=1)
-    db = b[rng.integers(0, b.size, (n_boot, b.size))].mean(axis=1)
-    lo, hi = np.quantile(da - db, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
+    # A group of one value resamples to itself (and scipy asks for two): the CI is the other's, shifted.
+    if b.size == 1:
+        lo, hi = mean_ci(a, n_boot=n_boot, level=level, seed=seed)
+        return lo - b[0], hi - b[0]
+    if a.size == 1:
+        lo, hi = mean_ci(b, n_boot=n_boot, level=level, seed=seed)
+        return a[0] - hi, a[0] - lo
+    res = bootstrap((a, b), lambda s, t, axis: s.mean(axis=axis) - t.mean(axis=axis), n_resamples=n_boot,
+                    confidence_level=level, method="percentile", vectorized=True, rng=_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _abs_diff_means(s: np.ndarray, t: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.abs(s.mean(axis=axis) - t.mean(axis=axis))
 
 
 def permutation_test(x, y, n_perm: int = DEFAULT_PERM, seed=0) -> float:
-    """Two-sided Monte Carlo permutation test of the difference in means.
+    """Two-sided permutation test of the difference in means (``scipy.stats.permutation_test``).
 
-    p = (1 + #{perm : |mean_a - mean_b| >= |observed|}) / (1 + n_perm), so p is never 0.
+    p = P(|mean_a - mean_b| >= |observed|) over the splits of the pooled scores into groups of
+    the two sizes: exact when there are at most ``n_perm`` splits, else estimated from ``n_perm``
+    random ones as (1 + hits) / (1 + n_perm), so a Monte Carlo p is never 0. Ties count as hits.
     """
+    from scipy.stats import permutation_test as scipy_permutation_test
+
     a, b = _finite(x), _finite(y)
     if a.size == 0 or b.size == 0:
         return np.nan
-    pooled = np.concatenate([a, b])
-    observed = abs(a.mean() - b.mean())
-    perms = _rng(seed).permuted(np.tile(pooled, (n_perm, 1)), axis=1)
-    diffs = np.abs(perms[:, : a.size].mean(axis=1) - perms[:, a.size :].mean(axis=1))
-    # A tolerance keeps ties (identical samples, discrete scores) counted as ties.
-    hits = np.count_nonzero(diffs >= observed - 1e-12 * max(1.0, abs(observed)))
-    return float((1 + hits) / (1 + n_perm))
+    if min(a.size, b.size) == 1:  # scipy asks for two values a group: here every split sets one apart
+        pooled = np.concatenate([a, b])
+        rest = (pooled.sum() - pooled) / (pooled.size - 1)
+        observed = _abs_diff_means(a, b)
+        return float(np.mean(np.abs(pooled - rest) >= observed - 1e-12 * max(1.0, observed)))
+    res = scipy_permutation_test((a, b), _abs_diff_means, permutation_type="independent", vectorized=True,
+                                 n_resamples=n_perm, alternative="greater", rng=_rng(seed))
+    return float(res.pvalue)
 
 
 def mannwhitney_p(x, y) -> float:
@@ -126,7 +172,7 @@ def expected_max(x, ns) -> tuple[np.ndarray, np.ndarray]:
     """Expected best dev score of n restarts and its std (Dodge et al. 2019, "Show your work").
 
     With the N observed scores sorted, v_1 <= ... <= v_N, and n draws with replacement from
-    their empirical distribution, P(max <= v_i) = (i/N)^n, so
+    their empirical distribution, P(max <= v_i) = (i/N)^n (:func:`_max_cdf`), so
 
         E[max_n] = sum_i v_i [(i/N)^n - ((i-1)/N)^n],   Var[max_n] = sum_i v_i^2 [...] - E[max_n]^2.
 
@@ -136,8 +182,8 @@ def expected_max(x, ns) -> tuple[np.ndarray, np.ndarray]:
     ns = np.atleast_1d(np.asarray(ns, dtype=float))
     if v.size == 0:
         return np.full(ns.shape, np.nan), np.full(ns.shape, np.nan)
-    cdf = np.arange(1, v.size + 1) / v.size
-    weights = cdf[None, :] ** ns[:, None] - np.concatenate([[0.0], cdf[:-1]])[None, :] ** ns[:, None]
+    cdf = _max_cdf(v.size, ns)
+    weights = cdf - np.concatenate([np.zeros((ns.size, 1)), cdf[:, :-1]], axis=1)
     mean = weights @ v
     var = np.clip(weights @ v**2 - mean**2, 0.0, None)
     return mean, np.sqrt(var)

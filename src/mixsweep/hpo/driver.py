@@ -16,7 +16,7 @@ then re-enqueues the parameters of each failed trial, at most K times per trial.
 
 Seeding: the TPE sampler is seeded from ``--seed``, the worker index and the number of trials
 already in the study, so one uninterrupted worker is reproducible and a relaunch does not re-propose
-the same start-up points (harness-notes P8). Parallel workers are not order-deterministic.
+the same start-up points (a seeded sampler re-proposes them on every invocation). Parallel workers are not order-deterministic.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
+
+# The table a sweep prints at its end: (results, sweep, cells) -> text. The analysis layer, above
+# this one, makes it; the command line hands it in (see mixsweep.cli), so sweeping never imports analysis.
+Summarize = Callable[[str, str, list[str] | None], str]
 
 HYDRA_CFG = ("job", "hydra", "all")
 
@@ -43,12 +48,13 @@ def _add_sweep_args(p: argparse.ArgumentParser) -> None:
                    help="more Hydra overrides, e.g. model=bert_base data.source=glue_dir data.glue_dir=PATH")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, *, summarize: Summarize | None = None) -> None:
+    """The sweep, plan, store and rerun commands; ``summarize`` makes the table ``sweep`` prints at its end."""
     p = sub.add_parser("sweep", help="run a study: task × regularizer cells × seeds, resumable",
                        description=__doc__.split("\n\n", 1)[1])
     _add_sweep_args(p)
     p.add_argument("--no-summary", action="store_true", help="do not print the summary table at the end")
-    p.set_defaults(func=_sweep)
+    p.set_defaults(func=_sweep, summarize=summarize)
 
     p = sub.add_parser("plan", help="list a study's cells and runs, and what is done/failed/to do; runs nothing",
                        description=__doc__.split("\n\n", 1)[1])
@@ -71,7 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _request(args: argparse.Namespace, dry_run: bool):
-    from mixsweep.sweeping.launch import SweepRequest, validate
+    from mixsweep.sweeping.launch import validate
+    from mixsweep.sweeping.request import SweepRequest
 
     req = SweepRequest(sweep=args.sweep or default_sweep(args.task), task=args.task, seeds=args.seeds,
                        launcher=args.launcher, results=args.results, workers=args.workers,
@@ -121,8 +128,8 @@ def _sweep(args: argparse.Namespace) -> int:
             os.environ.pop("MIXSWEEP_PROGRESS_BARS", None)
         else:
             os.environ["MIXSWEEP_PROGRESS_BARS"] = bars
-    if not args.no_summary:
-        _print_summary(req.results, req.sweep, req.cells)
+    if args.summarize is not None and not args.no_summary:
+        print(args.summarize(req.results, req.sweep, req.cells))
     return 0
 
 
@@ -147,12 +154,6 @@ def _plan(args: argparse.Namespace) -> int:
     print("\n".join(header_lines(study, _default_note(args))), flush=True)
     run_multirun(hydra_overrides(req))
     return 0
-
-
-def _print_summary(results: str, sweep: str, cells: list[str] | None = None) -> None:
-    from mixsweep.analysis import summary_table
-
-    print(summary_table(results, sweep, cells))
 
 
 def _migrate(args: argparse.Namespace) -> int:

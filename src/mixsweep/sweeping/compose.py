@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
 from mixsweep.paths import CONF_DIR, hydra_searchpath_override
 from mixsweep.sweeping.expand import expand_jobs, select_cells
-
-if TYPE_CHECKING:
-    from mixsweep.sweeping.launch import SweepRequest
+from mixsweep.sweeping.request import SweepRequest
 
 
 def compose_run(overrides: Sequence[str] = (), *, hydra: bool = False) -> DictConfig:

@@ -1,8 +1,9 @@
 """The task function every launcher calls: skip, lock, run, record — never raise.
 
-One bad cell must not stop a sweep (harness-notes P4), so exceptions become ``failed``
-records, which the next launch retries. ``ok`` and ``diverged`` records are final. The one
-exception that leaves no record is :class:`RunAbandoned` (an HPO trial pruned mid-run).
+One bad cell must not stop a sweep (Hydra's sweeper re-raises a job's exception once its batch
+ends, and the multirun exits 1), so exceptions become ``failed`` records, which the next launch
+retries. ``ok`` and ``diverged`` records are final. The one exception that leaves no record is
+:class:`RunAbandoned` (an HPO trial pruned mid-run).
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def _spread_over_gpus(cfg: DictConfig) -> DictConfig:
 
     Parallel launchers run jobs in separate processes that all see every GPU; picking the device
     from the job number keeps one run per GPU without touching CUDA_VISIBLE_DEVICES, which loky's
-    reused workers would ignore once CUDA is initialised (harness-notes P11).
+    reused workers would ignore once CUDA is initialised.
     """
     import torch
     from hydra.core.hydra_config import HydraConfig

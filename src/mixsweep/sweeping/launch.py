@@ -5,30 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mixsweep.errors import UserError
 from mixsweep.paths import CONF_DIR, hydra_searchpath_override, search_roots, sweep_names
-from mixsweep.sweeping.expand import method_settings_added
-
-
-@dataclass
-class SweepRequest:
-    sweep: str = "smoke"
-    task: str | None = None
-    seeds: int | None = None
-    launcher: str | None = None
-    results: str = "results"
-    workers: int | None = None
-    overrides: list[str] = field(default_factory=list)
-    dry_run: bool = False
-    cells: list[str] | None = None  # a subset of the study's cells, by name
-
-    def __post_init__(self) -> None:
-        self.overrides = method_settings_added(self.overrides)
-
+from mixsweep.sweeping.request import SweepRequest
 
 
 def options(group_dir: Path) -> list[str]:

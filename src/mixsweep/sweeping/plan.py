@@ -15,8 +15,9 @@ from omegaconf import DictConfig
 from mixsweep import store
 from mixsweep.atomic import atomic_write_json
 from mixsweep.identity import cell_config, cell_id, table_labels
+from mixsweep.progress import duration
 from mixsweep.records import cell_label
-from mixsweep.runid import run_id
+from mixsweep.runid import SEED_KEYS, run_id
 from mixsweep.sweeping.checks import check_regularizer
 
 PROGRESS = ".progress.json"
@@ -97,9 +98,6 @@ class Plan:
         )
 
 
-SEED_KEYS = ("seed", "init_seed", "data_seed", "noise_seed")
-
-
 def _memo_compose(compose: Callable[[Sequence[str]], DictConfig]) -> Callable[[Sequence[str]], DictConfig]:
     """Compose once per cell and set the seeds directly: Hydra composition costs ~0.1 s a job,
     and seeds are plain values, so 20 restarts of a cell share one composition."""
@@ -173,7 +171,7 @@ def progress_line(results: Path, sweep: str) -> str | None:
     remaining = total - finished
     eta = ""
     if new > 0 and remaining > 0:
-        eta = " · ETA " + _duration((time.time() - ledger["started"]) / new * remaining)
+        eta = " · ETA " + duration((time.time() - ledger["started"]) / new * remaining)
     return f"run {finished}/{total} done ({skipped} skipped, {failed} failed){eta}"
 
 
@@ -193,13 +191,6 @@ def _stored_status(directory: Path) -> str | None:
     if store.is_final(record):
         _FINAL_STATUS[directory] = record.status
     return record.status
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
 def _plain(node: Any) -> dict:

@@ -14,15 +14,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mixsweep.errors import UserError
+from mixsweep.hubaccess import OFFLINE_PRESETS
+from mixsweep.recipe import recipe_line
+from mixsweep.runid import SEED_KEYS
+from mixsweep.sweeping.request import SweepRequest
 
-if TYPE_CHECKING:
-    from mixsweep.sweeping.launch import SweepRequest
-
-OFFLINE_PRESETS = ("minilm_l6", "tiny")  # as mixsweep.models.OFFLINE_PRESETS
-SEED_KEYS = ("seed", "init_seed", "data_seed", "noise_seed")
 OFFLINE_HINT = ("or run offline: model=minilm_l6 (packaged), model.name_or_path=/local/dir, "
                 "or HF_HUB_OFFLINE=1 with the model in the hub cache")
 # Launchers whose jobs run on this machine: only for them is this machine's device the jobs' device.
@@ -220,14 +219,6 @@ def _source(cell: dict[str, Any]) -> str:
     return source + (f" {where}" if where else "")
 
 
-def _recipe(cell: dict[str, Any]) -> str:
-    tr, opt = cell.get("train", {}), cell.get("optimizer", {})
-    clip = tr.get("max_grad_norm")
-    return (f"{opt.get('name', 'optimizer')} lr {opt.get('lr')}, {tr.get('epochs')} epochs, "
-            f"batch {tr.get('batch_size')}, warmup {tr.get('warmup_ratio')}, "
-            f"clipping {'none' if clip is None else clip}")
-
-
 def header_lines(study: Study, default_note: str = "") -> list[str]:
     """The first lines of ``plan`` and ``sweep``: what runs, on what, with which recipe, where."""
     cells = study.cells
@@ -239,7 +230,7 @@ def header_lines(study: Study, default_note: str = "") -> list[str]:
         lines.append(f"  model: {_values(finetune, lambda c: c['model']['name_or_path'])}"
                      f" · data: {_values(finetune, _source)}"
                      f" · train/dev: {_values(finetune, lambda c: _size(c, 'train') + '/' + _size(c, 'dev'))}")
-        lines.append(f"  recipe: {_values(finetune, _recipe)}")
+        lines.append(f"  recipe: {_values(finetune, recipe_line)}")
     else:
         lines.append(f"  experiment: {_values(cells, lambda c: c.get('experiment'))}")
     return lines

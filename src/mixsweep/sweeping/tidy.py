@@ -6,10 +6,8 @@ import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from mixsweep.sweeping.launch import SweepRequest
+from mixsweep.sweeping.request import SweepRequest
 
 HYDRA_CLUTTER = ("multirun.yaml", ".hydra", ".progress.json")
 VIEW_LOCK = ".view.lock"
