@@ -10,8 +10,11 @@ from conftest import tiny_overrides
 from mixsweep.regularizers.base import build_methods
 from mixsweep.runid import semantic_config
 from mixsweep.sweeping.compose import compose_run
+from mixsweep.sweeping.expand import cross_cells, select_cells
 
 STUDIES = {"stabilizers": ["rte", "mrpc", "cola", "stsb"], "stabilizers_smoke": ["rt_polarity"]}
+# 10 methods × {bertadam, adamw_hf} + mosbach (its recipe's optimizer); the smoke study is not crossed
+N_CELLS = {"stabilizers": 19, "stabilizers_smoke": 11}
 STABILIZERS = {
     "reinit": ["+regularizer.reinit.k=1"],
     "llrd": ["+regularizer.llrd.xi=0.8"],
@@ -25,8 +28,9 @@ STABILIZERS = {
 @pytest.mark.parametrize("study", sorted(STUDIES))
 def test_every_cell_of_the_stabilizer_studies_composes_validates_and_differs(study):
     base = compose_run([f"+sweeps={study}"], hydra=True)
-    cells = base.hydra.sweeper.cells
-    assert len(cells) == 11
+    sweeper = OmegaConf.to_container(base.hydra.sweeper)
+    cells = cross_cells(sweeper["cells"], sweeper.get("cross"))
+    assert len(cells) == N_CELLS[study]
     for task in STUDIES[study]:
         seen = {}
         for name, overrides in cells.items():
@@ -37,9 +41,48 @@ def test_every_cell_of_the_stabilizer_studies_composes_validates_and_differs(stu
 
 
 def test_mosbach_recipe_preset():
+    # uds-lsv/bert-stable-fine-tuning, examples/bert_stable_fine_tuning/configs/rte/
+    # pooler-bert-large-uncased_bsz_16_lr_2e-05_adamW_bias-correct.yaml: transformers' AdamW with
+    # bias correction, lr 2e-5, per_gpu_train_batch_size 16, warmup 0.1, max_grad_norm 1.0
     cfg = compose_run(["+sweeps=stabilizers", "task=rte", "+recipe=mosbach2021"])
-    assert cfg.optimizer.name == "adamw" and cfg.optimizer.lr == 2e-5
-    assert (cfg.train.epochs, cfg.train.warmup_ratio, cfg.train.evals_per_epoch) == (20, 0.1, 3)
+    assert cfg.optimizer.name == "adamw_hf" and cfg.optimizer.lr == 2e-5
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.warmup_ratio, cfg.train.evals_per_epoch,
+            cfg.train.max_grad_norm) == (20, 16, 0.1, 3, 1.0)
+
+
+def test_the_stabilizer_lab_crosses_every_method_with_both_optimizers():
+    sweeper = OmegaConf.to_container(compose_run(["+sweeps=stabilizers"], hydra=True).hydra.sweeper)
+    assert sweeper["cross"] == {"optimizer": ["bertadam", "adamw_hf"]}
+    cells = cross_cells(sweeper["cells"], sweeper["cross"])
+    methods = {name.split("@")[0] for name in cells} - {"mosbach"}
+    assert len(methods) == 9
+    for m in methods:
+        assert cells[f"{m}@bertadam"][-1] == "optimizer=bertadam"
+        assert cells[f"{m}@adamw_hf"][-1] == "optimizer=adamw_hf"
+    assert "mosbach" in cells and "optimizer=adamw_hf" in cells["mosbach"]
+
+
+def test_cross_names_each_cell_per_value_and_leaves_cells_that_set_the_key():
+    cells = {"a": ["regularizer=devlin"], "b": ["regularizer=none", "optimizer=adamw"]}
+    crossed = cross_cells(cells, {"optimizer": ["bertadam", "adamw_hf"], "train.epochs": [3]})
+    assert crossed == {
+        "a@bertadam@3": ["regularizer=devlin", "optimizer=bertadam", "train.epochs=3"],
+        "a@adamw_hf@3": ["regularizer=devlin", "optimizer=adamw_hf", "train.epochs=3"],
+        "b@3": ["regularizer=none", "optimizer=adamw", "train.epochs=3"],
+    }
+    assert cross_cells(cells, None) == cells
+    assert list(select_cells(crossed, ["a"])) == ["a@bertadam@3", "a@adamw_hf@3"]  # a base name: all values
+    assert list(select_cells(crossed, ["a@adamw_hf@3"])) == ["a@adamw_hf@3"]
+
+
+def test_plan_of_the_stabilizer_lab_shows_both_optimizers():
+    from mixsweep.sweeping.compose import sweep_job_overrides
+    from mixsweep.sweeping.request import SweepRequest
+
+    jobs = sweep_job_overrides(SweepRequest(sweep="stabilizers", task="rte", seeds=1, results="/nonexistent"))
+    assert len(jobs) == 19
+    opts = [next((o.split("=", 1)[1] for o in job if o.startswith("optimizer=")), None) for job in jobs]
+    assert opts.count("bertadam") == 9 and opts.count("adamw_hf") == 10
 
 
 @pytest.fixture(scope="module")
