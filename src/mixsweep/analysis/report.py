@@ -136,7 +136,7 @@ def build_report(
         Section("Statistics against the baseline", [_stats_table(runs, selection, seed), *_notes(agg, ())]),
         Section("Expected max over restarts", [_expected_max_table(runs, agg, selection)]),
         *_protocols_section(runs, shown),
-        *_published_section(runs, selection),
+        *_published_section(runs),
         Section("Figures", [Figure(p, CAPTIONS.get(name, name)) for name, p in drawn.items()]),
         Section("How to read this report", [HOW_TO_READ]),
     ]
@@ -285,14 +285,15 @@ def _fisher(failed: pd.Series, idx, base_idx) -> str:
     return f"{p:.3g}"
 
 
-def _published_section(runs: pd.DataFrame, selection: str) -> list[Section]:
+def _published_section(runs: pd.DataFrame) -> list[Section]:
     """Other papers' numbers for this study's cells (``paper_data/published_<study>.csv``), if it ships any."""
-    table = beside_ours(runs, scores(runs, selection))
+    table = beside_ours(runs)
     if table is None:
         return []
     return [Section("Published numbers beside ours", [
-        table, "Only numbers we can cite are listed; their metric, selection protocol and optimizer are given "
-               "because they can differ from this study's (see each source)."])]
+        table, "Only numbers we can cite are listed. Ours is scored under each source's selection protocol "
+               "(the protocol column, whatever --selection says); their metric and optimizer are given because "
+               "they can differ from this study's (see each source)."])]
 
 
 def _expected_max_table(runs: pd.DataFrame, agg: pd.DataFrame, selection: str) -> pd.DataFrame | str:
