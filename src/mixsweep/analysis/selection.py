@@ -4,8 +4,11 @@
 - ``best`` (Dodge et al. 2020's best-found score): the whole dev set at the eval point with the best
   headline score. Optimistic: the same examples choose the point and score it.
 - ``zhang2021`` (Zhang et al. 2021): dev is split once into fixed val and test halves
-  (:mod:`mixsweep.dev_split`); the score is the **test-half** metric at the eval point whose
-  **val-half** headline score is highest (the first such point on ties; NaN never wins).
+  (:mod:`mixsweep.dev_split`); the score is the **test-half** headline metric at the eval point whose
+  **val-half** selection metric is highest (the first such point on ties; NaN never wins). The
+  selection metric is the reference's (revisit-bert-finetuning ``run_glue.py``, the ``best_val_acc``
+  update): accuracy whenever the task records it (RTE, MRPC, ...; MRPC is chosen on accuracy, scored
+  on F1), else MCC (CoLA), else Spearman (STS-B) -- see :func:`zhang2021_metric`.
 
 All three read the same stored curves, so they compare on the same runs.
 """
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mixsweep.records import metric_value
+from mixsweep.records import best_point
 
 PROTOCOLS = {
     "final": "end of training, whole dev set (Lee et al. 2020; Mosbach et al. 2021)",
@@ -27,17 +30,39 @@ PROTOCOLS = {
 }
 
 
+# CoLA's reference metrics are MCC alone and STS-B's correlations: the reference's `val_acc` absent,
+# it chooses on `val_mcc`, else `val_spearmanr`. Our CoLA runs also record accuracy, which the
+# reference never computes for CoLA, so MCC comes first.
+_ZHANG_ORDER = {"mcc": ("mcc",), "spearman": ("spearman",), "pearson": ("spearman", "pearson")}
+
+
+def zhang2021_metric(headline: str, recorded: Any) -> str:
+    """The val-half metric the reference chooses the checkpoint on, given the task's headline and the
+    metric names a point recorded: accuracy when recorded (except where the reference has none: CoLA's
+    MCC, STS-B's Spearman), else the headline."""
+    for name in (*_ZHANG_ORDER.get(headline, ()), "accuracy"):
+        if name in recorded:
+            return name
+    return headline
+
+
 def zhang2021_point(curve: list[dict[str, Any]], headline: str) -> dict[str, float] | None:
-    """Test-half metrics at the eval point with the best val-half ``headline``; None if no point has halves."""
-    best, best_value = None, -math.inf
-    for point in curve:
-        val, test = point.get("val_half"), point.get("test_half")
-        if val is None or test is None:
-            continue
-        value = metric_value(val.get(headline))
-        if best is None or value > best_value:  # strict: the first of equal maxima; NaN never wins
-            best, best_value = test, (value if not math.isnan(value) else -math.inf)
-    return None if best is None else dict(best)
+    """Test-half metrics at the eval point with the best val-half :func:`zhang2021_metric`; None if no
+    point has halves.
+
+    The point is chosen by :func:`mixsweep.records.best_point` on the val halves, the one rule for a
+    run's "best": NaN or missing never wins, the first of equal maxima does. When no point has a
+    finite val-half score, no point is selected and every test-half metric is NaN (the run has halves,
+    but no zhang2021 score), as ``best_point`` selects nothing on such a curve.
+    """
+    halves = [p for p in curve if p.get("val_half") is not None and p.get("test_half") is not None]
+    if not halves:
+        return None
+    metric = zhang2021_metric(headline, halves[0]["val_half"])
+    point = best_point([{"metrics": p["val_half"], "test_half": p["test_half"]} for p in halves], metric)
+    if point is None:
+        return {name: math.nan for name in halves[0]["test_half"]}
+    return dict(point["test_half"])
 
 
 def protocol_table(runs: pd.DataFrame, failure: str | None = "lee2020") -> pd.DataFrame:
