@@ -48,6 +48,9 @@ def test_mosbach_recipe_preset():
     assert cfg.optimizer.name == "adamw_hf" and cfg.optimizer.lr == 2e-5
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.warmup_ratio, cfg.train.evals_per_epoch,
             cfg.train.max_grad_norm) == (20, 16, 0.1, 3, 1.0)
+    assert cfg.train.evals_per_run is None  # their per-epoch schedule, not the lab's per-run one
+    # the lab's other cells evaluate as Zhang et al.'s sample commands (--num_loggings 10)
+    assert compose_run(["+sweeps=stabilizers", "task=rte"]).train.evals_per_run == 10
 
 
 def test_the_stabilizer_lab_crosses_every_method_with_both_optimizers():
@@ -112,3 +115,14 @@ def test_evals_per_epoch_sets_the_number_of_dev_evaluations(run_tiny):
     assert [e["step"] for e in out["eval_curve"]] == [1, 2]
     out = run_tiny("regularizer=none", "train.max_steps=null", "train.epochs=2", "train.evals_per_epoch=1")
     assert [e["step"] for e in out["eval_curve"]] == [2, 4]
+
+
+def test_evals_per_run_evaluates_every_total_over_n_steps_and_at_the_end(run_tiny):
+    # revisit-bert-finetuning run_glue.py: logging_steps = t_total // num_loggings, evaluated when
+    # global_step % logging_steps == 0 or global_step == t_total. Here t_total = 5 epochs × 2 steps = 10:
+    # N = 3 -> every 3 steps: 3, 6, 9 and the last, 10; N = 5 -> every 2 steps.
+    out = run_tiny("regularizer=none", "train.max_steps=null", "train.epochs=5", "+train.evals_per_run=3")
+    assert [e["step"] for e in out["eval_curve"]] == [3, 6, 9, 10]
+    out = run_tiny("regularizer=none", "train.max_steps=null", "train.epochs=5", "+train.evals_per_run=5",
+                   "train.evals_per_epoch=2")  # the per-run setting wins over the per-epoch one
+    assert [e["step"] for e in out["eval_curve"]] == [2, 4, 6, 8, 10]

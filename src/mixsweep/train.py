@@ -98,7 +98,11 @@ def run(
     ctx.optimizer = optimizer
     scheduler = linear_warmup_decay(optimizer, total, float(tr["warmup_ratio"]))
     max_norm = float(tr["max_grad_norm"]) if tr.get("max_grad_norm") else None
-    eval_every = int(tr.get("eval_every") or 0) or max(1, steps_per_epoch // int(tr.get("evals_per_epoch") or 1))
+    # eval_every, else evals_per_run (revisit-bert-finetuning's --num_loggings: every total // N steps),
+    # else evals_per_epoch; always at the end.
+    per_run = int(tr.get("evals_per_run") or 0)
+    eval_every = int(tr.get("eval_every") or 0) or (
+        max(1, total // per_run) if per_run else max(1, steps_per_epoch // int(tr.get("evals_per_epoch") or 1)))
     fault = c.get("fault") or {}
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(c.get("bf16")) and device.type == "cuda")
 
