@@ -48,9 +48,11 @@ def test_mosbach_recipe_preset():
     assert cfg.optimizer.name == "adamw_hf" and cfg.optimizer.lr == 2e-5
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.warmup_ratio, cfg.train.evals_per_epoch,
             cfg.train.max_grad_norm) == (20, 16, 0.1, 3, 1.0)
-    assert cfg.train.evals_per_run is None  # their per-epoch schedule, not the lab's per-run one
-    # the lab's other cells evaluate as Zhang et al.'s sample commands (--num_loggings 10)
+    # the lab's cells evaluate as Zhang et al.'s sample commands (--num_loggings 10); its Mosbach cell
+    # drops that for the recipe's per-epoch schedule
     assert compose_run(["+sweeps=stabilizers", "task=rte"]).train.evals_per_run == 10
+    mosbach = OmegaConf.to_container(compose_run(["+sweeps=stabilizers"], hydra=True).hydra.sweeper.cells)["mosbach"]
+    assert "evals_per_run" not in compose_run(["+sweeps=stabilizers", "task=rte", *mosbach]).train
 
 
 def test_the_stabilizer_lab_crosses_every_method_with_both_optimizers():
