@@ -88,6 +88,10 @@ def test_plan_of_the_stabilizer_lab_shows_both_optimizers():
     assert len(jobs) == 19
     opts = [next((o.split("=", 1)[1] for o in job if o.startswith("optimizer=")), None) for job in jobs]
     assert opts.count("bertadam") == 9 and opts.count("adamw_hf") == 10
+    # a study without `cross` (the smoke study) expands as before: its 11 cells, named as in its file
+    smoke = sweep_job_overrides(SweepRequest(sweep="stabilizers_smoke", seeds=1, results="/nonexistent"))
+    assert [o for job in smoke for o in job if o.startswith("cell=")][:2] == ["cell=devlin", "cell=devlin@adamw_hf"]
+    assert len(smoke) == 11
 
 
 @pytest.fixture(scope="module")
