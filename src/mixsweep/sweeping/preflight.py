@@ -211,7 +211,7 @@ def check_data(task_cfg: dict[str, Any], data_cfg: dict[str, Any]) -> tuple[int,
 def check_device(name: str) -> None:
     if name in ("auto", "cpu"):
         return  # always available; skips importing torch
-    from mixsweep.train import resolve_device
+    from mixsweep.setup import resolve_device
 
     resolve_device(name)
 
