@@ -175,7 +175,7 @@ TRAIN: dict[str, Key] = {
     "warmup_ratio": _number(0, 1, meaning="fraction of the steps with linear warmup; then linear decay to 0"),
     "max_grad_norm": _number(0, open_lo=True, null="no clipping", meaning="clip the global gradient norm"),
     "max_steps": _int(1, null="no cap (epochs decide)", meaning="cap on optimizer steps"),
-    "eval_every": _int(1, null="evals_per_epoch decides", meaning="evaluate on dev every N steps"),
+    "eval_every": _int(1, null="the evals_per_epoch cadence", meaning="evaluate on dev every N steps"),
     "evals_per_epoch": _int(1, meaning="dev evaluations per epoch when eval_every is null"),
     "head_init_std": _number(0, meaning="the new head's weights ~ N(0, std^2); 0 = a zero head"),
 }
@@ -203,7 +203,7 @@ DATA: dict[str, Key] = {
 DATA_FILES: dict[str, Key] = {
     "train": _str(null="none"),
     "dev": _str(null="none"),
-    "format": _choice("csv", "json", "jsonl", "parquet", null="from the file suffix"),
+    "format": _choice("csv", "json", "jsonl", "parquet", null="the format from the file suffix"),
     "text_a": _str(null="the task's first text column"),
     "text_b": _str(null="the task's second text column"),
     "label": _str(null="the column 'label'"),
@@ -308,7 +308,7 @@ def _blocks(cfg: Mapping[str, Any]) -> list[tuple[str, dict[str, Key], Mapping[s
         sub("model.tiny", MODEL_TINY, cfg["model"].get("tiny"))
     task = cfg.get("task")
     if isinstance(task, Mapping):
-        if task.get("kind") == "digits":
+        if task.get("kind") == "digits" or cfg.get("experiment") == "digits":
             sub("task", DIGITS_TASK, task)
             data = task.get("data") if isinstance(task.get("data"), Mapping) else {}
             sub("task.data", DIGITS_DATA, data)
