@@ -381,3 +381,14 @@ def test_cli_plan_rejects_it_too(tmp_path: Path):
     assert err.strip().splitlines() == [
         "mixsweep: error: train.max_grad_norm=-1: must be a number > 0, or null for no clipping"]
     assert not (tmp_path / "r").exists()
+
+
+def test_a_stored_config_from_before_the_schema_reruns_with_zero_read_as_off(finetune_cfg):
+    """Records written before the schema hold train.eval_every: 0 (the old default) and may hold 0 for
+    'no clipping': rerun reads them as null, which is what 0 meant then; planning still rejects 0."""
+    old = _set(_set(_set(finetune_cfg, "train.eval_every", 0), "train.max_grad_norm", 0), "threads", 0)
+    assert len(schema.problems(old)) == 3
+    new = schema.upgraded(old)
+    assert schema.problems(new) == []
+    assert (new["train"]["eval_every"], new["train"]["max_grad_norm"], new["threads"]) == (None, None, None)
+    assert new["train"]["epochs"] == old["train"]["epochs"] and old["train"]["eval_every"] == 0  # a copy

@@ -343,6 +343,20 @@ def validate(cfg: Mapping[str, Any]) -> None:
         raise ConfigError("\n".join(found))
 
 
+# Records written before this schema used 0 for "off" in these keys; they meant what null means now.
+_LEGACY_ZERO_IS_NULL = (("train", "eval_every"), ("train", "max_grad_norm"), ("train", "max_steps"), ("", "threads"))
+
+
+def upgraded(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored run config (``mixsweep rerun``) in today's terms: a legacy 0 that meant "off" becomes null."""
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in cfg.items()}
+    for block, key in _LEGACY_ZERO_IS_NULL:
+        node = out.get(block) if block else out
+        if isinstance(node, dict) and _is_number(node.get(key)) and node[key] == 0:
+            node[key] = None
+    return out
+
+
 def check(name: str, value: Any) -> str | None:
     """The problem line of one top-level or dotted ``name=value`` (None: valid or not a schema key)."""
     prefix, _, key = name.rpartition(".")
