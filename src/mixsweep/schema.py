@@ -89,7 +89,8 @@ class Key:
         if self.kind == "bool":
             return isinstance(v, bool)
         if self.kind == "str":
-            return isinstance(v, str) and v != ""
+            # a name or path YAML read as a number (a study called 2024 or nan, RESULTS=2024) is still text
+            return (isinstance(v, str) and v != "") or (isinstance(v, (int, float)) and not isinstance(v, bool))
         if self.kind == "choice":
             return isinstance(v, str) and v in self.choices
         if self.kind == "device":

@@ -3,7 +3,9 @@
 ``run(cfg)`` returns the run's measurements as a dict of :class:`~mixsweep.records.RunRecord`
 fields; the store adds identity and environment. Randomness comes from three independent
 sources: ``init_seed`` (head init), ``data_seed`` (batch order) and ``noise_seed`` (dropout /
-mixout masks), all equal to ``seed`` unless overridden.
+mixout masks), all equal to ``seed`` unless overridden. Everything before the first step (the
+config check, device, seeds, model and head, methods, optimizer, schedule, evaluation cadence) is
+the one run setup, :mod:`mixsweep.setup`, shared with the digits run and ``gpu-check``.
 
 The regularizer block selects methods (:mod:`mixsweep.regularizers.base`); the loop names none of
 them and calls their hooks in the documented order. One step::
