@@ -144,7 +144,7 @@ def _dispatch(cfg: DictConfig, on_eval: EvalCallback | None = None) -> dict[str,
         import torch
 
         from mixsweep.digits import run_digits
-        from mixsweep.train import resolve_device
+        from mixsweep.setup import resolve_device
 
         device = resolve_device(str(cfg.get("device", "auto")))
         out = run_digits(OmegaConf.to_container(cfg, resolve=True), cache_dir=Path(cfg.paths.cache) / "digits",

@@ -39,7 +39,9 @@ def rerun(results: str | Path, rid: str) -> int:
     record = store.read_record(directory)
     if record is None:
         raise UserError(f"the record in {directory} is unreadable: rerun the sweep to redo it")
-    cfg = OmegaConf.create(record.config)
+    from mixsweep.schema import upgraded
+
+    cfg = OmegaConf.create(upgraded(record.config))  # a record from before the schema: 0 meant "off"
     cfg.progress = True  # a bar on a terminal, else a line every ~30 s; not part of the run id
     print(f"rerunning {record.run_id} ({record.task} {record.label} seed {record.seed}) from {directory}",
           flush=True)
