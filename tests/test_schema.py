@@ -40,8 +40,8 @@ CASES: list[tuple[str, object, str]] = [
     ("train.head_init_std", "abc", "train.head_init_std=abc: must be a number >= 0"),
     ("train.head_init_std", -0.02, "train.head_init_std=-0.02: must be a number >= 0"),
     # optimizer
-    ("optimizer.name", 3, "optimizer.name=3: must be one of bertadam, adamw"),
-    ("optimizer.name", "sgd", "optimizer.name=sgd: must be one of bertadam, adamw"),
+    ("optimizer.name", 3, "optimizer.name=3: must be one of bertadam, adamw, adamw_hf"),
+    ("optimizer.name", "sgd", "optimizer.name=sgd: must be one of bertadam, adamw, adamw_hf"),
     ("optimizer.lr", "abc", "optimizer.lr=abc: must be a number > 0"),
     ("optimizer.lr", 0, "optimizer.lr=0: must be a number > 0"),
     ("optimizer.lr", float("inf"), "optimizer.lr=inf: must be a number > 0"),

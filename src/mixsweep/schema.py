@@ -182,7 +182,8 @@ TRAIN: dict[str, Key] = {
 }
 
 OPTIMIZER: dict[str, Key] = {
-    "name": _choice("bertadam", "adamw", meaning="bertadam = no bias correction; adamw = torch AdamW"),
+    "name": _choice("bertadam", "adamw", "adamw_hf",
+                    meaning="bertadam = no bias correction; adamw = torch AdamW; adamw_hf = transformers AdamW"),
     "lr": _number(0, open_lo=True, meaning="peak learning rate"),
     "betas": Key("numbers", lo=0, hi=1, open_hi=True, size=2, meaning="Adam's (beta1, beta2)"),
     "eps": _number(0, open_lo=True, meaning="Adam's epsilon"),
