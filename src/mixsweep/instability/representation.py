@@ -112,6 +112,8 @@ def pwcca_pair(a: Prepared, b: Prepared) -> float:
     α_i ∝ Σ_k |(X a)_{ki}| (the canonical variates of the *uncentred* X, summed in absolute value over
     examples), normalised to Σα = 1. Morcos et al. weight by Σ_j |⟨h_i, x_j⟩| over neurons instead;
     the authors' code (followed here) sums over examples. Directions with σ < 1e-10 σ_max are dropped.
+    Invariant to invertible linear maps of X or Y (the ρ_i are, and so are X's variates); because the
+    weights use the uncentred X, not to a translation of X.
     """
     m = a.cca_basis.T @ b.cca_basis
     p, rho, _ = np.linalg.svd(m, full_matrices=False)
