@@ -177,3 +177,12 @@ def test_cell_measures_pairs_and_bootstrap():
     # a bootstrap draw with repeats counts the repeated pair at distance 0
     d = np.array([[0, 1.0], [1.0, 0]])
     assert mean_over_pairs(d, np.array([0, 0])) == 0.0 and mean_over_pairs(d, np.array([0, 1])) == 1.0
+
+
+def test_cca_distances_are_zero_when_dimensions_reach_the_examples():
+    # n = 30 examples in 40 dims: the centred columns span all 29 centred directions for both runs, so every
+    # canonical correlation is 1 (CCA's degeneracy): PWCCA = 0 even for independent noise
+    r = _rng()
+    x, y = r.standard_normal((30, 40)), r.standard_normal((30, 40))
+    assert pwcca_distance(x, y) == pytest.approx(0.0, abs=1e-9)
+    assert _canonical_correlations(x[:, :20], y[:, :20]).min() < 0.99  # fewer dims than examples: not degenerate

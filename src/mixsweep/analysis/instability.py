@@ -65,7 +65,7 @@ def instability(runs: pd.DataFrame, records: list[RunRecord], results: str | os.
     by_id = {r.run_id: r for r in records}
     long_rows, wide_rows, notes = [], [], []
     layers_of: dict[tuple[str, str], list[str]] = {}
-    missing_total, mixed_total = 0, 0
+    missing_total, mixed_total, degenerate = 0, 0, False
     sizes: dict[str, list[int]] = {"outputs": [], "representations": []}
     ok = runs[runs["status"].eq("ok")] if len(runs) else runs
     for task in sort_tasks(set(ok["task"])) if len(ok) else []:
@@ -104,6 +104,8 @@ def instability(runs: pd.DataFrame, records: list[RunRecord], results: str | os.
             probs = None if regression else np.stack([p.prob[subset].astype(np.float64) for p in pts])
             k = probs.shape[-1] if probs is not None else None
             reps = _representations(results, rids, common)
+            if any(len(v[0]) - 1 <= v[0].shape[1] for v in reps.values()):
+                degenerate = True
             measures = cell_measures(scores.loc[rids].to_numpy(), labels, probs, reps, num_classes=k,
                                      n_boot=n_boot, seed=seed)
             layers = sorted({layer for d in measures.layers.values() for layer in d}, key=_layer_order)
@@ -138,6 +140,10 @@ def instability(runs: pd.DataFrame, records: list[RunRecord], results: str | os.
     if mixed_total:
         notes.append(f"{mixed_total} run(s) were scored on a different dev set (content hash) than the rest of "
                      "their cell: left out.")
+    if degenerate:
+        notes.append("Some representations have no more examples than dimensions (+1): there CCA is degenerate "
+                     "(every canonical correlation is 1), so PWCCA is 0 whatever the runs; SVCCA's 99% reduction "
+                     "and CKA/Procrustes stay informative. Raise record.max_examples on larger dev sets.")
     bytes_per_run = {k: float(np.mean(v)) for k, v in sizes.items() if v}
     long = pd.DataFrame(long_rows, columns=["task", "regularizer", "measure", "layer", "value", "low", "high",
                                             "n_runs", "n_examples"])

@@ -84,6 +84,14 @@ def _svals(m: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(np.linalg.eigvalsh(g), 0.0, None))
 
 
+def _span_everything(qa: np.ndarray, qb: np.ndarray) -> bool:
+    """Both bases span the whole (n − 1)-dimensional space of centred n-vectors: then Q_AᵀQ_B is
+    orthogonal and every canonical correlation is exactly 1, so (PW/SV)CCA distance is 0 with no
+    decomposition. This is CCA's known degeneracy with at least as many dimensions as examples − 1."""
+    n = len(qa)
+    return qa.shape[1] >= n - 1 and qb.shape[1] >= n - 1
+
+
 def cka_pair(a: Prepared, b: Prepared) -> float:
     """d_CKA = 1 − ⟨K̃, L̃⟩_F / (‖K̃‖_F ‖L̃‖_F), K̃, L̃ the unbiased-centred linear Gram matrices of X
     and Y (see :func:`_unbiased_gram`): the authors' ``unbiased_linear_cka_dist``."""
@@ -101,6 +109,8 @@ def svcca_pair(a: Prepared, b: Prepared) -> float:
     """d_SVCCA = 1 − (1/min(r_X, r_Y)) Σ_i ρ_i, ρ_i the canonical correlations of the SVD-reduced X and Y
     (:func:`_svcca_basis`): the singular values of Q_XᵀQ_Y for orthonormal bases Q of the centred,
     reduced matrices (the authors' ``svcca_dist`` / ``cca_by_svd``)."""
+    if _span_everything(a.svcca_basis, b.svcca_basis):
+        return 0.0
     rho = _svals(a.svcca_basis.T @ b.svcca_basis)
     return float(1.0 - rho.sum() / min(a.svcca_basis.shape[1], b.svcca_basis.shape[1]))
 
@@ -115,8 +125,13 @@ def pwcca_pair(a: Prepared, b: Prepared) -> float:
     Invariant to invertible linear maps of X or Y (the ρ_i are, and so are X's variates); because the
     weights use the uncentred X, not to a translation of X.
     """
+    if _span_everything(a.cca_basis, b.cca_basis):
+        return 0.0
     m = a.cca_basis.T @ b.cca_basis
-    p, rho, _ = np.linalg.svd(m, full_matrices=False)
+    # P and ρ² from the symmetric eigenproblem of MMᵀ (half the time of an SVD of M); top min(k_X, k_Y)
+    ev, vec = np.linalg.eigh(m @ m.T)
+    top = np.argsort(ev)[::-1][: min(m.shape)]
+    p, rho = vec[:, top], np.sqrt(np.clip(ev[top], 0.0, 1.0))
     variates = a.cca_basis @ p + a.cca_offset @ p  # X a = U_X P + 1 μᵀV_XΣ_X⁻¹P
     alpha = np.abs(variates).sum(axis=0)
     alpha = alpha / alpha.sum()
