@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 DEFAULT_RESULTS = Path("results")
@@ -140,8 +141,9 @@ def _measure_table(args: argparse.Namespace, table) -> int:
               + (" and representations" if MEASURES.get(name, ("",))[0] == "representation" else "") + ")")
     else:
         print(render(frame, args.format, index=False), end="")
-    for note in result.notes:
-        print(("% " if args.format == "latex" else "") + note)
+    for note in result.notes:  # beside a CSV on stdout, notes go to stderr so the CSV stays parseable
+        print(("% " if args.format == "latex" else "") + note,
+              file=sys.stderr if args.format == "csv" else sys.stdout)
     return 0
 
 
