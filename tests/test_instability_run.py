@@ -81,3 +81,22 @@ def test_record_settings_and_layers():
     pos = representation_positions(9815, 1000)
     assert len(pos) == 1000 and (np.diff(pos) > 0).all() and pos.max() < 9815
     assert (representation_positions(277, 1000) == np.arange(277)).all()
+
+
+def test_regression_runs_store_scores_that_reproduce_the_record_and_get_sd_and_representations(tmp_path):
+    from mixsweep.analysis.instability import instability, results_root
+    from mixsweep.analysis.load import load_results
+
+    for seed in (0, 1):
+        cfg, results, rid, record = _run(tmp_path, "task=stsb", f"seed={seed}", "sweep=reg")
+        arrays, meta = store.read_outputs(results, rid)
+        final = point_outputs(arrays, meta, "final")
+        assert meta["regression"] and final.prob is None and final.pred.dtype == np.float32
+        task = TaskSpec.from_config(dict(cfg.task))
+        def same(d):  # exact equality, NaN (a constant predictor's correlation) equal to NaN
+            return {k: ("nan" if v != v else v) for k, v in d.items()}
+
+        assert same(compute_metrics(task, final.pred, final.labels)) == same(record.final)
+    table = load_results(results, "reg")
+    wide = instability(table.runs, table.records, results_root(table.origin), n_boot=50).wide
+    assert wide.loc[0, "I_pwd"] == "–" and wide.loc[0, "SD"] != "–" and wide.loc[0, "I_CKA"] != "–"

@@ -147,7 +147,10 @@ def instability(runs: pd.DataFrame, records: list[RunRecord], results: str | os.
     bytes_per_run = {k: float(np.mean(v)) for k, v in sizes.items() if v}
     long = pd.DataFrame(long_rows, columns=["task", "regularizer", "measure", "layer", "value", "low", "high",
                                             "n_runs", "n_examples"])
-    return InstabilityResult(long, pd.DataFrame(wide_rows), notes, layers_of, bytes_per_run)
+    columns = ["task", "regularizer", "n", "with outputs", *(SYMBOLS[m] for m in MEASURES), "ensemble", "mean",
+               "layer"]
+    wide = pd.DataFrame(wide_rows).reindex(columns=columns).fillna("–") if wide_rows else pd.DataFrame()
+    return InstabilityResult(long, wide, notes, layers_of, bytes_per_run)
 
 
 def _long(task, label, name, layer, est, measures):
