@@ -134,8 +134,20 @@ CASES: list[tuple[str, object, str]] = [
     ("fault.kind", "boom", "fault.kind=boom: must be one of raise, nan_loss"),
     ("fault.step", "abc", "fault.step=abc: must be an integer >= 1"),
     ("fault.step", 0, "fault.step=0: must be an integer >= 1"),
+    ("record.outputs", "yes", "record.outputs=yes: must be true or false"),
+    ("record.outputs", 1, "record.outputs=1: must be true or false"),
+    ("record.representations", "cls",
+     "record.representations=cls: must be head, quarters, all, last, a layer number >= 1, or a list of them, "
+     "or null for no representations"),
+    ("record.representations", [0],
+     "record.representations=[0]: must be head, quarters, all, last, a layer number >= 1, or a list of them, "
+     "or null for no representations"),
+    ("record.max_examples", "abc", "record.max_examples=abc: must be an integer >= 2, or null for every dev example"),
+    ("record.max_examples", 1, "record.max_examples=1: must be an integer >= 2, or null for every dev example"),
     ("paths", "abc", "paths=abc: must be a mapping"),
     ("paths", None, "paths=null: must be a mapping"),
+    ("record", "abc", "record=abc: must be a mapping"),
+    ("record", None, "record=null: must be a mapping"),
     ("paths.results", True, "paths.results=true: must be a non-empty string"),
     ("paths.results", "", "paths.results=: must be a non-empty string"),
     ("paths.cache", True, "paths.cache=true: must be a non-empty string"),
@@ -283,7 +295,8 @@ def test_every_schema_key_has_a_wrong_type_and_an_out_of_range_case():
     """Coverage only: the keys come from the schema, the expected lines above do not."""
     tables = {"": schema.TOP, "train": schema.TRAIN, "optimizer": schema.OPTIMIZER, "data": schema.DATA,
               "data.files": schema.DATA_FILES, "model": schema.MODEL, "model.tiny": schema.MODEL_TINY,
-              "task": schema.TASK, "fault": schema.FAULT, "paths": schema.PATHS}
+              "task": schema.TASK, "fault": schema.FAULT, "paths": schema.PATHS,
+              "record": schema.RECORD}
     digits = {"task": schema.DIGITS_TASK, "task.data": schema.DIGITS_DATA, "task.data.source": schema.DIGITS_SET,
               "task.data.target": schema.DIGITS_SET, "task.model": schema.DIGITS_MODEL,
               "task.pretrain": schema.DIGITS_PRETRAIN, "task.finetune": schema.DIGITS_FINETUNE}

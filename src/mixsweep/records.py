@@ -85,6 +85,20 @@ def best_point(curve: list[dict[str, Any]], headline: str) -> dict[str, Any] | N
     return best
 
 
+def zhang2021_index(curve: list[dict[str, Any]], headline: str) -> int | None:
+    """Index of the eval point Zhang et al. (2021) select: the highest **val-half** ``headline`` score,
+    by :func:`best_point`'s rule (a missing or NaN score never wins; of equal maxima the earliest).
+    None when no point recorded both dev halves or none has a score."""
+    best, best_score = None, -math.inf
+    for i, point in enumerate(curve):
+        if point.get("val_half") is None or point.get("test_half") is None:
+            continue
+        score = metric_value(point["val_half"].get(headline))
+        if not math.isnan(score) and (best is None or score > best_score):
+            best, best_score = i, score
+    return best
+
+
 def cell_label(reg: dict[str, Any]) -> str:
     """Canonical, paper-style label of a regularizer config (``conf/regularizer/*.yaml``): the
     pieces of its active methods, see :func:`mixsweep.regularizers.base.label_of`.

@@ -64,6 +64,7 @@ class Key:
             "ints": f"a non-empty list of integers{self._range(each=True)}",
             "strs": "a list of strings",
             "block": "a mapping",
+            "layers": "head, quarters, all, last, a layer number >= 1, or a list of them",
         }[self.kind]
         return f"must be {text}" + (f", or null for {self.null}" if self.null else "")
 
@@ -104,6 +105,10 @@ class Key:
             return isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)
         if self.kind == "block":
             return isinstance(v, Mapping)
+        if self.kind == "layers":
+            items = list(v) if isinstance(v, (list, tuple)) else [v]
+            return len(items) > 0 and all((_is_int(x) and x >= 1) or x in ("head", "quarters", "all", "last")
+                                          for x in items)
         raise AssertionError(self.kind)
 
     def _in_range(self, v: float) -> bool:
@@ -161,6 +166,7 @@ TOP: dict[str, Key] = {
     "progress": Key("bool", meaning="per-run progress bar"),
     "fault": Key("block", null="no fault", meaning="tests only: {kind: raise|nan_loss, step: N}"),
     "paths": Key("block", meaning="results and cache folders"),
+    "record": Key("block", meaning="what a run keeps for the instability measures (mixsweep.run_outputs)"),
     "regularizer": Key("block", meaning="checked by its methods (mixsweep.regularizers)"),
     "task": Key("block"),
     "model": Key("block"),
@@ -286,6 +292,12 @@ DIGITS_FINETUNE: dict[str, Key] = {
 
 FAULT: dict[str, Key] = {"kind": _choice("raise", "nan_loss"), "step": _int(1)}
 PATHS: dict[str, Key] = {"results": _str(), "cache": _str()}
+RECORD: dict[str, Key] = {
+    "outputs": Key("bool", meaning="per-example dev outputs at the final / best / zhang2021 points"),
+    "representations": Key("layers", null="no representations",
+                           meaning="[CLS] states kept at the final checkpoint: head, quarters, all, last or layer numbers"),
+    "max_examples": _int(2, null="every dev example", meaning="representations of at most this many dev examples"),
+}
 
 # Keys of the top level that are not settings of a run: Hydra's own block, and what planning
 # attaches to a cell for display.
@@ -302,7 +314,7 @@ def _blocks(cfg: Mapping[str, Any]) -> list[tuple[str, dict[str, Key], Mapping[s
             out.append((prefix, schema, value))
 
     for name, schema in (("train", TRAIN), ("optimizer", OPTIMIZER), ("data", DATA), ("model", MODEL),
-                         ("paths", PATHS), ("fault", FAULT)):
+                         ("paths", PATHS), ("fault", FAULT), ("record", RECORD)):
         sub(name, schema, cfg.get(name))
     sub("data.files", DATA_FILES, (cfg.get("data") or {}).get("files") if isinstance(cfg.get("data"), Mapping)
         else None)

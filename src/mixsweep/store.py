@@ -3,6 +3,7 @@
 Layout (this module is the only code that knows it)::
 
     <results>/runs/<run_id>/{result.json, curve.jsonl, .lock}   one directory per run, for every study
+    <results>/runs/<run_id>/{outputs,representations}.npz      per-example dev outputs (optional, #22)
     <results>/<sweep>/view.json                                  the study: [{run_id, task, cell}, ...]
 
 A run id hashes the semantic config without the study name, so a run that two studies need
@@ -34,6 +35,8 @@ VIEW = "view.json"
 RESULT = "result.json"
 CURVE = "curve.jsonl"
 LOCK = ".lock"
+OUTPUTS = "outputs.npz"  # per-example dev outputs (mixsweep.run_outputs); absent in runs recorded before #22
+REPRESENTATIONS = "representations.npz"  # fp16 dev representations at the final checkpoint; same
 _RUN_ID = re.compile(r"^[0-9a-f]{12}$")
 _WARNED: set[Path] = set()
 
@@ -91,7 +94,7 @@ def discard_unfinished(directory: Path) -> None:
     if (directory / RESULT).exists():
         return
     remove_stale_tmp(directory)
-    for name in (CURVE, LOCK):
+    for name in (CURVE, LOCK, OUTPUTS, REPRESENTATIONS):
         (directory / name).unlink(missing_ok=True)
     try:
         directory.rmdir()
@@ -294,3 +297,55 @@ def _aside(results: str | Path, sweep: str, task: str, rid: str) -> Path:
 def _visible_dirs(path: Path) -> list[Path]:
     with os.scandir(path) as it:
         return [Path(e.path) for e in it if not e.name.startswith(".") and e.is_dir()]
+
+
+# ---- per-example outputs and representations (mixsweep.run_outputs) ----------------------------
+
+def write_outputs(directory: Path, outputs) -> None:
+    """Write a run's ``outputs.npz`` / ``representations.npz`` (each atomically) before its record, so a
+    committed record never points at half a file. ``None`` (recording off, no eval) writes nothing."""
+    from mixsweep.atomic import atomic_write_with
+    from mixsweep.run_outputs import save_npz
+
+    if outputs is None:
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if outputs.outputs:
+            atomic_write_with(directory / OUTPUTS,
+                              lambda p: save_npz(p, outputs.outputs, outputs.outputs_meta, compress=True))
+        if outputs.representations:
+            atomic_write_with(directory / REPRESENTATIONS,
+                              lambda p: save_npz(p, outputs.representations, outputs.representations_meta,
+                                                 compress=False))
+    except OSError as e:
+        raise UserError(
+            f"cannot write the outputs of the run in {directory} ({e.strerror or e}): free disk space, choose "
+            "another results directory with RESULTS=DIR, or record less (record.representations=null)") from e
+
+
+def read_outputs(results: str | Path, rid: str):
+    """``(arrays, meta)`` of run ``rid``'s ``outputs.npz``, or None for a run without one (recorded
+    before outputs were kept, with ``record.outputs=false``, or unreadable)."""
+    from mixsweep.run_outputs import load_npz
+
+    return load_npz(run_dir(results, rid) / OUTPUTS)
+
+
+def read_representations(results: str | Path, rid: str):
+    """``(arrays, meta)`` of run ``rid``'s ``representations.npz`` (arrays ``rep_<layer>`` fp16 and
+    ``positions``), or None for a run without one."""
+    from mixsweep.run_outputs import load_npz
+
+    return load_npz(run_dir(results, rid) / REPRESENTATIONS)
+
+
+def output_sizes(results: str | Path, rid: str) -> dict[str, int]:
+    """Bytes on disk of the run's outputs and representations files (0 when absent)."""
+    sizes = {}
+    for key, name in (("outputs", OUTPUTS), ("representations", REPRESENTATIONS)):
+        try:
+            sizes[key] = (run_dir(results, rid) / name).stat().st_size
+        except OSError:
+            sizes[key] = 0
+    return sizes

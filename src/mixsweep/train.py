@@ -33,6 +33,7 @@ from mixsweep.models import load_tokenizer
 from mixsweep.progress import Progress
 from mixsweep.records import best_point
 from mixsweep.regularizers import lifecycle, squared_distance
+from mixsweep.run_outputs import run_outputs
 
 
 def run(
@@ -69,16 +70,20 @@ def run(
     if len(val_half) and len(test_half):
         subsets.update(val_half=val_half, test_half=test_half)
 
+    eval_logits: list[np.ndarray] = []  # every eval point's dev logits, for the run's outputs (run_outputs)
+
     def evaluate() -> dict[str, dict[str, float]]:
         model.eval()
-        preds = []
+        preds, logit_rows = [], []
         with torch.no_grad(), amp:
             for batch in dev_loader:
                 batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
                 logits = model(**batch).logits.float()
+                logit_rows.append(logits)
                 preds.append(logits.squeeze(-1) if task.is_regression else logits.argmax(-1))
         model.train()
         preds = torch.cat(preds).cpu().numpy()
+        eval_logits.append(torch.cat(logit_rows).cpu().numpy())
         return {name: compute_metrics(task, preds[idx], dev_labels[idx]) for name, idx in subsets.items()}
 
     setup.seed_noise(seeds.noise)
@@ -120,6 +125,8 @@ def run(
 
     final = curve[-1]["metrics"] if curve and status == "ok" else {}
     best = best_point(curve, task.headline)
+    outputs = run_outputs(c.get("record"), logits=eval_logits, curve=curve, task=task, status=status,
+                          labels=dev_labels, halves=subsets, model=model, dev_loader=dev_loader, device=device, amp=amp)
     return {
         "status": status,
         "headline": task.headline,
@@ -136,6 +143,7 @@ def run(
                   "methods": {m.name: m.record() for m in methods}},
         "env_device": str(device),
         "env_determinism": determinism,
+        "outputs": outputs,  # per-example dev outputs and representations: written beside the record by the store
     }
 
 

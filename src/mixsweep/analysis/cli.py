@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 DEFAULT_RESULTS = Path("results")
@@ -25,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table.add_argument("--failure", default="default",
                        help="failure definition(s): lee2020, majority, dodge2020, a comma list, or all; "
                             "default: lee2020 where the task defines it, else majority")
+    table.add_argument("--measure", default=None, metavar="NAME|all",
+                       help="instability beyond SD (Du & Nguyen 2023) instead of the paper-style table: one of "
+                            "sd, pwd, kappa, jsd, svcca, pwcca, cka, procrustes (per cell and, for the "
+                            "representation measures, per layer), or all (every measure, one row per cell)")
     table.add_argument("--format", choices=("md", "latex", "csv"), default="md",
                        help="md/latex: the paper-style table; csv: every per-cell statistic")
     table.set_defaults(func=cmd_table)
@@ -98,6 +103,8 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     failures = parse_definitions(args.failure)
     table = _load(args)
+    if args.measure is not None:
+        return _measure_table(args, table)
     agg = aggregate(table.runs, args.selection, failures)
     if args.format == "csv":
         print(agg.reset_index().to_csv(index=False), end="")
@@ -108,6 +115,35 @@ def cmd_table(args: argparse.Namespace) -> int:
         print(("% " if args.format == "latex" else "") + f"[#failed] {describe_definition(d, tasks)}")
     for note in footnotes(agg, failures):
         print(("% " if args.format == "latex" else "") + note)
+    return 0
+
+
+def _measure_table(args: argparse.Namespace, table) -> int:
+    """``table --measure``: the instability measures of every cell from the runs' stored outputs."""
+    from mixsweep.analysis.instability import instability, results_root
+    from mixsweep.analysis.tables import render
+    from mixsweep.errors import UserError
+    from mixsweep.instability import MEASURES
+
+    name = args.measure.strip().lower()
+    if name != "all" and name not in MEASURES:
+        raise UserError(f"unknown measure '{args.measure}': choose one of {', '.join(MEASURES)} or all")
+    root = None if getattr(args, "from_csv", None) else results_root(table.origin)
+    result = instability(table.runs, table.records, root, args.selection)
+    if name == "all":
+        frame = result.wide
+    else:
+        frame = result.long[result.long["measure"] == name].reset_index(drop=True)
+    if args.format == "csv":
+        print(frame.to_csv(index=False), end="")
+    elif frame.empty:
+        print(f"no cell has what {name} needs (stored per-example outputs"
+              + (" and representations" if MEASURES.get(name, ("",))[0] == "representation" else "") + ")")
+    else:
+        print(render(frame, args.format, index=False), end="")
+    for note in result.notes:  # beside a CSV on stdout, notes go to stderr so the CSV stays parseable
+        print(("% " if args.format == "latex" else "") + note,
+              file=sys.stderr if args.format == "csv" else sys.stdout)
     return 0
 
 

@@ -137,6 +137,7 @@ def build_report(
         Section("Expected max over restarts", [_expected_max_table(runs, agg, selection)]),
         *_protocols_section(runs, shown),
         *_published_section(runs, selection),
+        *_instability_section(table, selection, out if figures else None),
         Section("Figures", [Figure(p, CAPTIONS.get(name, name)) for name, p in drawn.items()]),
         Section("How to read this report", [HOW_TO_READ]),
     ]
@@ -172,6 +173,38 @@ def _protocols_section(runs: pd.DataFrame, failures: tuple[str, ...]) -> list[Se
     text = ("Mean headline score" + (f" [#fail {fail_def}]" if fail_def else "") + " of the same runs under each "
             "selection protocol: " + "; ".join(f"**{p}**: {d}" for p, d in PROTOCOLS.items()) + ".")
     return [Section("Selection protocols", [protocol_table(runs, fail_def), text])]
+
+
+def _instability_section(table: RunTable, selection: str, out: Path | None) -> list[Section]:
+    """Instability beyond SD (Du & Nguyen 2023): every measure per cell, and the per-layer figure."""
+    from mixsweep.analysis.instability import fig_instability, instability, results_root, sizes_note
+
+    result = instability(table.runs, table.records, results_root(table.origin) if table.origin else None,
+                         selection, seed=0)
+    if result.wide.empty:
+        return []
+    blocks: list[Block] = [
+        "Per cell over its restarts, at the **" + selection + "** point (95% bootstrap CI over restarts, 1000 "
+        "draws): SD of the scores; pairwise disagreement I_pwd, 1 − Fleiss' κ and pairwise JSD of the "
+        "per-example predictions; SVCCA, PWCCA, linear CKA and orthogonal Procrustes distances of the "
+        "representations at the final checkpoint (shown at the deepest stored layer, `layer`); larger = less "
+        "stable. **ensemble**: the restarts' majority vote (regression: mean) scored like a run, beside "
+        "**mean**, the runs' mean score. Definitions: README, *Instability beyond SD*.",
+        result.wide,
+        *result.notes,
+    ]
+    note = sizes_note(result.bytes_per_run)
+    if note:
+        blocks.append(note)
+    if out is not None:
+        fig = fig_instability(result)
+        if fig is not None:
+            from mixsweep.analysis.figures import save_figure
+
+            path = save_figure(fig, out / "figures", "instability_layers")
+            blocks.append(Figure(path, "Representation instability against layer depth (head = the classifier's "
+                                       "input), mean over pairs of restarts with a 95% bootstrap band, per cell."))
+    return [Section("Instability beyond SD", blocks)]
 
 
 def _warning_list(warnings: list[str]) -> str:

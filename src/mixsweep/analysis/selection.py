@@ -12,13 +12,12 @@ All three read the same stored curves, so they compare on the same runs.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mixsweep.records import metric_value
+from mixsweep.records import zhang2021_index
 
 PROTOCOLS = {
     "final": "end of training, whole dev set (Lee et al. 2020; Mosbach et al. 2021)",
@@ -28,16 +27,9 @@ PROTOCOLS = {
 
 
 def zhang2021_point(curve: list[dict[str, Any]], headline: str) -> dict[str, float] | None:
-    """Test-half metrics at the eval point with the best val-half ``headline``; None if no point has halves."""
-    best, best_value = None, -math.inf
-    for point in curve:
-        val, test = point.get("val_half"), point.get("test_half")
-        if val is None or test is None:
-            continue
-        value = metric_value(val.get(headline))
-        if best is None or value > best_value:  # strict: the first of equal maxima; NaN never wins
-            best, best_value = test, (value if not math.isnan(value) else -math.inf)
-    return None if best is None else dict(best)
+    """Test-half metrics at the point :func:`mixsweep.records.zhang2021_index` selects; None if there is none."""
+    i = zhang2021_index(curve, headline)
+    return None if i is None else dict(curve[i]["test_half"])
 
 
 def protocol_table(runs: pd.DataFrame, failure: str | None = "lee2020") -> pd.DataFrame:

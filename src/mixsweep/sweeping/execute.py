@@ -88,6 +88,7 @@ def _run_and_record(cfg: DictConfig, rid: str, on_eval: EvalCallback | None = No
     device, determinism = str(cfg.get("device", "auto")), {}
     try:
         out = _dispatch(cfg, on_eval)
+        store.write_outputs(store.run_dir(cfg.paths.results, rid), out.pop("outputs", None))
         device = out.pop("env_device", device)
         determinism = out.pop("env_determinism", {})
         error = None
