@@ -60,6 +60,9 @@ def validate(req: HpoRequest) -> SearchSpace:
                                ("--seeds", req.seeds, 1), ("--retry-failed", req.retry_failed, 0)):
         if value < least:
             raise UserError(f"{name} must be >= {least}, got {value}")
+    from mixsweep.store import check_location
+
+    check_location(req.results)
     if req.launcher not in LAUNCHERS:
         raise UserError(f"unknown launcher '{req.launcher}': choose one of {', '.join(LAUNCHERS)}")
     if req.launcher_overrides:

@@ -61,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = store_sub.add_parser("migrate", help="move runs from the old results/<sweep>/<task>/<run_id>/ layout "
                                              "into results/runs/ (loses nothing)")
     m.add_argument("--results", default="results", help="results directory (default: results)")
+    m.add_argument("--dry-run", action="store_true", help="print what would be moved and written; change nothing")
     m.set_defaults(func=_migrate)
 
     p = sub.add_parser("rerun", help="re-execute one stored run from its record and compare the metrics")
@@ -158,7 +159,11 @@ def _print_summary(results: str, sweep: str, cells: list[str] | None = None) -> 
 def _migrate(args: argparse.Namespace) -> int:
     from mixsweep import store
 
-    counts = store.migrate(args.results)
+    counts = store.migrate(args.results, dry_run=args.dry_run)
+    if args.dry_run:
+        print(f"dry run: would migrate {counts['moved'] + counts['duplicates']} runs of {counts['studies']} studies "
+              f"into {args.results}/runs/; nothing was changed")
+        return 0
     print(f"migrated {counts['moved']} runs of {counts['studies']} studies into {args.results}/runs/"
           + (f"; {counts['duplicates']} runs were stored by more than one study: one copy is in runs/, "
              "the other under <sweep>/.migrated/" if counts["duplicates"] else ""))

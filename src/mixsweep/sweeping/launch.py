@@ -58,12 +58,13 @@ def validate(req: SweepRequest) -> None:
             raise UserError(f"override '{ov}' is not key=value: write ARGS=\"key=value other.key=value\"")
     if req.task is not None:
         _check_narrowing(req)
+    from mixsweep import store
+
+    store.check_location(req.results)
     if not req.dry_run:
         _check_writable(Path(req.results))
     elif Path(req.results).exists() and not Path(req.results).is_dir():
         raise UserError(f"results directory '{req.results}' is a file, not a folder: choose another with RESULTS=DIR")
-    from mixsweep import store
-
     store.check_no_legacy(req.results, req.sweep)
 
 
