@@ -116,7 +116,7 @@ def _sweep(args: argparse.Namespace) -> int:
         os.environ["MIXSWEEP_PROGRESS_BARS"] = "0"
     try:
         with tidy_after_failure(req):
-            run_multirun(hydra_overrides(req))
+            returns = run_multirun(hydra_overrides(req))
     finally:
         if bars is None:
             os.environ.pop("MIXSWEEP_PROGRESS_BARS", None)
@@ -124,7 +124,28 @@ def _sweep(args: argparse.Namespace) -> int:
             os.environ["MIXSWEEP_PROGRESS_BARS"] = bars
     if not args.no_summary:
         _print_summary(req.results, req.sweep, req.cells)
-    return 0
+    return _failed_runs_verdict(returns, req.results)
+
+
+def _failed_runs_verdict(returns, results: str) -> int:
+    """Exit status 1, said in the last line, when a run of this launch failed (CI pipelines and
+    SLURM dependencies read the status); 0 when every run it started has an outcome."""
+    import sys
+
+    from mixsweep import store
+
+    ran = [job._return_value for batch in returns or [] for job in batch  # a failed job's is its exception
+           if isinstance(job._return_value, dict) and not job._return_value.get("skipped")]
+    failed = [r["run_id"] for r in ran if r.get("status") == "failed"]
+    if not failed:
+        return 0
+    record = store.lookup(results, failed[0])
+    why = f" (first: {record.error.splitlines()[0]})" if record is not None and record.error else ""
+    sys.stdout.flush()
+    print(f"mixsweep: {len(failed)} of {len(ran)} runs of this launch failed{why}: see "
+          f"{store.run_dir(results, failed[0]) / store.RESULT}; fix the cause and relaunch the same command to "
+          "retry them (finished runs are kept)", file=sys.stderr, flush=True)
+    return 1
 
 
 def _plan(args: argparse.Namespace) -> int:
