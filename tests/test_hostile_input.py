@@ -251,7 +251,8 @@ def test_a_study_file_whose_sweep_key_differs_from_its_name_is_refused(tmp_path)
     (tmp_path / "sweeps").mkdir()
     shutil.copy(ROOT / "sweeps" / "smoke.yaml", tmp_path / "sweeps" / "mystudy.yaml")
     for command in ("plan", "sweep"):
-        code, out, err = run_cli(tmp_path, [command, "--sweep", "mystudy", "--results", str(tmp_path / "r")])
+        code, out, err = run_cli(tmp_path, [command, "--sweep", "mystudy", "--results", str(tmp_path / "r"),
+                                            "model.name_or_path=/nonexistent/model-dir"])  # never trains
         line = one_error_line(code, err)
         assert "sweep: smoke" in line and "mystudy" in line
     assert not (tmp_path / "r").exists()
