@@ -50,6 +50,8 @@ class RunRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunRecord:
         """Build a record from JSON; unknown keys are dropped, missing ones get defaults."""
+        if not isinstance(d, dict):  # valid JSON that is no record ([], null, "x"): corrupt, like a bad parse
+            raise ValueError(f"a run record is a JSON object, not {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         missing = {"run_id", "sweep", "task", "cell", "label", "seed", "status"} - d.keys()
         if missing:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 DEFAULT_RESULTS = Path("results")
@@ -17,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_store_args(report)
     _add_selection(report)
     report.add_argument("--no-figures", action="store_true", help="tables only (faster)")
+    report.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="write the report there (default: results/<sweep>/; e.g. for a read-only store)")
     report.set_defaults(func=cmd_report)
 
     table = subparsers.add_parser(
@@ -84,16 +88,49 @@ def cmd_report(args: argparse.Namespace) -> int:
         bad = f"; {len(table.warnings)} unreadable, e.g. {table.warnings[0]}" if table.warnings else ""
         raise UserError(f"no run records for sweep '{args.sweep}' in {out}{bad}: run "
                         f"`make sweep SWEEP={args.sweep} RESULTS={args.results}` first, then the report")
-    report = build_report(table, out, f"mixsweep report: {args.sweep}", args.selection,
-                          figures=not args.no_figures)
-    export_runs(table.runs, out / "runs.parquet")
-    export_runs(table.runs, out / "runs.csv")
+    if args.out is not None:
+        out = args.out
+    with _writable(out, given=args.out is not None):
+        report = build_report(table, out, f"mixsweep report: {args.sweep}", args.selection,
+                              figures=not args.no_figures)
+        export_runs(table.runs, out / "runs.parquet")
+        export_runs(table.runs, out / "runs.csv")
     print(report.main_table)
     for w in table.warnings:
         print(f"warning: {w}")
     print(f"wrote {report.markdown}, {report.html}, {len(report.figures)} figure(s) in {out / 'figures'}, "
           f"runs.parquet, runs.csv")
     return 0
+
+
+@contextlib.contextmanager
+def _writable(out: Path, given: bool) -> Iterator[None]:
+    """Check that ``out`` takes files before anything is drawn, and turn a failed write into one line."""
+    import errno
+    import os
+    import tempfile
+
+    from mixsweep.errors import UserError
+
+    def error(e: OSError) -> UserError:
+        where = e.filename or out
+        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            fix = "choose another folder with --out DIR" if given else "write the report elsewhere with --out DIR"
+            return UserError(f"the folder {where} is read-only ({e.strerror}): {fix}")
+        return UserError(f"cannot write the report to {where} ({e.strerror or e}): free disk space or write it "
+                         "elsewhere with --out DIR")
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise error(e) from e
+    try:
+        yield
+    except OSError as e:
+        raise error(e) from e
 
 
 def cmd_table(args: argparse.Namespace) -> int:

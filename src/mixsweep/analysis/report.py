@@ -320,20 +320,17 @@ def _expected_max_table(runs: pd.DataFrame, agg: pd.DataFrame, selection: str) -
     return pd.DataFrame(rows).fillna("") if rows else "No scored runs."
 
 
-def render_markdown(title: str, sections: list[Section], base: Path, inline: bool = False) -> str:
-    """The report as Markdown; figures link to ``figures/`` (or, ``inline``, embed as HTML blocks)."""
+def render_markdown(title: str, sections: list[Section], base: Path) -> str:
+    """The report as Markdown; figures link to ``figures/``."""
     out = [f"# {title}\n"]
     for s in sections:
         out.append(f"## {s.title}\n")
-        for i, b in enumerate(s.blocks, 1):
-            if isinstance(b, Figure):
-                out.append(_figure_html(b, i) if inline else _figure_md(b, i, base))
-                continue
-            text = render(b, "md") if isinstance(b, pd.DataFrame) else b + "\n"
-            # the HTML renderer passes raw HTML through (for the figures): a '<' in a label or a
-            # config value must show as text, not open a tag
-            out.append(text.replace("<", "&lt;") if inline else text)
+        out += [_figure_md(b, i, base) if isinstance(b, Figure) else _block_md(b) for i, b in enumerate(s.blocks, 1)]
     return "\n".join(out)
+
+
+def _block_md(block: str | pd.DataFrame) -> str:
+    return render(block, "md") if isinstance(block, pd.DataFrame) else block + "\n"
 
 
 def _figure_md(fig: Figure, number: int, base: Path) -> str:
@@ -345,7 +342,6 @@ def _figure_md(fig: Figure, number: int, base: Path) -> str:
 def _figure_html(fig: Figure, number: int) -> str:
     data = base64.b64encode(fig.path.read_bytes()).decode("ascii")
     caption = html.escape(fig.caption)
-    # one line: a CommonMark HTML block ends at the first blank line
     return (f'<figure><img alt="{caption}" src="data:image/png;base64,{data}">'
             f"<figcaption><b>Figure {number}.</b> {caption}</figcaption></figure>\n")
 
@@ -358,10 +354,20 @@ code{background:#f3f3f3;padding:0 3px}li{margin:.2em 0}"""
 
 
 def render_html(title: str, sections: list[Section]) -> str:
-    """A self-contained page: the report's Markdown rendered by markdown-it-py, figures inlined."""
+    """A self-contained page: the report's Markdown rendered by markdown-it-py, figures inlined.
+
+    The one escaping boundary: every string (study, task, cell, label, config value, path, note)
+    reaches the page through a renderer that takes no raw HTML and makes no link or image, so a
+    '<', a quote or ``![x](url)`` in any of them shows as text. The figures, our own PNGs with
+    escaped captions, are the only HTML written directly.
+    """
     from markdown_it import MarkdownIt
 
-    md = MarkdownIt("commonmark", {"html": True}).enable("table")
-    body = md.render(render_markdown(title, sections, Path("."), inline=True))
+    md = MarkdownIt("commonmark", {"html": False}).enable("table").disable(["link", "image", "autolink"])
+    body = [md.render(f"# {title}\n")]
+    for s in sections:
+        body.append(md.render(f"## {s.title}\n"))
+        body += [_figure_html(b, i) if isinstance(b, Figure) else md.render(_block_md(b))
+                 for i, b in enumerate(s.blocks, 1)]
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body>\n{body}</body></html>\n")
+            f"<style>{_CSS}</style></head><body>\n{''.join(body)}</body></html>\n")
