@@ -90,8 +90,14 @@ plan: installed ## Show the runs a sweep contains and how many are done/failed/t
 report: installed ## Write results/<sweep>/report.{md,html} and figures: [SWEEP=smoke] [RESULTS=results] [CELLS=a,b]
 	$(BIN)/mixsweep report --sweep $(or $(SWEEP),$(if $(TASK),table1,smoke)) --results $(RESULTS) $(if $(CELLS),--cells $(CELLS))
 
-hpo: installed ## Optuna search: TASK=rte [SPACE=mixout] [TRIALS=30] [WORKERS=1] [ARGS=...]
-	$(BIN)/mixsweep hpo --task $(or $(TASK),rt_polarity) --space $(SPACE) --trials $(TRIALS) --workers $(or $(WORKERS),1) --results $(RESULTS) $(ARGS)
+HPO_CMD = $(BIN)/mixsweep hpo --task $(or $(TASK),rt_polarity) --space $(SPACE) --trials $(TRIALS) --workers $(or $(WORKERS),1) --results $(RESULTS) $(ARGS)
+# The command is echoed with any storage password or secret query value masked (as mixsweep hpo
+# prints it); OPTUNA_STORAGE=URL make hpo keeps the URL off the command line altogether.
+MASK_SECRETS = sed -E 's,(://[^:/@[:space:]]*:)[^@[:space:]]+@,\1***@,g; s,([?&;][A-Za-z_]*([Pp]ass(wd|word)?|[Pp]wd|[Ss]ecret|[Tt]oken|[Kk]ey|[Aa]uth)[A-Za-z_]*=)[^&;[:space:]]+,\1***,g'
+
+hpo: installed ## Optuna search: TASK=rte [SPACE=mixout] [TRIALS=30] [WORKERS=1] [ARGS=...]; a storage URL: OPTUNA_STORAGE=URL
+	@printf '%s\n' "$(subst ",\",$(HPO_CMD))" | $(MASK_SECRETS)
+	@$(HPO_CMD)
 
 bench: installed ## Run every benchmark in benchmarks/ (prints ratios measured side by side)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

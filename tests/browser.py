@@ -99,8 +99,9 @@ class Browser:
             self.events.append(msg)
         return msg
 
-    def open(self, url: str) -> dict[str, Any]:
-        """Load ``url``; return its images (complete, naturalWidth) and the console errors."""
+    def open(self, url: str, probe: str | None = None) -> dict[str, Any]:
+        """Load ``url``; return its images (complete, naturalWidth), the console errors and, given a
+        JavaScript expression ``probe``, its value on the loaded page."""
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
@@ -112,8 +113,10 @@ class Browser:
             "returnByValue": True}, session=session)["result"]["value"]
         title = self.send("Runtime.evaluate", {"expression": "document.title", "returnByValue": True},
                           session=session)["result"]["value"]
+        value = None if probe is None else self.send(
+            "Runtime.evaluate", {"expression": probe, "returnByValue": True}, session=session)["result"].get("value")
         errors = [e for e in self.events
                   if e.get("method") == "Runtime.exceptionThrown"
                   or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")
                   or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")]
-        return {"images": images, "title": title, "errors": errors}
+        return {"images": images, "title": title, "errors": errors, "probe": value}

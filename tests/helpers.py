@@ -112,7 +112,8 @@ def assert_store_consistent(results: Path, sweep: str, n_runs: int) -> None:
     assert len(dirs) == n_runs, [d.name for d in dirs]
     for d in dirs:
         names = {p.name for p in d.iterdir()}
-        assert names <= {"result.json", "curve.jsonl", ".lock"}, f"stray files in {d}: {names}"
+        assert names <= {"result.json", "curve.jsonl", ".lock", "outputs.npz", "representations.npz"}, \
+            f"stray files in {d}: {names}"
         assert "result.json" in names and "curve.jsonl" in names, f"uncommitted run {d}: {names}"
         rec = RunRecord.from_dict(json.loads((d / "result.json").read_text()))
         assert rec.run_id == d.name and rec.status == "ok"

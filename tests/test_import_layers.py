@@ -27,7 +27,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("mixsweep.tasks", "mixsweep.regularizers", "mixsweep.optim", "mixsweep.models",
               "mixsweep.records", "mixsweep.runid", "mixsweep.identity", "mixsweep.recipe",
               "mixsweep.metrics", "mixsweep.store",
-              "mixsweep.schema", "mixsweep.instability")),  # the run-config schema; pure instability measures
+              "mixsweep.schema", "mixsweep.instability",  # the run-config schema; pure instability measures
+              "mixsweep.run_outputs")),  # what a run keeps for them (numpy; torch only inside functions)
     ("data", ("mixsweep.data",)),
     ("train", ("mixsweep.train", "mixsweep.digits",
                "mixsweep.setup")),  # the one run setup, shared by train, digits and gpu-check

@@ -41,3 +41,46 @@ def test_the_browser_check_catches_a_broken_figure_and_a_console_error(report, t
         page = browser.open(broken.as_uri())
     assert sum(1 for _, width, _ in page["images"] if width == 0) == 1
     assert any(e["method"] == "Runtime.exceptionThrown" for e in page["errors"])
+
+
+# Markup in a study name (its file name and `sweep:` key) and in a config value (issue 24 §1).
+HOSTILE_STUDY = 'w<img src=x onerror="document.body.id=1337">'
+HOSTILE_VALUE = '<script>document.body.id="1338"</script>![p](http://127.0.0.1:9/pixel.png)<a href=x>l</a>'
+# Every element and attribute of the page, and whether the markup shows as text.
+PAGE_FACTS = """(() => {
+  const all = Array.from(document.querySelectorAll('*'));
+  return {bodyId: document.body.id,
+          tags: [...new Set(all.map(e => e.tagName.toLowerCase()))],
+          attrs: all.flatMap(e => Array.from(e.attributes).map(a => [e.tagName.toLowerCase(), a.name, a.value])),
+          text: document.body.innerText};
+})()"""
+
+
+def test_markup_in_a_study_name_and_a_config_value_is_text_in_the_page(tmp_path):
+    import json
+
+    from helpers import run_cli
+
+    results = tmp_path / "results"
+    demo_store(results, sweep=HOSTILE_STUDY, seeds=2, digits=False)
+    for path in (results / "runs").glob("*/result.json"):
+        record = json.loads(path.read_text())
+        record["config"]["model"] = {"name_or_path": HOSTILE_VALUE}
+        path.write_text(json.dumps(record))
+    code, out, err = run_cli(tmp_path, ["report", "--sweep", HOSTILE_STUDY, "--results", str(results)], timeout=300)
+    assert code == 0, err
+    page_file = results / HOSTILE_STUDY / "report.html"
+    with Browser() as browser:
+        page = browser.open(page_file.as_uri(), probe=PAGE_FACTS)
+    facts = page["probe"]
+    assert facts["bodyId"] == ""  # no handler ran
+    assert "script" not in facts["tags"] and "a" not in facts["tags"]
+    for tag, name, value in facts["attrs"]:
+        assert not name.startswith("on"), (tag, name, value)
+        assert "document.body" not in value and "127.0.0.1" not in value, (tag, name, value[:80])
+        if tag == "img":
+            assert name == "alt" or value.startswith("data:image/png;base64,"), (tag, name, value)
+    # the only images are the figures; the markup is shown, as typed
+    assert len(page["images"]) == len(list((results / HOSTILE_STUDY / "figures").glob("*.png")))
+    assert HOSTILE_STUDY in facts["text"] and '<script>document.body.id="1338"</script>' in facts["text"]
+    assert page["title"] == f"mixsweep report: {HOSTILE_STUDY}" and page["errors"] == []

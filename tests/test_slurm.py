@@ -282,7 +282,7 @@ def test_a_run_past_its_time_limit_is_never_recorded_done_and_the_relaunch_finis
         recs = stored(results, "timelimit")
     except UserError:  # not one record: the reader finds no sweep
         recs = {}
-    if code == 0:  # the job handled the signal: the run is recorded failed, with why
+    if code == 1:  # the job handled the signal: the run is recorded failed, with why (exit 1: issue 24 §10)
         assert [r.status for r in recs.values()] == ["failed"], recs
         assert "timed-out" in next(iter(recs.values())).error
     elif "before its run began" in err:  # signalled while starting: no record, the limit named

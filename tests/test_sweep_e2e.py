@@ -73,7 +73,7 @@ def test_an_exception_in_one_cell_is_recorded_and_the_others_complete(study):
     cells = dict(CELLS, broken=["regularizer=dropout", "+fault={kind: raise, step: 1}"])
     write_study(study, "tfault", cells, seeds=2)
     results = study / "results"
-    assert sweep(results, "tfault") == 0
+    assert sweep(results, "tfault") == 1  # the others complete; a run of this launch failed (issue 24 §10)
     recs = records(results, "tfault")
     assert len(recs) == 6
     failed = [r for r in recs if r["status"] == "failed"]

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from mixsweep.records import SCHEMA_VERSION
 
 # Keys that locate, label or schedule a run without changing its result.
-_EXCLUDED_TOP = ("hydra", "paths", "sweep", "cell", "device", "threads", "progress")
+_EXCLUDED_TOP = ("hydra", "paths", "sweep", "cell", "device", "threads", "progress", "record")
 _EXCLUDED_NESTED = (
     ("regularizer", "name"),  # the yaml's name; what runs is the methods (see _active_methods_only)
     ("train", "eval_batch_size"),
@@ -20,6 +20,9 @@ _EXCLUDED_NESTED = (
     ("data", "glue_dir"),  # where GLUE lives on this machine is not what it contains
     ("data", "hub_cache_dir"),
 )
+# Keys whose "off" was written 0 before the run-config schema made null the one "off": the hash still
+# writes the old value, so that runs stored before keep their ids (what they mean did not change).
+_HASHED_AS_BEFORE = {("train", "eval_every"): 0}
 # The restart seeds: the runs of one cell differ only in these (a cell's id leaves them out).
 SEED_KEYS = ("seed", "init_seed", "data_seed", "noise_seed")
 # The digits experiment reads only these blocks; other defaults must not perturb its ids.
@@ -45,6 +48,10 @@ def semantic_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     for outer, inner in _EXCLUDED_NESTED:
         if isinstance(d.get(outer), dict):
             d[outer].pop(inner, None)
+    for (outer, inner), before in _HASHED_AS_BEFORE.items():
+        block = d.get(outer)
+        if isinstance(block, dict) and inner in block and block[inner] is None:
+            block[inner] = before
     if isinstance(d.get("regularizer"), dict):
         d["regularizer"] = _active_methods_only(d["regularizer"])
     if d.get("experiment") == "digits":

@@ -3,6 +3,7 @@
 Layout (this module is the only code that knows it)::
 
     <results>/runs/<run_id>/{result.json, curve.jsonl, .lock}   one directory per run, for every study
+    <results>/runs/<run_id>/{outputs,representations}.npz      per-example dev outputs (optional, #22)
     <results>/<sweep>/view.json                                  the study: [{run_id, task, cell}, ...]
 
 A run id hashes the semantic config without the study name, so a run that two studies need
@@ -19,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,8 +35,26 @@ VIEW = "view.json"
 RESULT = "result.json"
 CURVE = "curve.jsonl"
 LOCK = ".lock"
+OUTPUTS = "outputs.npz"  # per-example dev outputs (mixsweep.run_outputs); absent in runs recorded before #22
+REPRESENTATIONS = "representations.npz"  # fp16 dev representations at the final checkpoint; same
 _RUN_ID = re.compile(r"^[0-9a-f]{12}$")
 _WARNED: set[Path] = set()
+
+
+# Where a store must never be made: the system's own folders (a typo like RESULTS=/ would write /runs).
+_SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin",
+                 "/sys", "/usr")
+_SYSTEM_DIRS = ("/", "/home", "/mnt", "/media", "/opt", "/root", "/run", "/srv", "/tmp", "/var")
+
+
+def check_location(results: str | Path) -> None:
+    """Refuse the file-system root and the system's folders as a results directory."""
+    path = Path(results).expanduser().resolve()
+    where = str(path)
+    if where in _SYSTEM_DIRS or any(where == t or where.startswith(t + "/") for t in _SYSTEM_TREES):
+        what = "the file-system root" if where == "/" else f"a system directory ({where})"
+        raise UserError(f"results directory '{results}' is {what}: a store writes runs/ and one folder per study "
+                        "there; choose a folder of your own with RESULTS=DIR (e.g. RESULTS=results)")
 
 
 def run_dir(results: str | Path, rid: str) -> Path:
@@ -91,7 +110,7 @@ def discard_unfinished(directory: Path) -> None:
     if (directory / RESULT).exists():
         return
     remove_stale_tmp(directory)
-    for name in (CURVE, LOCK):
+    for name in (CURVE, LOCK, OUTPUTS, REPRESENTATIONS):
         (directory / name).unlink(missing_ok=True)
     try:
         directory.rmdir()
@@ -207,7 +226,11 @@ def _read_checked(path: Path, warnings: list[str] | None) -> RunRecord | None:
 def find_runs(results: str | Path, prefix: str) -> list[Path]:
     """Directories of the stored runs whose id starts with ``prefix``."""
     root = Path(results) / RUNS
-    return sorted(p for p in root.glob(f"{prefix}*") if (p / RESULT).is_file()) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    # a plain prefix test, not a glob: '*' or '[0-9]' in a prefix must match nothing
+    return sorted(p for p in root.iterdir() if p.name.startswith(prefix) and _RUN_ID.match(p.name)
+                  and (p / RESULT).is_file())
 
 
 # ---- the layout before one store (results/<sweep>/<task>/<run_id>/) ----------------------------
@@ -222,9 +245,22 @@ def legacy_runs(results: str | Path, sweep: str | None = None) -> list[Path]:
     for study in studies:
         if not study.is_dir() or study.name.startswith("."):
             continue
-        for task in _visible_dirs(study):
-            out += [run for run in _visible_dirs(task) if _RUN_ID.match(run.name)]
+        runs = [run for task in _visible_dirs(study) for run in _visible_dirs(task) if _RUN_ID.match(run.name)]
+        # A study folder is in the old layout when a run of it holds a record; its runs without one
+        # (unfinished when the old sweep stopped) go with it. Any other folder is left alone.
+        if any(_holds_record(run) for run in runs):
+            out += runs
     return sorted(out)
+
+
+def _holds_record(directory: Path) -> bool:
+    """Whether ``directory/result.json`` is a readable run record: what makes a folder an old-layout
+    run, rather than any folder whose name happens to look like a run id."""
+    try:
+        record = RunRecord.from_dict(json.loads((directory / RESULT).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return False
+    return record.run_id == directory.name
 
 
 def check_no_legacy(results: str | Path, sweep: str) -> None:
@@ -236,19 +272,47 @@ def check_no_legacy(results: str | Path, sweep: str) -> None:
             "(nothing is lost)")
 
 
-def migrate(results: str | Path) -> dict[str, int]:
+def check_store(results: str | Path) -> None:
+    """Refuse what is not a results store (a missing path, a file, a folder holding no record),
+    so that ``store migrate`` never restructures an unrelated folder."""
+    root = Path(results)
+    check_location(root)
+    if not root.exists():
+        raise UserError(f"results directory '{results}' does not exist: pass the folder that holds your runs "
+                        "with --results DIR")
+    if not root.is_dir():
+        raise UserError(f"'{results}' is a file, not a results directory: pass the folder that holds your runs "
+                        "with --results DIR")
+    if not legacy_runs(root) and not find_runs(root, ""):
+        raise UserError(f"'{results}' is not a results store (no run record <sweep>/<task>/<run_id>/result.json "
+                        f"or runs/<run_id>/result.json in it): pass the folder that holds your runs with --results DIR")
+
+
+def migrate(results: str | Path, dry_run: bool = False,
+            say: Callable[[str], None] | None = None) -> dict[str, int]:
     """Move every old-layout run into ``<results>/runs/`` and list it in its study's view.
 
-    Nothing is lost: a run that is already in the store (the same config run by two studies)
-    keeps the stored copy, unless only the old copy is final; the other copy is moved to
-    ``<results>/<sweep>/.migrated/<task>/<run_id>/``. Unfinished directories (no record) move
-    too, so a later launch redoes them as before. Returns counts: moved, duplicates, studies.
+    An old-layout run is ``<results>/<sweep>/<task>/<run_id>/`` holding a readable record; nothing
+    else is touched. Nothing is lost: a run that is already in the store (the same config run by
+    two studies) keeps the stored copy, unless only the old copy is final; the other copy is moved
+    to ``<results>/<sweep>/.migrated/<task>/<run_id>/``. ``dry_run`` only tells ``say`` what would be
+    done. Returns counts: moved, duplicates, studies.
     """
+    check_store(results)
     counts = {"moved": 0, "duplicates": 0, "studies": 0}
     by_study: dict[str, list[Path]] = {}
     for d in legacy_runs(results):
         by_study.setdefault(d.parent.parent.name, []).append(d)
     for sweep, dirs in sorted(by_study.items()):
+        if dry_run:
+            for d in dirs:
+                target = run_dir(results, d.name)
+                kept = "beside the stored copy, under .migrated/" if target.exists() else f"to {target}"
+                (say or print)(f"would move {d} {kept}")
+                counts["duplicates" if target.exists() else "moved"] += 1
+            (say or print)(f"would list {len(dirs)} run(s) in {study_dir(results, sweep) / VIEW}")
+            counts["studies"] += 1
+            continue
         entries = []
         for d in dirs:
             rid, task = d.name, d.parent.name
@@ -294,3 +358,55 @@ def _aside(results: str | Path, sweep: str, task: str, rid: str) -> Path:
 def _visible_dirs(path: Path) -> list[Path]:
     with os.scandir(path) as it:
         return [Path(e.path) for e in it if not e.name.startswith(".") and e.is_dir()]
+
+
+# ---- per-example outputs and representations (mixsweep.run_outputs) ----------------------------
+
+def write_outputs(directory: Path, outputs) -> None:
+    """Write a run's ``outputs.npz`` / ``representations.npz`` (each atomically) before its record, so a
+    committed record never points at half a file. ``None`` (recording off, no eval) writes nothing."""
+    from mixsweep.atomic import atomic_write_with
+    from mixsweep.run_outputs import save_npz
+
+    if outputs is None:
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if outputs.outputs:
+            atomic_write_with(directory / OUTPUTS,
+                              lambda p: save_npz(p, outputs.outputs, outputs.outputs_meta, compress=True))
+        if outputs.representations:
+            atomic_write_with(directory / REPRESENTATIONS,
+                              lambda p: save_npz(p, outputs.representations, outputs.representations_meta,
+                                                 compress=False))
+    except OSError as e:
+        raise UserError(
+            f"cannot write the outputs of the run in {directory} ({e.strerror or e}): free disk space, choose "
+            "another results directory with RESULTS=DIR, or record less (record.representations=null)") from e
+
+
+def read_outputs(results: str | Path, rid: str):
+    """``(arrays, meta)`` of run ``rid``'s ``outputs.npz``, or None for a run without one (recorded
+    before outputs were kept, with ``record.outputs=false``, or unreadable)."""
+    from mixsweep.run_outputs import load_npz
+
+    return load_npz(run_dir(results, rid) / OUTPUTS)
+
+
+def read_representations(results: str | Path, rid: str):
+    """``(arrays, meta)`` of run ``rid``'s ``representations.npz`` (arrays ``rep_<layer>`` fp16 and
+    ``positions``), or None for a run without one."""
+    from mixsweep.run_outputs import load_npz
+
+    return load_npz(run_dir(results, rid) / REPRESENTATIONS)
+
+
+def output_sizes(results: str | Path, rid: str) -> dict[str, int]:
+    """Bytes on disk of the run's outputs and representations files (0 when absent)."""
+    sizes = {}
+    for key, name in (("outputs", OUTPUTS), ("representations", REPRESENTATIONS)):
+        try:
+            sizes[key] = (run_dir(results, rid) / name).stat().st_size
+        except OSError:
+            sizes[key] = 0
+    return sizes

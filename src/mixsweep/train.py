@@ -3,7 +3,9 @@
 ``run(cfg)`` returns the run's measurements as a dict of :class:`~mixsweep.records.RunRecord`
 fields; the store adds identity and environment. Randomness comes from three independent
 sources: ``init_seed`` (head init), ``data_seed`` (batch order) and ``noise_seed`` (dropout /
-mixout masks), all equal to ``seed`` unless overridden.
+mixout masks), all equal to ``seed`` unless overridden. Everything before the first step (the
+config check, device, seeds, model and head, methods, optimizer, schedule, evaluation cadence) is
+the one run setup, :mod:`mixsweep.setup`, shared with the digits run and ``gpu-check``.
 
 The regularizer block selects methods (:mod:`mixsweep.regularizers.base`); the loop names none of
 them and calls their hooks in the documented order. One step::
@@ -16,7 +18,6 @@ them and calls their hooks in the documented order. One step::
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,37 +27,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from mixsweep import setup
 from mixsweep.dev_split import dev_halves
-from mixsweep.errors import UserError
-from mixsweep.models import init_head, load_pretrained, load_tokenizer
-from mixsweep.optim import build_optimizer, linear_warmup_decay
+from mixsweep.models import load_tokenizer
 from mixsweep.progress import Progress
 from mixsweep.records import best_point
-from mixsweep.regularizers import RunContext, build_methods, head_module_names, lifecycle, squared_distance
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device={name} was requested but no CUDA GPU is visible: use device=auto or device=cpu")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise UserError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N")
-    return torch.device(name)
-
-
-def set_determinism(enabled: bool) -> dict:
-    torch.use_deterministic_algorithms(enabled, warn_only=True)
-    torch.backends.cudnn.benchmark = not enabled
-    torch.backends.cudnn.deterministic = enabled
-    return {"deterministic_algorithms": enabled, "cudnn_benchmark": not enabled}
-
-
-def seed_noise(seed: int) -> None:
-    """Seed every global RNG that dropout and mixout masks draw from."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+from mixsweep.regularizers import lifecycle, squared_distance
+from mixsweep.run_outputs import run_outputs
 
 
 def run(
@@ -71,38 +48,19 @@ def run(
     from mixsweep.tasks import TaskSpec
 
     c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    setup.checked(c)  # planning checked it too; rerun and HPO trials reach here without planning
     task = TaskSpec.from_config(c["task"])
-    tr, reg = c["train"], c["regularizer"]
-    device = resolve_device(str(c.get("device", "auto")))
-    determinism = set_determinism(bool(c.get("deterministic", True)))
-    if c.get("threads"):
-        torch.set_num_threads(int(c["threads"]))
+    reg = c["regularizer"]
+    device, determinism = setup.runtime(c)
+    seeds = setup.seeds(c)
     t_start = time.perf_counter()
 
     train_loader, dev_loader, dev_labels = _loaders(c, task)
 
-    methods = build_methods(reg)  # validates every setting before any work
-    model = load_pretrained(c["model"], task.num_labels)
-    head = head_module_names(model)
-    init_head(model, head, float(tr["head_init_std"]), int(c["init_seed"]))
-    model.to(device)
     steps_per_epoch = len(train_loader)
-    total = int(tr["epochs"]) * steps_per_epoch
-    if tr.get("max_steps"):
-        total = min(total, int(tr["max_steps"]))
-    ctx = RunContext(model=model, head=head, init_seed=int(c["init_seed"]), noise_seed=int(c["noise_seed"]),
-                     total_steps=total, device=device)
-    lifecycle.prepare(methods, ctx)  # dropout 0, each method's prepare, ctx.reference = w_pre
-    groups = lifecycle.param_groups(methods, ctx)
-    optimizer = build_optimizer(groups, c["optimizer"])
-    ctx.optimizer = optimizer
-    scheduler = linear_warmup_decay(optimizer, total, float(tr["warmup_ratio"]))
-    max_norm = float(tr["max_grad_norm"]) if tr.get("max_grad_norm") else None
-    # eval_every, else evals_per_run (revisit-bert-finetuning's --num_loggings: every total // N steps),
-    # else evals_per_epoch; always at the end.
-    per_run = int(tr.get("evals_per_run") or 0)
-    eval_every = int(tr.get("eval_every") or 0) or (
-        max(1, total // per_run) if per_run else max(1, steps_per_epoch // int(tr.get("evals_per_epoch") or 1)))
+    s = setup.finetune(c, task.num_labels, steps_per_epoch, device)
+    model, methods, ctx, optimizer, scheduler = s.model, s.methods, s.ctx, s.optimizer, s.scheduler
+    total, eval_every, max_norm = s.cadence.total_steps, s.cadence.eval_every, s.cadence.max_grad_norm
     fault = c.get("fault") or {}
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(c.get("bf16")) and device.type == "cuda")
 
@@ -112,19 +70,23 @@ def run(
     if len(val_half) and len(test_half):
         subsets.update(val_half=val_half, test_half=test_half)
 
+    eval_logits: list[np.ndarray] = []  # every eval point's dev logits, for the run's outputs (run_outputs)
+
     def evaluate() -> dict[str, dict[str, float]]:
         model.eval()
-        preds = []
+        preds, logit_rows = [], []
         with torch.no_grad(), amp:
             for batch in dev_loader:
                 batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
                 logits = model(**batch).logits.float()
+                logit_rows.append(logits)
                 preds.append(logits.squeeze(-1) if task.is_regression else logits.argmax(-1))
         model.train()
         preds = torch.cat(preds).cpu().numpy()
+        eval_logits.append(torch.cat(logit_rows).cpu().numpy())
         return {name: compute_metrics(task, preds[idx], dev_labels[idx]) for name, idx in subsets.items()}
 
-    seed_noise(int(c["noise_seed"]))
+    setup.seed_noise(seeds.noise)
     model.train()
     curve: list[dict] = []
     losses: list[dict] = []
@@ -163,6 +125,8 @@ def run(
 
     final = curve[-1]["metrics"] if curve and status == "ok" else {}
     best = best_point(curve, task.headline)
+    outputs = run_outputs(c.get("record"), logits=eval_logits, curve=curve, task=task, status=status,
+                          labels=dev_labels, halves=subsets, model=model, dev_loader=dev_loader, device=device, amp=amp)
     return {
         "status": status,
         "headline": task.headline,
@@ -174,11 +138,12 @@ def run(
         "majority": majority_baseline(task, dev_labels),
         "distance_sq": _finite_or_none(squared_distance(model, ctx.reference)),
         "times": {"train_s": train_s, "eval_s": eval_s, "total_s": time.perf_counter() - t_start},
-        "seeds": {"init": int(c["init_seed"]), "data": int(c["data_seed"]), "noise": int(c["noise_seed"])},
+        "seeds": {"init": seeds.init, "data": seeds.data, "noise": seeds.noise},
         "extra": {"steps": step, "train_size": len(train_loader.dataset), "dev_size": len(dev_loader.dataset),
                   "methods": {m.name: m.record() for m in methods}},
         "env_device": str(device),
         "env_determinism": determinism,
+        "outputs": outputs,  # per-example dev outputs and representations: written beside the record by the store
     }
 
 
@@ -197,7 +162,7 @@ def _loaders(c: Mapping[str, Any], task) -> tuple[DataLoader, DataLoader, np.nda
     collate = DataCollatorWithPadding(tokenizer)
     tr = c["train"]
     train = DataLoader(data["train"], batch_size=int(tr["batch_size"]), shuffle=True, collate_fn=collate,
-                       generator=torch.Generator().manual_seed(int(c["data_seed"])))
+                       generator=torch.Generator().manual_seed(setup.seeds(c).data))
     dev = DataLoader(data["dev"], batch_size=int(tr["eval_batch_size"]), shuffle=False, collate_fn=collate)
     return train, dev, np.asarray(splits["dev"]["label"])
 

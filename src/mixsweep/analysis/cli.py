@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 DEFAULT_RESULTS = Path("results")
@@ -16,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_store_args(report)
     _add_selection(report)
     report.add_argument("--no-figures", action="store_true", help="tables only (faster)")
+    report.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="write the report there (default: results/<sweep>/; e.g. for a read-only store)")
     report.set_defaults(func=cmd_report)
 
     table = subparsers.add_parser(
@@ -25,6 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table.add_argument("--failure", default="default",
                        help="failure definition(s): lee2020, majority, dodge2020, a comma list, or all; "
                             "default: lee2020 where the task defines it, else majority")
+    table.add_argument("--measure", default=None, metavar="NAME|all",
+                       help="instability beyond SD (Du & Nguyen 2023) instead of the paper-style table: one of "
+                            "sd, pwd, kappa, jsd, svcca, pwcca, cka, procrustes (per cell and, for the "
+                            "representation measures, per layer), or all (every measure, one row per cell)")
     table.add_argument("--format", choices=("md", "latex", "csv"), default="md",
                        help="md/latex: the paper-style table; csv: every per-cell statistic")
     table.set_defaults(func=cmd_table)
@@ -79,16 +88,49 @@ def cmd_report(args: argparse.Namespace) -> int:
         bad = f"; {len(table.warnings)} unreadable, e.g. {table.warnings[0]}" if table.warnings else ""
         raise UserError(f"no run records for sweep '{args.sweep}' in {out}{bad}: run "
                         f"`make sweep SWEEP={args.sweep} RESULTS={args.results}` first, then the report")
-    report = build_report(table, out, f"mixsweep report: {args.sweep}", args.selection,
-                          figures=not args.no_figures)
-    export_runs(table.runs, out / "runs.parquet")
-    export_runs(table.runs, out / "runs.csv")
+    if args.out is not None:
+        out = args.out
+    with _writable(out, given=args.out is not None):
+        report = build_report(table, out, f"mixsweep report: {args.sweep}", args.selection,
+                              figures=not args.no_figures)
+        export_runs(table.runs, out / "runs.parquet")
+        export_runs(table.runs, out / "runs.csv")
     print(report.main_table)
     for w in table.warnings:
         print(f"warning: {w}")
     print(f"wrote {report.markdown}, {report.html}, {len(report.figures)} figure(s) in {out / 'figures'}, "
           f"runs.parquet, runs.csv")
     return 0
+
+
+@contextlib.contextmanager
+def _writable(out: Path, given: bool) -> Iterator[None]:
+    """Check that ``out`` takes files before anything is drawn, and turn a failed write into one line."""
+    import errno
+    import os
+    import tempfile
+
+    from mixsweep.errors import UserError
+
+    def error(e: OSError) -> UserError:
+        where = e.filename or out
+        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            fix = "choose another folder with --out DIR" if given else "write the report elsewhere with --out DIR"
+            return UserError(f"the folder {where} is read-only ({e.strerror}): {fix}")
+        return UserError(f"cannot write the report to {where} ({e.strerror or e}): free disk space or write it "
+                         "elsewhere with --out DIR")
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise error(e) from e
+    try:
+        yield
+    except OSError as e:
+        raise error(e) from e
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -98,6 +140,8 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     failures = parse_definitions(args.failure)
     table = _load(args)
+    if args.measure is not None:
+        return _measure_table(args, table)
     agg = aggregate(table.runs, args.selection, failures)
     if args.format == "csv":
         print(agg.reset_index().to_csv(index=False), end="")
@@ -108,6 +152,35 @@ def cmd_table(args: argparse.Namespace) -> int:
         print(("% " if args.format == "latex" else "") + f"[#failed] {describe_definition(d, tasks)}")
     for note in footnotes(agg, failures):
         print(("% " if args.format == "latex" else "") + note)
+    return 0
+
+
+def _measure_table(args: argparse.Namespace, table) -> int:
+    """``table --measure``: the instability measures of every cell from the runs' stored outputs."""
+    from mixsweep.analysis.instability import instability, results_root
+    from mixsweep.analysis.tables import render
+    from mixsweep.errors import UserError
+    from mixsweep.instability import MEASURES
+
+    name = args.measure.strip().lower()
+    if name != "all" and name not in MEASURES:
+        raise UserError(f"unknown measure '{args.measure}': choose one of {', '.join(MEASURES)} or all")
+    root = None if getattr(args, "from_csv", None) else results_root(table.origin)
+    result = instability(table.runs, table.records, root, args.selection)
+    if name == "all":
+        frame = result.wide
+    else:
+        frame = result.long[result.long["measure"] == name].reset_index(drop=True)
+    if args.format == "csv":
+        print(frame.to_csv(index=False), end="")
+    elif frame.empty:
+        print(f"no cell has what {name} needs (stored per-example outputs"
+              + (" and representations" if MEASURES.get(name, ("",))[0] == "representation" else "") + ")")
+    else:
+        print(render(frame, args.format, index=False), end="")
+    for note in result.notes:  # beside a CSV on stdout, notes go to stderr so the CSV stays parseable
+        print(("% " if args.format == "latex" else "") + note,
+              file=sys.stderr if args.format == "csv" else sys.stdout)
     return 0
 
 

@@ -10,6 +10,8 @@ majority_score and has_majority, family and p (p-sweep cells, see
 best_step, n_evals, distance_sq, and ``final_<metric>`` / ``best_<metric>`` for every metric;
 has_halves, zhang2021_score and ``zhang2021_<metric>``: the ``zhang2021`` selection (see
 :mod:`~mixsweep.analysis.selection`), NaN for runs whose curve has no val/test halves.
+From a store also (:func:`~mixsweep.analysis.instability.run_fields`): has_outputs, has_representations,
+dev_hash, and ``pwd_<protocol>`` (the run's mean disagreement with its cell's other restarts).
 """
 
 from __future__ import annotations
@@ -74,7 +76,9 @@ def load_results(results: str | os.PathLike, sweep: str) -> RunTable:
     root = sweep_dir(results, sweep)
     warnings: list[str] = []
     records = list(store.iter_records(results, sweep, warnings))
-    return RunTable(records_frame(records), warnings, origin=str(root), records=records)
+    from mixsweep.analysis.instability import run_fields
+
+    return RunTable(run_fields(records_frame(records), results), warnings, origin=str(root), records=records)
 
 
 def select_cells(table: RunTable, names: list[str] | None) -> RunTable:

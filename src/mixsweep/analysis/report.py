@@ -137,6 +137,7 @@ def build_report(
         Section("Expected max over restarts", [_expected_max_table(runs, agg, selection)]),
         *_protocols_section(runs, shown),
         *_published_section(runs),
+        *_instability_section(table, selection, out if figures else None),
         Section("Figures", [Figure(p, CAPTIONS.get(name, name)) for name, p in drawn.items()]),
         Section("How to read this report", [HOW_TO_READ]),
     ]
@@ -172,6 +173,38 @@ def _protocols_section(runs: pd.DataFrame, failures: tuple[str, ...]) -> list[Se
     text = ("Mean headline score" + (f" [#fail {fail_def}]" if fail_def else "") + " of the same runs under each "
             "selection protocol: " + "; ".join(f"**{p}**: {d}" for p, d in PROTOCOLS.items()) + ".")
     return [Section("Selection protocols", [protocol_table(runs, fail_def), text])]
+
+
+def _instability_section(table: RunTable, selection: str, out: Path | None) -> list[Section]:
+    """Instability beyond SD (Du & Nguyen 2023): every measure per cell, and the per-layer figure."""
+    from mixsweep.analysis.instability import fig_instability, instability, results_root, sizes_note
+
+    result = instability(table.runs, table.records, results_root(table.origin) if table.origin else None,
+                         selection, seed=0)
+    if result.wide.empty:
+        return []
+    blocks: list[Block] = [
+        "Per cell over its restarts, at the **" + selection + "** point (95% bootstrap CI over restarts, 1000 "
+        "draws): SD of the scores; pairwise disagreement I_pwd, 1 − Fleiss' κ and pairwise JSD of the "
+        "per-example predictions; SVCCA, PWCCA, linear CKA and orthogonal Procrustes distances of the "
+        "representations at the final checkpoint (shown at the deepest stored layer, `layer`); larger = less "
+        "stable. **ensemble**: the restarts' majority vote (regression: mean) scored like a run, beside "
+        "**mean**, the runs' mean score. Definitions: README, *Instability beyond SD*.",
+        result.wide,
+        *result.notes,
+    ]
+    note = sizes_note(result.bytes_per_run)
+    if note:
+        blocks.append(note)
+    if out is not None:
+        fig = fig_instability(result)
+        if fig is not None:
+            from mixsweep.analysis.figures import save_figure
+
+            path = save_figure(fig, out / "figures", "instability_layers")
+            blocks.append(Figure(path, "Representation instability against layer depth (head = the classifier's "
+                                       "input), mean over pairs of restarts with a 95% bootstrap band, per cell."))
+    return [Section("Instability beyond SD", blocks)]
 
 
 def _warning_list(warnings: list[str]) -> str:
@@ -315,20 +348,17 @@ def _expected_max_table(runs: pd.DataFrame, agg: pd.DataFrame, selection: str) -
     return pd.DataFrame(rows).fillna("") if rows else "No scored runs."
 
 
-def render_markdown(title: str, sections: list[Section], base: Path, inline: bool = False) -> str:
-    """The report as Markdown; figures link to ``figures/`` (or, ``inline``, embed as HTML blocks)."""
+def render_markdown(title: str, sections: list[Section], base: Path) -> str:
+    """The report as Markdown; figures link to ``figures/``."""
     out = [f"# {title}\n"]
     for s in sections:
         out.append(f"## {s.title}\n")
-        for i, b in enumerate(s.blocks, 1):
-            if isinstance(b, Figure):
-                out.append(_figure_html(b, i) if inline else _figure_md(b, i, base))
-                continue
-            text = render(b, "md") if isinstance(b, pd.DataFrame) else b + "\n"
-            # the HTML renderer passes raw HTML through (for the figures): a '<' in a label or a
-            # config value must show as text, not open a tag
-            out.append(text.replace("<", "&lt;") if inline else text)
+        out += [_figure_md(b, i, base) if isinstance(b, Figure) else _block_md(b) for i, b in enumerate(s.blocks, 1)]
     return "\n".join(out)
+
+
+def _block_md(block: str | pd.DataFrame) -> str:
+    return render(block, "md") if isinstance(block, pd.DataFrame) else block + "\n"
 
 
 def _figure_md(fig: Figure, number: int, base: Path) -> str:
@@ -340,7 +370,6 @@ def _figure_md(fig: Figure, number: int, base: Path) -> str:
 def _figure_html(fig: Figure, number: int) -> str:
     data = base64.b64encode(fig.path.read_bytes()).decode("ascii")
     caption = html.escape(fig.caption)
-    # one line: a CommonMark HTML block ends at the first blank line
     return (f'<figure><img alt="{caption}" src="data:image/png;base64,{data}">'
             f"<figcaption><b>Figure {number}.</b> {caption}</figcaption></figure>\n")
 
@@ -353,10 +382,20 @@ code{background:#f3f3f3;padding:0 3px}li{margin:.2em 0}"""
 
 
 def render_html(title: str, sections: list[Section]) -> str:
-    """A self-contained page: the report's Markdown rendered by markdown-it-py, figures inlined."""
+    """A self-contained page: the report's Markdown rendered by markdown-it-py, figures inlined.
+
+    The one escaping boundary: every string (study, task, cell, label, config value, path, note)
+    reaches the page through a renderer that takes no raw HTML and makes no link or image, so a
+    '<', a quote or ``![x](url)`` in any of them shows as text. The figures, our own PNGs with
+    escaped captions, are the only HTML written directly.
+    """
     from markdown_it import MarkdownIt
 
-    md = MarkdownIt("commonmark", {"html": True}).enable("table")
-    body = md.render(render_markdown(title, sections, Path("."), inline=True))
+    md = MarkdownIt("commonmark", {"html": False}).enable("table").disable(["link", "image", "autolink"])
+    body = [md.render(f"# {title}\n")]
+    for s in sections:
+        body.append(md.render(f"## {s.title}\n"))
+        body += [_figure_html(b, i) if isinstance(b, Figure) else md.render(_block_md(b))
+                 for i, b in enumerate(s.blocks, 1)]
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body>\n{body}</body></html>\n")
+            f"<style>{_CSS}</style></head><body>\n{''.join(body)}</body></html>\n")

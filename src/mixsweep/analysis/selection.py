@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mixsweep.records import best_point
+from mixsweep.records import zhang2021_index
 
 PROTOCOLS = {
     "final": "end of training, whole dev set (Lee et al. 2020; Mosbach et al. 2021)",
@@ -30,39 +30,21 @@ PROTOCOLS = {
 }
 
 
-# CoLA's reference metrics are MCC alone and STS-B's correlations: the reference's `val_acc` absent,
-# it chooses on `val_mcc`, else `val_spearmanr`. Our CoLA runs also record accuracy, which the
-# reference never computes for CoLA, so MCC comes first.
-_ZHANG_ORDER = {"mcc": ("mcc",), "spearman": ("spearman",), "pearson": ("spearman", "pearson")}
-
-
-def zhang2021_metric(headline: str, recorded: Any) -> str:
-    """The val-half metric the reference chooses the checkpoint on, given the task's headline and the
-    metric names a point recorded: accuracy when recorded (except where the reference has none: CoLA's
-    MCC, STS-B's Spearman), else the headline."""
-    for name in (*_ZHANG_ORDER.get(headline, ()), "accuracy"):
-        if name in recorded:
-            return name
-    return headline
-
-
 def zhang2021_point(curve: list[dict[str, Any]], headline: str) -> dict[str, float] | None:
-    """Test-half metrics at the eval point with the best val-half :func:`zhang2021_metric`; None if no
-    point has halves.
+    """Test-half metrics at the point :func:`mixsweep.records.zhang2021_index` selects (on the val-half
+    :func:`mixsweep.records.zhang2021_metric`); None if no point has halves.
 
-    The point is chosen by :func:`mixsweep.records.best_point` on the val halves, the one rule for a
-    run's "best": NaN or missing never wins, the first of equal maxima does. When no point has a
-    finite val-half score, no point is selected and every test-half metric is NaN (the run has halves,
-    but no zhang2021 score), as ``best_point`` selects nothing on such a curve.
+    The point follows :func:`mixsweep.records.best_point`'s rule, the one rule for a run's "best": NaN or
+    missing never wins, the first of equal maxima does. When no point has a finite val-half score, no
+    point is selected and every test-half metric is NaN (the run has halves, but no zhang2021 score).
     """
     halves = [p for p in curve if p.get("val_half") is not None and p.get("test_half") is not None]
     if not halves:
         return None
-    metric = zhang2021_metric(headline, halves[0]["val_half"])
-    point = best_point([{"metrics": p["val_half"], "test_half": p["test_half"]} for p in halves], metric)
-    if point is None:
+    i = zhang2021_index(curve, headline)
+    if i is None:
         return {name: math.nan for name in halves[0]["test_half"]}
-    return dict(point["test_half"])
+    return dict(curve[i]["test_half"])
 
 
 def protocol_table(runs: pd.DataFrame, failure: str | None = "lee2020") -> pd.DataFrame:

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from mixsweep import setup
 from mixsweep.digits.data import DigitsData, load_dataset
 from mixsweep.digits.finetune import context, squared_distance
 from mixsweep.digits.model import DigitsMLP, fed_by_dropout
@@ -46,10 +47,11 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 
 def _run(cfg: Mapping[str, Any], cache_dir: Path, device: torch.device) -> dict[str, Any]:
+    setup.checked(cfg)  # planning checked it too; rerun reaches here without planning
     task, reg = cfg["task"], cfg["regularizer"]
     methods = build_methods(reg)  # validates every setting before any work
-    seed = int(cfg.get("seed", 0))
-    data_seed, noise_seed = int(cfg.get("data_seed", seed)), int(cfg.get("noise_seed", seed))
+    seeds = setup.seeds(cfg)
+    seed, data_seed, noise_seed = seeds.restart, seeds.data, seeds.noise
 
     t0 = time.perf_counter()
     w_pre = load_or_pretrain(task, cache_dir)

@@ -73,7 +73,7 @@ def make_plan(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from mixsweep.paths import CONF_DIR
-    from mixsweep.train import resolve_device
+    from mixsweep.setup import resolve_device
 
     sections = _csv(args.sections)
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -271,7 +271,7 @@ def run_correctness(check: Check, out: dict[str, Any]) -> None:
 def run_cost(check: Check, out: dict[str, Any]) -> None:
     from mixsweep.gpucheck.cost import free, measure_model
     from mixsweep.gpucheck.env import bf16_supported
-    from mixsweep.train import set_determinism
+    from mixsweep.setup import set_determinism
 
     plan, device = check.plan["cost"], check.plan["device"]
     determinism = set_determinism(True)  # the runner's default (deterministic: true)

@@ -1,9 +1,10 @@
 """The one place the check turns a regularizer name into a regularized model.
 
-It mirrors the runner's setup (``mixsweep.train.run``): the model with its new head initialised,
-the regularizer of ``conf/regularizer/<name>.yaml`` applied, moved to the device, one frozen copy
-of w_pre (shared with mixout's targets and wdecay), and the optimizer of the run config. When the
-runner's regularizer setup changes, only this module follows it.
+It builds through the runner's own setup (:mod:`mixsweep.setup`): the model with its new head
+initialised (:func:`~mixsweep.setup.new_model`), the regularizer of ``conf/regularizer/<name>.yaml``
+prepared with the optimizer of the run config (:func:`~mixsweep.setup.regularize`: one frozen copy
+of w_pre, shared with mixout's targets and wdecay), and the run config's clipping. Only the
+schedule differs: a constant lr, because the check times steps, not schedules.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mixsweep.models import init_head, load_pretrained
-from mixsweep.optim import build_optimizer
+from mixsweep import setup
 from mixsweep.records import cell_label
 from mixsweep.regularizers import RunContext, build_methods, head_module_names, lifecycle
 from mixsweep.regularizers.base import Method
@@ -59,29 +59,25 @@ class Prepared:
 
 
 def load_model(model_cfg: dict[str, Any], num_labels: int = 2, init_seed: int = 0) -> nn.Module:
-    """A fresh copy of the pretrained model with the paper's new head (N(0, 0.02²), seeded)."""
-    model = load_pretrained(model_cfg, num_labels)
-    init_head(model, head_module_names(model), 0.02, init_seed)
-    return model
+    """A fresh copy of the pretrained model with the run config's new head (N(0, head_init_std²), seeded)."""
+    return setup.new_model(model_cfg, num_labels, run_config()["train"]["head_init_std"], init_seed)
 
 
 def prepare_model(model: nn.Module, regularizer: str, device: torch.device,
                   overrides: Sequence[str] = ()) -> Prepared:
     """Apply ``conf/regularizer/<regularizer>.yaml`` (+ ``overrides``) to ``model``, as a run would."""
-    cfg = run_config([f"regularizer={regularizer}", *overrides])
+    cfg = setup.checked(run_config([f"regularizer={regularizer}", *overrides]))
     reg = cfg["regularizer"]
     methods = build_methods(reg)
     model.to(device).train()
-    ctx = RunContext(model=model, head=head_module_names(model), init_seed=int(cfg["init_seed"]),
-                     noise_seed=int(cfg["noise_seed"]), total_steps=10**9, device=device)
-    lifecycle.prepare(methods, ctx)
-    optimizer = build_optimizer(lifecycle.param_groups(methods, ctx), cfg["optimizer"])
-    ctx.optimizer = optimizer
+    seeds = setup.seeds(cfg)
+    ctx = RunContext(model=model, head=head_module_names(model), init_seed=seeds.init,
+                     noise_seed=seeds.noise, total_steps=10**9, device=device)
+    optimizer = setup.regularize(methods, ctx, cfg["optimizer"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    clip = cfg["train"].get("max_grad_norm")
     return Prepared(
         name=regularizer, label=cell_label(reg), model=model, optimizer=optimizer, reference=ctx.reference,
-        methods=methods, ctx=ctx, scheduler=scheduler, max_grad_norm=float(clip) if clip else None,
+        methods=methods, ctx=ctx, scheduler=scheduler, max_grad_norm=setup.max_grad_norm(cfg["train"]),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", default="results", help="results directory (default: results)")
     p.add_argument("--seeds", type=int, default=3, help="restarts per trial, seed = 0..K-1 (default 3)")
     p.add_argument("--study", help="study name (default <task>-<space>); its files live in RESULTS/hpo/<study>/")
-    p.add_argument("--storage", help="Optuna RDB URL, or a journal file path (default RESULTS/hpo/<study>/journal.log)")
+    p.add_argument("--storage", help="Optuna RDB URL, or a journal file path (default: $OPTUNA_STORAGE, else "
+                   "RESULTS/hpo/<study>/journal.log); a URL with a password is best kept in OPTUNA_STORAGE, off "
+                   "the command line (printed lines mask it)")
     p.add_argument("--penalty", type=float, default=0.0,
                    help="subtracted from the mean score per failed run (default 0)")
     p.add_argument("--multi-objective", action="store_true",
@@ -41,11 +44,12 @@ def _hpo(args: argparse.Namespace) -> int:
     from mixsweep.analysis.failures import parse_definitions
     from mixsweep.hpo.driver import run_study
     from mixsweep.hpo.request import HpoRequest, split_launcher_overrides
+    from mixsweep.hpo.secrets import ENV
 
     overrides, launcher_overrides = split_launcher_overrides(list(args.overrides))
     req = HpoRequest(
         task=args.task, space=args.space, trials=args.trials, workers=args.workers, results=args.results,
-        seeds=args.seeds, study=args.study, storage=args.storage, penalty=args.penalty,
+        seeds=args.seeds, study=args.study, storage=args.storage or os.environ.get(ENV) or None, penalty=args.penalty,
         multi_objective=args.multi_objective, retry_failed=args.retry_failed, launcher=args.launcher,
         sampler_seed=args.seed, prune=not args.no_prune, prune_startup=args.prune_startup,
         stale_after_s=args.stale_after, failure=parse_definitions(args.failure), overrides=overrides,

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from mixsweep.errors import UserError
 from mixsweep.hpo.request import RESERVED, HpoRequest
+from mixsweep.hpo.secrets import mask
 from mixsweep.hpo.space import SearchSpace, check_keys, load_space
 
 if TYPE_CHECKING:
@@ -60,6 +61,9 @@ def validate(req: HpoRequest) -> SearchSpace:
                                ("--seeds", req.seeds, 1), ("--retry-failed", req.retry_failed, 0)):
         if value < least:
             raise UserError(f"{name} must be >= {least}, got {value}")
+    from mixsweep.store import check_location
+
+    check_location(req.results)
     if req.launcher not in LAUNCHERS:
         raise UserError(f"unknown launcher '{req.launcher}': choose one of {', '.join(LAUNCHERS)}")
     if req.launcher_overrides:
@@ -135,8 +139,9 @@ def open_study(req: HpoRequest, space: SearchSpace, worker: int = 0,
         use = req.prune and not req.multi_objective
         pruner = optuna.pruners.MedianPruner(n_startup_trials=req.prune_startup) if use else optuna.pruners.NopPruner()
     directions = ["maximize", "minimize"] if req.multi_objective else ["maximize"]
-    study = optuna.create_study(study_name=req.study_name, storage=make_storage(req), pruner=pruner,
-                                directions=directions, load_if_exists=True)
+    with storage_errors(req):
+        study = optuna.create_study(study_name=req.study_name, storage=make_storage(req), pruner=pruner,
+                                    directions=directions, load_if_exists=True)
     settings = json.loads(json.dumps(req.settings(space)))  # as the storage returns it: lists, not tuples
     stored = study.user_attrs.get("settings")
     if stored is None:
@@ -150,6 +155,31 @@ def open_study(req: HpoRequest, space: SearchSpace, worker: int = 0,
     # few random start-up trials for short studies; Optuna's default (10) for 30+ trials
     study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, req.trials // 3)))
     return study
+
+
+@contextmanager
+def storage_errors(req: HpoRequest) -> Iterator[None]:
+    """A storage that cannot be opened (no driver, no server, a bad URL) as one line with the fix,
+    its URL masked."""
+    try:
+        yield
+    except ImportError as e:  # Optuna's message when SQLAlchemy finds no driver for the URL's scheme
+        raise UserError(f"no database driver for the storage {mask(req.storage_target)} ({_first_line(e)}): "
+                        "install it (pip install psycopg2-binary for postgresql://, PyMySQL for "
+                        "mysql+pymysql://), or drop --storage to use a journal file") from e
+    except Exception as e:
+        import sqlalchemy.exc
+
+        if not isinstance(e, sqlalchemy.exc.SQLAlchemyError):
+            raise
+        cause = getattr(e, "orig", None) or e
+        raise UserError(f"cannot open the storage {mask(req.storage_target)} ({mask(_first_line(cause))}): check "
+                        "that the server runs and the URL (host, port, database, user), or drop --storage "
+                        "to use a journal file") from e
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 @contextmanager
@@ -296,7 +326,7 @@ def prepare(req: HpoRequest, space: SearchSpace, pruner: optuna.pruners.BasePrun
         queued = enqueue_retries(study, req.retry_failed, room=max(0, req.trials - counted(study)))
     done = counted(study)
     lines = [f"hpo study {req.study_name}: {done}/{req.trials} trials, {req.workers} worker(s), "
-             f"{req.seeds} seed(s) per trial; storage {req.storage_target}"]
+             f"{req.seeds} seed(s) per trial; storage {mask(req.storage_target)}"]
     if stale:
         lines.append(f"failed trial(s) {stale}: left RUNNING by a worker that is gone")
     if queued:

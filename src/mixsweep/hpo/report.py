@@ -9,6 +9,7 @@ score is optimistically biased until confirmed on fresh ones.
 from __future__ import annotations
 
 import json
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from mixsweep.atomic import atomic_write_json, atomic_write_text
 from mixsweep.hpo.request import RESERVED, HpoRequest
+from mixsweep.hpo.secrets import ENV, mask
 from mixsweep.hpo.space import SearchSpace, to_overrides
 
 if TYPE_CHECKING:
@@ -88,8 +90,16 @@ def write_report(study: optuna.Study, req: HpoRequest, space: SearchSpace) -> tu
     atomic_write_json(out / "best.json", summary)
     written.append(out / "best.json")
     lines.append(f"wrote {', '.join(str(p) for p in written)}")
-    lines.append(f"live view: pip install optuna-dashboard && optuna-dashboard {req.storage_target}")
+    lines.append(f"live view: pip install optuna-dashboard && optuna-dashboard {_dashboard_target(req)}")
     return best, lines
+
+
+def _dashboard_target(req: HpoRequest) -> str:
+    """The storage to pass to optuna-dashboard, never with its password: the variable that holds it,
+    or the URL masked (put the URL in OPTUNA_STORAGE to keep it off screens and command lines)."""
+    if req.storage and os.environ.get(ENV) == req.storage:
+        return f'"${ENV}"'
+    return mask(req.storage_target)
 
 
 def _objective_text(req: HpoRequest) -> str:
@@ -168,7 +178,7 @@ def confirm_sweep_yaml(req: HpoRequest, space: SearchSpace, best: Best) -> str:
         f"# Written by mixsweep hpo. Trials used seed=range(0,{req.seeds}): those restarts are not fresh.",
         "defaults:",
         "  - override /hydra/sweeper: cells",
-        f"sweep: {req.sweep}-confirm",
+        f"sweep: {confirm_sweep_name(req)}",
         "hydra:",
         "  sweeper:",
         "    params:",

@@ -67,6 +67,7 @@ def register(sub: argparse._SubParsersAction, *, summarize: Summarize | None = N
     m = store_sub.add_parser("migrate", help="move runs from the old results/<sweep>/<task>/<run_id>/ layout "
                                              "into results/runs/ (loses nothing)")
     m.add_argument("--results", default="results", help="results directory (default: results)")
+    m.add_argument("--dry-run", action="store_true", help="print what would be moved and written; change nothing")
     m.set_defaults(func=_migrate)
 
     p = sub.add_parser("rerun", help="re-execute one stored run from its record and compare the metrics")
@@ -122,7 +123,7 @@ def _sweep(args: argparse.Namespace) -> int:
         os.environ["MIXSWEEP_PROGRESS_BARS"] = "0"
     try:
         with tidy_after_failure(req):
-            run_multirun(hydra_overrides(req))
+            returns = run_multirun(hydra_overrides(req))
     finally:
         if bars is None:
             os.environ.pop("MIXSWEEP_PROGRESS_BARS", None)
@@ -130,7 +131,28 @@ def _sweep(args: argparse.Namespace) -> int:
             os.environ["MIXSWEEP_PROGRESS_BARS"] = bars
     if args.summarize is not None and not args.no_summary:
         print(args.summarize(req.results, req.sweep, req.cells))
-    return 0
+    return _failed_runs_verdict(returns, req.results)
+
+
+def _failed_runs_verdict(returns, results: str) -> int:
+    """Exit status 1, said in the last line, when a run of this launch failed (CI pipelines and
+    SLURM dependencies read the status); 0 when every run it started has an outcome."""
+    import sys
+
+    from mixsweep import store
+
+    ran = [job._return_value for batch in returns or [] for job in batch  # a failed job's is its exception
+           if isinstance(job._return_value, dict) and not job._return_value.get("skipped")]
+    failed = [r["run_id"] for r in ran if r.get("status") == "failed"]
+    if not failed:
+        return 0
+    record = store.lookup(results, failed[0])
+    why = f" (first: {record.error.splitlines()[0]})" if record is not None and record.error else ""
+    sys.stdout.flush()
+    print(f"mixsweep: {len(failed)} of {len(ran)} runs of this launch failed{why}: see "
+          f"{store.run_dir(results, failed[0]) / store.RESULT}; fix the cause and relaunch the same command to "
+          "retry them (finished runs are kept)", file=sys.stderr, flush=True)
+    return 1
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -159,7 +181,11 @@ def _plan(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     from mixsweep import store
 
-    counts = store.migrate(args.results)
+    counts = store.migrate(args.results, dry_run=args.dry_run)
+    if args.dry_run:
+        print(f"dry run: would migrate {counts['moved'] + counts['duplicates']} runs of {counts['studies']} studies "
+              f"into {args.results}/runs/; nothing was changed")
+        return 0
     print(f"migrated {counts['moved']} runs of {counts['studies']} studies into {args.results}/runs/"
           + (f"; {counts['duplicates']} runs were stored by more than one study: one copy is in runs/, "
              "the other under <sweep>/.migrated/" if counts["duplicates"] else ""))

@@ -88,6 +88,7 @@ def _run_and_record(cfg: DictConfig, rid: str, on_eval: EvalCallback | None = No
     device, determinism = str(cfg.get("device", "auto")), {}
     try:
         out = _dispatch(cfg, on_eval)
+        store.write_outputs(store.run_dir(cfg.paths.results, rid), out.pop("outputs", None))
         device = out.pop("env_device", device)
         determinism = out.pop("env_determinism", {})
         error = None
@@ -144,7 +145,7 @@ def _dispatch(cfg: DictConfig, on_eval: EvalCallback | None = None) -> dict[str,
         import torch
 
         from mixsweep.digits import run_digits
-        from mixsweep.train import resolve_device
+        from mixsweep.setup import resolve_device
 
         device = resolve_device(str(cfg.get("device", "auto")))
         out = run_digits(OmegaConf.to_container(cfg, resolve=True), cache_dir=Path(cfg.paths.cache) / "digits",

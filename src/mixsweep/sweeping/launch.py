@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ def validate(req: SweepRequest) -> None:
     """Catch the common mistakes before Hydra does, so each gets a one-line error."""
     if req.sweep not in sweep_names():
         raise UserError(f"unknown sweep '{req.sweep}': choose one of {', '.join(sweep_names())} (sweeps/*.yaml)")
+    _check_study_name(req.sweep)
     if req.task is not None:
         for task in req.task.split(","):
             if task not in options(CONF_DIR / "task"):
@@ -40,13 +42,29 @@ def validate(req: SweepRequest) -> None:
             raise UserError(f"override '{ov}' is not key=value: write ARGS=\"key=value other.key=value\"")
     if req.task is not None:
         _check_narrowing(req)
+    from mixsweep import store
+
+    store.check_location(req.results)
     if not req.dry_run:
         _check_writable(Path(req.results))
     elif Path(req.results).exists() and not Path(req.results).is_dir():
         raise UserError(f"results directory '{req.results}' is a file, not a folder: choose another with RESULTS=DIR")
-    from mixsweep import store
-
     store.check_no_legacy(req.results, req.sweep)
+
+
+def _check_study_name(sweep: str) -> None:
+    """One name per study, its file's: a ``sweep:`` key that differs would file the runs under
+    another study's view (and mix the two in its report)."""
+    import yaml
+
+    path = next(p for p in (r / "sweeps" / f"{sweep}.yaml" for r in search_roots()) if p.is_file())
+    try:
+        declared = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("sweep", sweep)
+    except (yaml.YAMLError, AttributeError):
+        return  # a syntax error is reported, with its line, when Hydra reads the file
+    if str(declared) != sweep:
+        raise UserError(f"{path} says 'sweep: {declared}' but a study's name is its file's ({sweep}): "
+                        f"write 'sweep: {sweep}' in it, or rename the file to {declared}.yaml")
 
 
 def _check_narrowing(req: SweepRequest) -> None:
@@ -115,6 +133,12 @@ def run_multirun(overrides: Sequence[str]) -> Any:
     except Exception as e:
         from mixsweep.slurm import scheduler_error
 
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            # Hydra's own files (.hydra/config.yaml), the view or a record: the runs already
+            # recorded are complete (each is written atomically) and a relaunch skips them
+            raise UserError(f"the disk is full ({e.strerror}: {e.filename or 'a results file'}): free disk space "
+                            "or choose another results directory with RESULTS=DIR, then relaunch the same command "
+                            "(finished runs are kept and skipped)") from e
         error = scheduler_error(e)
         if error is None:
             raise

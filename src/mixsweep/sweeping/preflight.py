@@ -76,7 +76,28 @@ def study_cells(req: SweepRequest) -> Study:
                    for key in setups]
     for cfg in configs:
         cfg.pop("hydra", None)
+    check_schema(configs, jobs)
     return Study(req.sweep, configs, len(jobs), max(1, len(seeds)), Path(req.results), n_cells=len(cells))
+
+
+def check_schema(configs: list[dict[str, Any]], jobs: list[list[str]]) -> None:
+    """Every cell against the run-config schema (:mod:`mixsweep.schema`), and every job's seeds, which
+    the cells leave out: one UserError, one line per problem, before anything is launched or written."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from mixsweep import schema
+
+    lines = [p for cfg in configs for p in schema.problems(OmegaConf.to_container(OmegaConf.create(cfg),
+                                                                                  resolve=True))]
+    parser = OverridesParser.create()
+    for override in dict.fromkeys(o for job in jobs for o in job if _key(o) in SEED_KEYS):
+        parsed = parser.parse_override(override)
+        problem = schema.check(parsed.get_key_element().lstrip("+~"), parsed.value())
+        if problem:
+            lines.append(problem)
+    if lines:
+        raise schema.ConfigError("\n".join(dict.fromkeys(lines)))
 
 
 def _key(override: str) -> str:
@@ -189,7 +210,7 @@ def check_data(task_cfg: dict[str, Any], data_cfg: dict[str, Any]) -> tuple[int,
 def check_device(name: str) -> None:
     if name in ("auto", "cpu"):
         return  # always available; skips importing torch
-    from mixsweep.train import resolve_device
+    from mixsweep.setup import resolve_device
 
     resolve_device(name)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -10,8 +11,14 @@ from omegaconf import OmegaConf
 from mixsweep import store
 from mixsweep.errors import UserError
 
+_RUN_ID_PREFIX = re.compile(r"[0-9a-f]{1,12}")
+
 
 def find_run(results: str | Path, rid: str) -> Path:
+    """The stored run whose id starts with ``rid``: hex only, so no path, glob or '..' reaches the store."""
+    if not _RUN_ID_PREFIX.fullmatch(rid):
+        raise UserError(f"'{rid}' is not a run id: a run id is 12 hex digits (0-9, a-f), the name of a run's "
+                        f"folder; give it or a unique prefix of it (list them with `ls {results}/runs/`)")
     hits = store.find_runs(results, rid)
     if not hits:
         raise UserError(f"no stored run '{rid}' under {results}/: a run id is the name of a run's folder "
@@ -39,7 +46,9 @@ def rerun(results: str | Path, rid: str) -> int:
     record = store.read_record(directory)
     if record is None:
         raise UserError(f"the record in {directory} is unreadable: rerun the sweep to redo it")
-    cfg = OmegaConf.create(record.config)
+    from mixsweep.schema import upgraded
+
+    cfg = OmegaConf.create(upgraded(record.config))  # a record from before the schema: 0 meant "off"
     cfg.progress = True  # a bar on a terminal, else a line every ~30 s; not part of the run id
     print(f"rerunning {record.run_id} ({record.task} {record.label} seed {record.seed}) from {directory}",
           flush=True)

@@ -1,0 +1,285 @@
+"""What a finetuning run keeps besides its scores: per-example dev outputs and dev representations.
+
+The instability measures (:mod:`mixsweep.instability`, Du & Nguyen 2023) compare the restarts of a
+cell on the same examples, so each run keeps, in its run directory (written by :mod:`mixsweep.store`):
+
+- ``outputs.npz``: at the eval points the selection protocols use (``final``, ``best``, ``zhang2021``),
+  the predicted label and the class probabilities (fp16) of every dev example in dev order, or the
+  predicted score (float32) for regression; the gold labels, the val/test halves, and the dev set's
+  content hash (sha256 of the token ids and labels the model saw), so that two runs are compared only
+  on the same examples. A point shared by two protocols is stored once.
+- ``representations.npz``: at the final checkpoint, fp16 representations of (at most
+  ``record.max_examples``) dev examples: the classifier's input as the head reads it (``head``:
+  BERT's pooled [CLS], RoBERTa's first-token state) and the [CLS] (first-token) hidden state of the
+  chosen transformer layers (the authors take every layer's [CLS], embeddings excluded).
+
+Which eval points: the best and zhang2021 points are known only after training, so the outputs of
+every eval point are kept in memory (n × K float32 logits per point, 118 kB for 9,815 examples and 3
+classes) and the chosen ones written at the end; nothing is re-evaluated. Representations are taken
+once, in one extra pass over dev after training (the paper uses the best-validation checkpoint; this
+harness keeps no checkpoints, so the final one is used, as issue #22 asks).
+
+Config (``record`` in ``conf/config.yaml``; not part of the run id, like ``progress``)::
+
+    record:
+      outputs: true                         # false: no outputs.npz
+      representations: [head, quarters]     # null or []: none. Items: head, all, last, quarters (L/4, L/2,
+                                            #   3L/4, L), or a layer number k (1..L; −1 = last)
+      max_examples: 1000                    # representations of at most this many dev examples; null: all
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mixsweep.errors import UserError
+
+DEFAULTS: dict[str, Any] = {"outputs": True, "representations": ["head", "quarters"], "max_examples": 1000}
+OUTPUTS_FILE = "outputs.npz"
+REPRESENTATIONS_FILE = "representations.npz"
+POINTS = ("final", "best", "zhang2021")
+
+
+@dataclass
+class RunOutputs:
+    """What :func:`mixsweep.store.write_outputs` writes: arrays plus a JSON ``meta`` per file."""
+
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    outputs_meta: dict[str, Any] = field(default_factory=dict)
+    representations: dict[str, np.ndarray] = field(default_factory=dict)
+    representations_meta: dict[str, Any] = field(default_factory=dict)
+
+
+def record_settings(record: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``record`` block with defaults filled in; a bad value is a one-line error."""
+    s = {**DEFAULTS, **dict(record or {})}
+    unknown = set(s) - set(DEFAULTS)
+    if unknown:
+        raise UserError(f"unknown record setting(s) {sorted(unknown)}: use {sorted(DEFAULTS)}")
+    reps = s["representations"]
+    if reps in (None, False, "off", "none"):
+        s["representations"] = []
+    elif isinstance(reps, (str, int)):
+        s["representations"] = [reps]
+    else:
+        s["representations"] = list(reps)
+    for item in s["representations"]:
+        if not (isinstance(item, int) or item in ("head", "all", "last", "quarters")):
+            raise UserError(f"record.representations item {item!r} is not head, all, last, quarters or a layer "
+                            "number: e.g. record.representations=[head,quarters], or null for none")
+    if s["max_examples"] is not None and int(s["max_examples"]) < 2:
+        raise UserError(f"record.max_examples={s['max_examples']} keeps too few examples to compare: use ≥ 2 or null")
+    return s
+
+
+def layer_names(items: Sequence[Any], num_layers: int) -> list[str]:
+    """``head`` and ``layer_k`` (1-based transformer layer k) for the configured items, deduplicated, in
+    depth order. ``quarters`` = layers ⌈L/4⌉, ⌈L/2⌉, ⌈3L/4⌉, L."""
+    layers: set[int] = set()
+    for item in items:
+        if item == "all":
+            layers.update(range(1, num_layers + 1))
+        elif item == "last":
+            layers.add(num_layers)
+        elif item == "quarters":
+            layers.update(int(np.ceil(num_layers * q / 4)) for q in (1, 2, 3, 4))
+        elif isinstance(item, int):
+            k = item if item > 0 else num_layers + 1 + item
+            if not 1 <= k <= num_layers:
+                raise UserError(f"record.representations: layer {item} does not exist in a {num_layers}-layer "
+                                f"model: use 1..{num_layers} or −1 for the last")
+            layers.add(k)
+    return [f"layer_{k}" for k in sorted(layers)] + (["head"] if "head" in items else [])
+
+
+def representation_positions(n: int, max_examples: int | None) -> np.ndarray:
+    """The dev positions whose representations are kept: all, or the ``max_examples`` positions with the
+    smallest sha256(str(i)) (a fixed pseudo-random subset that every run of the same dev set shares),
+    in increasing order."""
+    if max_examples is None or n <= int(max_examples):
+        return np.arange(n)
+    keys = sorted(range(n), key=lambda i: hashlib.sha256(str(i).encode("ascii")).hexdigest())
+    return np.sort(np.array(keys[: int(max_examples)], dtype=np.int64))
+
+
+def dev_hash(dataset: Any, labels: np.ndarray) -> str:
+    """sha256 of the dev examples as the model reads them: each example's token ids, then the labels."""
+    h = hashlib.sha256()
+    for ids in dataset["input_ids"]:
+        h.update(np.asarray(ids, dtype=np.int64).tobytes())
+        h.update(b"|")
+    h.update(np.asarray(labels).astype(np.float64).tobytes())
+    return h.hexdigest()
+
+
+def selected_points(curve: list[dict[str, Any]], headline: str, status: str) -> dict[str, int | None]:
+    """Index into ``curve`` of each protocol's point, by the protocols' own rules (one definition each):
+    :func:`mixsweep.records.best_point` and :func:`mixsweep.records.zhang2021_index`."""
+    from mixsweep.records import best_point, zhang2021_index
+
+    best = best_point(curve, headline)
+    return {
+        "final": len(curve) - 1 if curve and status == "ok" else None,
+        "best": next((i for i, p in enumerate(curve) if p is best), None),
+        "zhang2021": zhang2021_index(curve, headline),
+    }
+
+
+def build_outputs(
+    logits: list[np.ndarray], curve: list[dict[str, Any]], *, headline: str, status: str, regression: bool,
+    labels: np.ndarray, halves: Mapping[str, np.ndarray], content_hash: str,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays and meta of ``outputs.npz`` from the logits kept at every eval point (same order as ``curve``)."""
+    points = selected_points(curve, headline, status)
+    arrays: dict[str, np.ndarray] = {"labels": np.asarray(labels)}
+    for name in ("val_half", "test_half"):
+        if name in halves:
+            arrays[name] = np.asarray(halves[name], dtype=np.int32)
+    steps = {}
+    for proto, idx in points.items():
+        if idx is None:
+            continue
+        step = int(curve[idx]["step"])
+        steps[proto] = step
+        x = np.asarray(logits[idx], dtype=np.float32)
+        if regression:
+            arrays[f"score_{step}"] = x.reshape(len(x), -1)[:, 0]
+        else:
+            arrays[f"pred_{step}"] = x.argmax(-1).astype(np.int16)
+            arrays[f"prob_{step}"] = _softmax(x).astype(np.float16)
+    meta = {"points": steps, "dev_hash": content_hash, "regression": bool(regression),
+            "num_classes": None if regression else int(np.asarray(logits[0]).shape[-1]) if logits else None,
+            "n_examples": len(labels)}
+    return arrays, meta
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def collect_representations(model: Any, loader: Any, device: Any, amp: Any, names: list[str],
+                            positions: np.ndarray) -> dict[str, np.ndarray]:
+    """One pass over dev (in dev order): the first-token state of each ``layer_k`` (hidden_states[k],
+    k ≥ 1; hidden_states[0] are the embeddings) and, for ``head``, the input of ``model.classifier``
+    (its first token when the head receives the whole sequence, as RoBERTa's head slices it). fp16."""
+    import torch
+
+    keep = np.zeros(max(int(positions.max()) + 1 if len(positions) else 0, 0), dtype=bool)
+    keep[positions] = True
+    rows: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    captured: list[torch.Tensor] = []
+    hook = None
+    if "head" in names:
+        head = getattr(model, "classifier", None)
+        if head is None:
+            raise UserError("record.representations=head needs a model with a `classifier` head: "
+                            "drop head from record.representations")
+        hook = head.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+    was_training = model.training
+    model.eval()
+    offset = 0
+    try:
+        with torch.no_grad(), amp:
+            for batch in loader:
+                batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+                captured.clear()
+                out = model(**batch, output_hidden_states=True)
+                size = batch["input_ids"].shape[0]
+                mask = keep[offset:offset + size] if offset < len(keep) else np.zeros(size, dtype=bool)
+                mask = np.pad(mask, (0, size - len(mask)))
+                offset += size
+                if not mask.any():
+                    continue
+                for n in names:
+                    if n == "head":
+                        x = captured[-1]
+                        x = x[:, 0] if x.dim() == 3 else x
+                    else:
+                        x = out.hidden_states[int(n.split("_")[1])][:, 0]
+                    rows[n].append(x.float().cpu().numpy()[mask].astype(np.float16))
+    finally:
+        if hook is not None:
+            hook.remove()
+        model.train(was_training)
+    return {n: np.concatenate(r) for n, r in rows.items() if r}
+
+
+def run_outputs(settings: Mapping[str, Any], *, logits: list[np.ndarray], curve: list[dict[str, Any]],
+                task: Any, status: str, labels: np.ndarray, halves: Mapping[str, np.ndarray],
+                model: Any, dev_loader: Any, device: Any, amp: Any) -> RunOutputs | None:
+    """Everything a run keeps (None when ``record`` turns both off or there is no eval point)."""
+    s = record_settings(settings)
+    if not curve or not logits or (not s["outputs"] and not s["representations"]):
+        return None
+    content_hash = dev_hash(dev_loader.dataset, labels)
+    out = RunOutputs()
+    if s["outputs"]:
+        out.outputs, out.outputs_meta = build_outputs(
+            logits, curve, headline=task.headline, status=status, regression=task.is_regression,
+            labels=labels, halves=halves, content_hash=content_hash)
+    if s["representations"] and status == "ok":
+        num_layers = int(getattr(model.config, "num_hidden_layers", 0))
+        names = layer_names(s["representations"], num_layers)
+        positions = representation_positions(len(labels), s["max_examples"])
+        reps = collect_representations(model, dev_loader, device, amp, names, positions)
+        out.representations = {f"rep_{k}": v for k, v in reps.items()} | {"positions": positions.astype(np.int32)}
+        out.representations_meta = {"layers": list(reps), "step": int(curve[-1]["step"]), "dev_hash": content_hash,
+                                    "n_examples": len(labels), "dtype": "float16"}
+    return out
+
+
+# ---- the file format (written and read through mixsweep.store) ----------------------------------
+
+def save_npz(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], compress: bool) -> None:
+    """``arrays`` plus ``meta`` as a JSON string, in one .npz (no pickles: np.load(allow_pickle=False))."""
+    payload = {**arrays, "meta": np.array(json.dumps(meta, sort_keys=True))}
+    with open(path, "wb") as fh:
+        (np.savez_compressed if compress else np.savez)(fh, **payload)
+
+
+def load_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """The arrays and meta of a file written by :func:`save_npz`; None if absent or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (FileNotFoundError, OSError, ValueError, EOFError):
+        return None
+    meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else {}
+    return arrays, meta
+
+
+@dataclass
+class PointOutputs:
+    """One run's outputs at one protocol point, as the analysis reads them."""
+
+    pred: np.ndarray  # (n,) class ids, or scores for regression
+    prob: np.ndarray | None  # (n, K) or None (regression)
+    labels: np.ndarray
+    subset: np.ndarray  # positions the protocol scores (all, or the test half for zhang2021)
+    dev_hash: str
+    regression: bool
+
+
+def point_outputs(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], protocol: str) -> PointOutputs | None:
+    """The outputs at ``protocol``'s point (None if the run did not reach it)."""
+    step = (meta.get("points") or {}).get(protocol)
+    if step is None:
+        return None
+    regression = bool(meta.get("regression"))
+    pred = arrays.get(f"score_{step}" if regression else f"pred_{step}")
+    if pred is None:
+        return None
+    labels = arrays["labels"]
+    subset = arrays.get("test_half") if protocol == "zhang2021" else None
+    return PointOutputs(pred=pred, prob=None if regression else arrays.get(f"prob_{step}"), labels=labels,
+                        subset=np.arange(len(labels)) if subset is None else subset,
+                        dev_hash=str(meta.get("dev_hash", "")), regression=regression)
