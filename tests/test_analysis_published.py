@@ -7,31 +7,53 @@ import pandas as pd
 from mixsweep.analysis.published import beside_ours, published_numbers
 
 
-def _runs(study: str, cell: str, task: str, values: list[float]) -> tuple[pd.DataFrame, pd.Series]:
-    runs = pd.DataFrame({"sweep": study, "task": task, "cell": cell, "label": "x", "seed": range(len(values))})
-    return runs, pd.Series(values, dtype=float)
+def _runs(study: str, cell: str, task: str, final: list[float], best: list[float] | None = None) -> pd.DataFrame:
+    return pd.DataFrame({"sweep": study, "task": task, "cell": cell, "label": "x", "seed": range(len(final)),
+                         "final_score": final, "best_score": best if best is not None else final,
+                         "zhang2021_score": float("nan")})
 
 
 def test_stabilizers_ship_mosbachs_table1_rows():
     pub = published_numbers("stabilizers").set_index(["task", "cell"])
-    # Mosbach et al. 2021, Table 1 as typed in peers.md §4.1.
-    assert pub.loc[("rte", "devlin"), ["mean", "std", "median", "max"]].tolist() == [52.3, 7.2, 47.3, 71.1]
+    # Mosbach et al. 2021, Table 1, typed from the table image in uds-lsv/bert-stable-fine-tuning
+    # (images/tab1.png): Devlin et al. (2019) RTE 7.2 / 52.3 / 47.3 / 71.1; Ours CoLA 1.0 / 64.6 / 64.7 / 66.8.
+    assert pub.loc[("rte", "devlin@bertadam"), ["mean", "std", "median", "max"]].tolist() == [52.3, 7.2, 47.3, 71.1]
     assert pub.loc[("cola", "mosbach"), ["mean", "std", "median", "max"]].tolist() == [64.6, 1.0, 64.7, 66.8]
-    assert pd.isna(pub.loc[("rte", "reinit_3"), "max"])  # Zhang gives mean ± std only: left empty
+    # their "Ours" rows are early stopping (best dev checkpoint); the Devlin rows the end of training
+    assert set(pub.loc[pub.index.get_level_values("cell") == "mosbach", "protocol"]) == {"best"}
+    assert set(pub.loc[pub.index.get_level_values("cell") == "devlin@bertadam", "protocol"]) == {"final"}
     assert published_numbers("smoke") is None
 
 
+def test_every_published_row_names_a_protocol_and_a_source_we_can_cite():
+    from mixsweep.analysis.selection import PROTOCOLS
+
+    pub = published_numbers("stabilizers")
+    assert set(pub["protocol"]) <= set(PROTOCOLS)
+    text = " ".join(pub["source"].astype(str)) + " ".join(pub["note"].fillna("").astype(str))
+    assert "peers.md" not in text and "unverified" not in text
+
+
 def test_ours_beside_theirs_with_delta():
-    runs, scores = _runs("stabilizers", "devlin", "rte", [50.0, 60.0, float("nan")])
-    table = beside_ours(runs, scores)
+    runs = _runs("stabilizers", "devlin@bertadam", "rte", [50.0, 60.0, float("nan")], best=[70.0, 70.0, 70.0])
+    table = beside_ours(runs)
     row = table.iloc[0]
-    assert row["n"] == 2 and row["ours mean ± std (max)"] == "55.0 ± 5.0 (60.0)"
+    assert row["n"] == 2 and row["ours mean ± std (max)"] == "55.0 ± 5.0 (60.0)"  # final, as their row
     assert row["published mean ± std (max)"] == "52.3 ± 7.2 (71.1)" and row["Δmean"] == "+2.7"
-    assert "Mosbach" in row["source"] and row["their n"] == 25
+    assert "Mosbach" in row["source"] and row["their n"] == 25 and row["protocol (both)"] == "final"
+
+
+def test_ours_is_scored_under_the_published_rows_protocol():
+    """Mosbach's recipe row is best-checkpoint: ours beside it is the best score (80, 84: mean 82.0, std 2.0),
+    not the final one (60, 64), which would read -8.1 instead of +11.9 against their 70.1."""
+    runs = _runs("stabilizers", "mosbach", "rte", [60.0, 64.0], best=[80.0, 84.0])
+    row = beside_ours(runs).iloc[0]
+    assert row["protocol (both)"] == "best" and row["ours mean ± std (max)"] == "82.0 ± 2.0 (84.0)"
+    assert row["Δmean"] == "+11.9"
 
 
 def test_no_rows_for_a_study_without_published_numbers():
-    assert beside_ours(*_runs("smoke", "devlin", "rte", [50.0])) is None
+    assert beside_ours(_runs("smoke", "devlin", "rte", [50.0])) is None
 
 
 def test_fisher_falls_back_to_a_definition_that_covers_the_task(tmp_path):

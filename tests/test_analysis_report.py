@@ -165,3 +165,38 @@ def test_baseline_is_found_when_cells_carry_appended_settings():
     assert _baseline(cell) == f"{devlin} [optimizer=bertadam]"
     assert _baseline(cell.assign(cell=["a", "b", "c"])) == f"{devlin} [optimizer=bertadam]"  # the shortest
     assert _baseline(cell.iloc[2:]) is None
+
+
+def _opt_record(cell: str, label: str, optimizer: str, seed: int, score: float):
+    from mixsweep.analysis.synthetic import regularizer_of
+
+    return RunRecord(run_id=f"{cell}-{seed}", sweep="lab", task="rte", cell=cell, label=label, seed=seed,
+                     status="ok", headline="accuracy", final={"accuracy": score}, best={"accuracy": score},
+                     config={"regularizer": regularizer_of(label), "optimizer": {"name": optimizer}})
+
+
+def test_each_cell_is_compared_with_the_baseline_of_its_own_optimizer(tmp_path):
+    """Worked by hand: devlin 62 (BERTAdam) / 72 (adamw_hf), mixout 65 / 73. Paired within an optimizer,
+    mixout gains +3.0 on BERTAdam and +1.0 on adamw_hf (across optimizers it would read -7.0 and +11.0);
+    devlin on adamw_hf is the optimizer's own effect, against devlin on BERTAdam: +10.0."""
+    from mixsweep.analysis.report import _stats_table
+
+    devlin, mixout = "dropout(0.1)+wdecay(0,0.01)", "mixout(w_pre,0.9)"
+    scores = {("devlin", devlin, "bertadam"): [60, 62, 64], ("devlin", devlin, "adamw_hf"): [70, 72, 74],
+              ("mixout_0.9", mixout, "bertadam"): [63, 65, 67], ("mixout_0.9", mixout, "adamw_hf"): [71, 73, 75]}
+    write_records([_opt_record(f"{c}@{o}", lab, o, s, float(x))
+                   for (c, lab, o), xs in scores.items() for s, x in enumerate(xs)], tmp_path)
+    runs = load_results(tmp_path, "lab").runs
+    assert sorted(set(runs.optimizer)) == ["adamw_hf", "bertadam"]
+    table = _stats_table(runs, "final", seed=0).set_index("regularizer")
+    row = {(reg, opt): name for name in table.index for reg in (devlin, mixout) for opt in ("bertadam", "adamw_hf")
+           if name.startswith(reg) and f"optimizer={opt}" in name}
+    assert len(row) == 4, table.index.tolist()
+    delta = {k: table.loc[v, "Δmean [95% CI]"].split(" ")[0] for k, v in row.items()}
+    vs = {k: table.loc[v, "vs"] for k, v in row.items()}
+    assert delta[(mixout, "bertadam")] == "3.0" and vs[(mixout, "bertadam")] == row[(devlin, "bertadam")]
+    assert delta[(mixout, "adamw_hf")] == "1.0" and vs[(mixout, "adamw_hf")] == row[(devlin, "adamw_hf")]
+    assert delta[(devlin, "adamw_hf")] == "10.0" and vs[(devlin, "adamw_hf")] == row[(devlin, "bertadam")]
+    assert delta[(devlin, "bertadam")] == ""  # the reference baseline is compared with nothing
+    fisher = next(c for c in table.columns if c.startswith("p Fisher"))
+    assert table.loc[row[(mixout, "adamw_hf")], fisher] == "1"  # no failures on either side of its own pair

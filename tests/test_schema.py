@@ -37,6 +37,9 @@ CASES: list[tuple[str, object, str]] = [
     ("train.eval_every", 0, "train.eval_every=0: must be an integer >= 1, or null for the evals_per_epoch cadence"),
     ("train.evals_per_epoch", "abc", "train.evals_per_epoch=abc: must be an integer >= 1"),
     ("train.evals_per_epoch", 0, "train.evals_per_epoch=0: must be an integer >= 1"),
+    ("train.evals_per_run", "abc",
+     "train.evals_per_run=abc: must be an integer >= 1, or null for the evals_per_epoch cadence"),
+    ("train.evals_per_run", 0, "train.evals_per_run=0: must be an integer >= 1, or null for the evals_per_epoch cadence"),
     ("train.head_init_std", "abc", "train.head_init_std=abc: must be a number >= 0"),
     ("train.head_init_std", -0.02, "train.head_init_std=-0.02: must be a number >= 0"),
     # optimizer
@@ -320,7 +323,8 @@ def test_an_unknown_key_names_the_nearest_known_one(finetune_cfg):
     cfg = _set(finetune_cfg, "train.max_norm", 1.0)
     assert schema.problems(cfg) == [
         "train.max_norm: unknown setting: did you mean train.max_grad_norm? train takes epochs, batch_size, "
-        "eval_batch_size, warmup_ratio, max_grad_norm, max_steps, eval_every, evals_per_epoch, head_init_std"]
+        "eval_batch_size, warmup_ratio, max_grad_norm, max_steps, eval_every, evals_per_epoch, evals_per_run, "
+            "head_init_std"]
     assert schema.problems(_set(finetune_cfg, "sed", 1))[0].startswith("sed: unknown setting: did you mean seed?")
 
 

@@ -14,7 +14,7 @@ from mixsweep.analysis.selection import protocol_table, zhang2021_point
 from mixsweep.analysis.synthetic import write_records
 from mixsweep.dev_split import dev_halves
 from mixsweep.errors import UserError
-from mixsweep.records import RunRecord
+from mixsweep.records import RunRecord, best_point
 
 
 def _point(step, whole, val, test):
@@ -34,6 +34,38 @@ def test_zhang2021_takes_the_test_half_at_the_first_best_val_half_point():
     assert zhang2021_point(RUN_A, "accuracy") == {"accuracy": 68.0}
     assert zhang2021_point(RUN_B, "accuracy") == {"accuracy": 42.0}
     assert zhang2021_point([{"step": 1, "metrics": {"accuracy": 70.0}}], "accuracy") is None
+
+
+def test_zhang2021_selects_nothing_when_no_val_half_score_is_finite():
+    """One rule with records.best_point: NaN never wins, so an all-NaN val curve selects no point (its test
+    half would be 60 at the first point if the first point won by default)."""
+    nan = float("nan")
+    curve = [_point(10, nan, nan, 60.0), _point(20, nan, nan, 70.0)]
+    assert best_point(curve, "accuracy") is None
+    out = zhang2021_point(curve, "accuracy")
+    assert list(out) == ["accuracy"] and math.isnan(out["accuracy"])
+    # a NaN first point never wins over a later finite one
+    assert zhang2021_point([_point(10, 1.0, nan, 60.0), _point(20, 1.0, 50.0, 70.0)], "accuracy") == {"accuracy": 70.0}
+
+
+def _mrpc_point(step, val, test):
+    return {"step": step, "metrics": {}, "val_half": val, "test_half": test}
+
+
+def test_zhang2021_chooses_on_accuracy_where_the_task_has_it_as_the_reference_does():
+    """revisit-bert-finetuning run_glue.py keeps the checkpoint with the best val_acc when the task reports
+    accuracy (MRPC included), else val_mcc (CoLA), else val_spearmanr (STS-B). MRPC: the best val F1 is at
+    step 10 (90), the best val accuracy at step 20 (86): the score is step 20's test F1, 88."""
+    mrpc = [_mrpc_point(10, {"accuracy": 80.0, "f1": 90.0}, {"accuracy": 81.0, "f1": 87.0}),
+            _mrpc_point(20, {"accuracy": 86.0, "f1": 89.0}, {"accuracy": 84.0, "f1": 88.0})]
+    assert zhang2021_point(mrpc, "f1")["f1"] == 88.0
+    # CoLA records accuracy too, but the reference computes MCC alone for it: step 10 (MCC 60) wins
+    cola = [_mrpc_point(10, {"accuracy": 80.0, "mcc": 60.0}, {"accuracy": 79.0, "mcc": 58.0}),
+            _mrpc_point(20, {"accuracy": 85.0, "mcc": 55.0}, {"accuracy": 84.0, "mcc": 57.0})]
+    assert zhang2021_point(cola, "mcc")["mcc"] == 58.0
+    stsb = [_mrpc_point(10, {"pearson": 88.0, "spearman": 87.0}, {"pearson": 86.0, "spearman": 85.0}),
+            _mrpc_point(20, {"pearson": 87.0, "spearman": 88.0}, {"pearson": 84.0, "spearman": 83.0})]
+    assert zhang2021_point(stsb, "spearman")["spearman"] == 83.0
 
 
 def _store(tmp_path):
@@ -82,6 +114,16 @@ def test_dev_halves_split_each_class_in_half_by_the_hash_of_the_position():
     assert test.tolist() == sorted(zeros[1:] + ones[3:])
     unstratified_val, _ = dev_halves(labels, stratify=False)
     assert unstratified_val.tolist() == sorted(_by_hash(range(9))[:4])
+
+
+def test_a_regression_dev_set_is_split_per_distinct_score_as_the_reference_does():
+    """revisit-bert-finetuning groups dev by label value (STS-B: the float score) and puts the first
+    floor(n/2) of each group in val: a score seen once goes to test."""
+    scores = np.array([1.0, 2.5, 1.0, 2.5, 4.0, 2.5])
+    val, test = dev_halves(scores)
+    ones, twos = _by_hash([0, 2]), _by_hash([1, 3, 5])
+    assert val.tolist() == sorted(ones[:1] + twos[:1])
+    assert test.tolist() == sorted(ones[1:] + twos[1:] + [4])
 
 
 def test_dev_halves_do_not_depend_on_anything_but_the_dev_set():

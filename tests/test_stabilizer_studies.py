@@ -10,8 +10,11 @@ from conftest import tiny_overrides
 from mixsweep.regularizers.base import build_methods
 from mixsweep.runid import semantic_config
 from mixsweep.sweeping.compose import compose_run
+from mixsweep.sweeping.expand import cross_cells, select_cells
 
 STUDIES = {"stabilizers": ["rte", "mrpc", "cola", "stsb"], "stabilizers_smoke": ["rt_polarity"]}
+# 10 methods × {bertadam, adamw_hf} + mosbach (its recipe's optimizer); the smoke study is not crossed
+N_CELLS = {"stabilizers": 19, "stabilizers_smoke": 11}
 STABILIZERS = {
     "reinit": ["+regularizer.reinit.k=1"],
     "llrd": ["+regularizer.llrd.xi=0.8"],
@@ -25,8 +28,9 @@ STABILIZERS = {
 @pytest.mark.parametrize("study", sorted(STUDIES))
 def test_every_cell_of_the_stabilizer_studies_composes_validates_and_differs(study):
     base = compose_run([f"+sweeps={study}"], hydra=True)
-    cells = base.hydra.sweeper.cells
-    assert len(cells) == 11
+    sweeper = OmegaConf.to_container(base.hydra.sweeper)
+    cells = cross_cells(sweeper["cells"], sweeper.get("cross"))
+    assert len(cells) == N_CELLS[study]
     for task in STUDIES[study]:
         seen = {}
         for name, overrides in cells.items():
@@ -37,9 +41,57 @@ def test_every_cell_of_the_stabilizer_studies_composes_validates_and_differs(stu
 
 
 def test_mosbach_recipe_preset():
+    # uds-lsv/bert-stable-fine-tuning, examples/bert_stable_fine_tuning/configs/rte/
+    # pooler-bert-large-uncased_bsz_16_lr_2e-05_adamW_bias-correct.yaml: transformers' AdamW with
+    # bias correction, lr 2e-5, per_gpu_train_batch_size 16, warmup 0.1, max_grad_norm 1.0
     cfg = compose_run(["+sweeps=stabilizers", "task=rte", "+recipe=mosbach2021"])
-    assert cfg.optimizer.name == "adamw" and cfg.optimizer.lr == 2e-5
-    assert (cfg.train.epochs, cfg.train.warmup_ratio, cfg.train.evals_per_epoch) == (20, 0.1, 3)
+    assert cfg.optimizer.name == "adamw_hf" and cfg.optimizer.lr == 2e-5
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.warmup_ratio, cfg.train.evals_per_epoch,
+            cfg.train.max_grad_norm) == (20, 16, 0.1, 3, 1.0)
+    # the lab's cells evaluate as Zhang et al.'s sample commands (--num_loggings 10); its Mosbach cell
+    # drops that for the recipe's per-epoch schedule
+    assert compose_run(["+sweeps=stabilizers", "task=rte"]).train.evals_per_run == 10
+    mosbach = OmegaConf.to_container(compose_run(["+sweeps=stabilizers"], hydra=True).hydra.sweeper.cells)["mosbach"]
+    assert "evals_per_run" not in compose_run(["+sweeps=stabilizers", "task=rte", *mosbach]).train
+
+
+def test_the_stabilizer_lab_crosses_every_method_with_both_optimizers():
+    sweeper = OmegaConf.to_container(compose_run(["+sweeps=stabilizers"], hydra=True).hydra.sweeper)
+    assert sweeper["cross"] == {"optimizer": ["bertadam", "adamw_hf"]}
+    cells = cross_cells(sweeper["cells"], sweeper["cross"])
+    methods = {name.split("@")[0] for name in cells} - {"mosbach"}
+    assert len(methods) == 9
+    for m in methods:
+        assert cells[f"{m}@bertadam"][-1] == "optimizer=bertadam"
+        assert cells[f"{m}@adamw_hf"][-1] == "optimizer=adamw_hf"
+    assert "mosbach" in cells and "optimizer=adamw_hf" in cells["mosbach"]
+
+
+def test_cross_names_each_cell_per_value_and_leaves_cells_that_set_the_key():
+    cells = {"a": ["regularizer=devlin"], "b": ["regularizer=none", "optimizer=adamw"]}
+    crossed = cross_cells(cells, {"optimizer": ["bertadam", "adamw_hf"], "train.epochs": [3]})
+    assert crossed == {
+        "a@bertadam@3": ["regularizer=devlin", "optimizer=bertadam", "train.epochs=3"],
+        "a@adamw_hf@3": ["regularizer=devlin", "optimizer=adamw_hf", "train.epochs=3"],
+        "b@3": ["regularizer=none", "optimizer=adamw", "train.epochs=3"],
+    }
+    assert cross_cells(cells, None) == cells
+    assert list(select_cells(crossed, ["a"])) == ["a@bertadam@3", "a@adamw_hf@3"]  # a base name: all values
+    assert list(select_cells(crossed, ["a@adamw_hf@3"])) == ["a@adamw_hf@3"]
+
+
+def test_plan_of_the_stabilizer_lab_shows_both_optimizers():
+    from mixsweep.sweeping.compose import sweep_job_overrides
+    from mixsweep.sweeping.request import SweepRequest
+
+    jobs = sweep_job_overrides(SweepRequest(sweep="stabilizers", task="rte", seeds=1, results="/nonexistent"))
+    assert len(jobs) == 19
+    opts = [next((o.split("=", 1)[1] for o in job if o.startswith("optimizer=")), None) for job in jobs]
+    assert opts.count("bertadam") == 9 and opts.count("adamw_hf") == 10
+    # a study without `cross` (the smoke study) expands as before: its 11 cells, named as in its file
+    smoke = sweep_job_overrides(SweepRequest(sweep="stabilizers_smoke", seeds=1, results="/nonexistent"))
+    assert [o for job in smoke for o in job if o.startswith("cell=")][:2] == ["cell=devlin", "cell=devlin@adamw_hf"]
+    assert len(smoke) == 11
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +121,14 @@ def test_evals_per_epoch_sets_the_number_of_dev_evaluations(run_tiny):
     assert [e["step"] for e in out["eval_curve"]] == [1, 2]
     out = run_tiny("regularizer=none", "train.max_steps=null", "train.epochs=2", "train.evals_per_epoch=1")
     assert [e["step"] for e in out["eval_curve"]] == [2, 4]
+
+
+def test_evals_per_run_evaluates_every_total_over_n_steps_and_at_the_end(run_tiny):
+    # revisit-bert-finetuning run_glue.py: logging_steps = t_total // num_loggings, evaluated when
+    # global_step % logging_steps == 0 or global_step == t_total. Here t_total = 5 epochs × 2 steps = 10:
+    # N = 3 -> every 3 steps: 3, 6, 9 and the last, 10; N = 5 -> every 2 steps.
+    out = run_tiny("regularizer=none", "train.max_steps=null", "train.epochs=5", "+train.evals_per_run=3")
+    assert [e["step"] for e in out["eval_curve"]] == [3, 6, 9, 10]
+    out = run_tiny("regularizer=none", "train.max_steps=null", "train.epochs=5", "+train.evals_per_run=5",
+                   "train.evals_per_epoch=2")  # the per-run setting wins over the per-epoch one
+    assert [e["step"] for e in out["eval_curve"]] == [2, 4, 6, 8, 10]

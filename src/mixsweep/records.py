@@ -87,15 +87,32 @@ def best_point(curve: list[dict[str, Any]], headline: str) -> dict[str, Any] | N
     return best
 
 
+# CoLA's reference metrics are MCC alone and STS-B's correlations: without `val_acc` the reference
+# chooses on `val_mcc`, else `val_spearmanr`. Our CoLA runs also record accuracy, which the reference
+# never computes for CoLA, so MCC comes first.
+_ZHANG_ORDER = {"mcc": ("mcc",), "spearman": ("spearman",), "pearson": ("spearman", "pearson")}
+
+
+def zhang2021_metric(headline: str, recorded: Any) -> str:
+    """The val-half metric Zhang et al.'s code chooses the checkpoint on (revisit-bert-finetuning
+    ``run_glue.py``, the ``best_val_acc`` update): accuracy whenever the task records it (MRPC
+    included), else MCC (CoLA), else Spearman (STS-B); ``recorded`` holds a point's metric names."""
+    for name in (*_ZHANG_ORDER.get(headline, ()), "accuracy"):
+        if name in recorded:
+            return name
+    return headline
+
+
 def zhang2021_index(curve: list[dict[str, Any]], headline: str) -> int | None:
-    """Index of the eval point Zhang et al. (2021) select: the highest **val-half** ``headline`` score,
-    by :func:`best_point`'s rule (a missing or NaN score never wins; of equal maxima the earliest).
-    None when no point recorded both dev halves or none has a score."""
+    """Index of the eval point Zhang et al. (2021) select: the highest **val-half** score of
+    :func:`zhang2021_metric` (accuracy where the task has it), by :func:`best_point`'s rule (a missing
+    or NaN score never wins; of equal maxima the earliest). None when no point recorded both dev
+    halves or none has a score."""
     best, best_score = None, -math.inf
     for i, point in enumerate(curve):
         if point.get("val_half") is None or point.get("test_half") is None:
             continue
-        score = metric_value(point["val_half"].get(headline))
+        score = metric_value(point["val_half"].get(zhang2021_metric(headline, point["val_half"])))
         if not math.isnan(score) and (best is None or score > best_score):
             best, best_score = i, score
     return best

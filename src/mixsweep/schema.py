@@ -184,6 +184,8 @@ TRAIN: dict[str, Key] = {
     "max_steps": _int(1, null="no cap (epochs decide)", meaning="cap on optimizer steps"),
     "eval_every": _int(1, null="the evals_per_epoch cadence", meaning="evaluate on dev every N steps"),
     "evals_per_epoch": _int(1, meaning="dev evaluations per epoch when eval_every is null"),
+    "evals_per_run": _int(1, null="the evals_per_epoch cadence",
+                          meaning="dev evaluations per run (every total//N steps) when eval_every is null"),
     "head_init_std": _number(0, meaning="the new head's weights ~ N(0, std^2); 0 = a zero head"),
 }
 

@@ -98,7 +98,7 @@ def seeds(cfg: Mapping[str, Any]) -> Seeds:
 @dataclass(frozen=True)
 class Cadence:
     total_steps: int               # min(epochs × steps_per_epoch, max_steps)
-    eval_every: int                # train.eval_every, else max(1, steps_per_epoch // evals_per_epoch)
+    eval_every: int                # train.eval_every, else total // evals_per_run, else steps_per_epoch // evals_per_epoch
     max_grad_norm: float | None    # None = no clipping
 
 
@@ -110,11 +110,15 @@ def max_grad_norm(train: Mapping[str, Any]) -> float | None:
 
 def cadence(train: Mapping[str, Any], steps_per_epoch: int) -> Cadence:
     """Total steps = epochs × steps_per_epoch, capped at max_steps (null = no cap); dev evaluation every
-    ``eval_every`` steps, or (null) ``evals_per_epoch`` times per epoch, always after the last step."""
+    ``eval_every`` steps, or (null) every total // ``evals_per_run`` steps when that is set, or
+    ``evals_per_epoch`` times per epoch, always after the last step."""
     total = int(train["epochs"]) * steps_per_epoch
     if train.get("max_steps"):
         total = min(total, int(train["max_steps"]))
-    every = int(train.get("eval_every") or 0) or max(1, steps_per_epoch // int(train.get("evals_per_epoch") or 1))
+    # evals_per_run is revisit-bert-finetuning's --num_loggings: logging_steps = t_total // N.
+    per_run = int(train.get("evals_per_run") or 0)
+    every = int(train.get("eval_every") or 0) or (
+        max(1, total // per_run) if per_run else max(1, steps_per_epoch // int(train.get("evals_per_epoch") or 1)))
     return Cadence(total, every, max_grad_norm(train))
 
 

@@ -66,7 +66,7 @@ def run(
 
     # Each eval point scores the whole dev set ("metrics") and its fixed val/test halves (zhang2021 selection).
     subsets = {"metrics": np.arange(len(dev_labels))}
-    val_half, test_half = dev_halves(dev_labels, stratify=not task.is_regression)
+    val_half, test_half = dev_halves(dev_labels)  # per class; STS-B per distinct score, as the reference
     if len(val_half) and len(test_half):
         subsets.update(val_half=val_half, test_half=test_half)
 

@@ -3,7 +3,8 @@
 Hydra's basic sweeper only forms cartesian products, but a paper table is a *list* of rows
 (Devlin; wdecay(w_pre, λ) for four λ; mixout(w_pre, p) for three p; ...). A sweep file
 therefore names its rows under ``hydra.sweeper.cells`` (name → list of overrides) and its
-cartesian dimensions under ``hydra.sweeper.params`` (task, seed). Jobs are
+cartesian dimensions under ``hydra.sweeper.params`` (task, seed); ``hydra.sweeper.cross`` crosses
+every cell with a factor (each cell once per value, named ``<cell>@<value>``). Jobs are
 ``params-product × cells`` (``select`` keeps some cells by name). Before launching, every job is
 composed, given its run id, and checked against the results store, so a relaunch submits only
 what is missing, whichever study ran the rest (and a SLURM array never carries finished runs);
@@ -31,6 +32,8 @@ class CellSweeperConf:
     max_batch_size: Optional[int] = None
     params: Optional[Dict[str, str]] = None
     cells: Dict[str, List[str]] = field(default_factory=dict)
+    # each cell once per value of each key (sweeping.expand.cross_cells), e.g. {optimizer: [bertadam, adamw_hf]}
+    cross: Dict[str, List[str]] = field(default_factory=dict)
     select: Optional[List[str]] = None  # run only these cells (--cells / CELLS=)
     dry_run: bool = False
 
@@ -44,11 +47,15 @@ class CellSweeper(BasicSweeper):
         max_batch_size: Optional[int] = None,
         params: Optional[Dict[str, str]] = None,
         cells: Optional[Dict[str, Any]] = None,
+        cross: Optional[Dict[str, Any]] = None,
         select: Optional[List[str]] = None,
         dry_run: bool = False,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
-        self.cells = {str(k): [str(o) for o in v] for k, v in (cells or {}).items()}
+        from mixsweep.sweeping.expand import cross_cells
+
+        self.cells = cross_cells({str(k): [str(o) for o in v] for k, v in (cells or {}).items()},
+                                 {str(k): [str(x) for x in v] for k, v in (cross or {}).items()})
         self.select = None if select is None else [str(s) for s in select]
         self.dry_run = dry_run
         self.plan: Any = None

@@ -1,7 +1,8 @@
 """Load runs into one tidy table: one row per run, from a results store or an external CSV.
 
 Columns: source, sweep, task, cell, cell_id (the cell's identity), regularizer (its regularizer
-label), label (the table label, see :func:`records_frame`), display, seed, run_id, status, headline,
+label), label (the table label, see :func:`records_frame`), display, optimizer (the config's
+``optimizer.name``; None for a CSV), seed, run_id, status, headline,
 final_score / best_score (the headline metric at the end of training / at the best eval),
 majority_score and has_majority, family and p (p-sweep cells, see
 :func:`~mixsweep.analysis.naming.sweep_family`), p_family and p_values (the sort key of
@@ -125,6 +126,7 @@ def _record_row(r: RunRecord) -> dict[str, Any]:
         "cell_id": cell_id(r.config) if r.config else f"label:{r.label}",
         "regularizer": r.label,
         "label": r.label,
+        "optimizer": ((r.config or {}).get("optimizer") or {}).get("name"),
         "seed": r.seed,
         "run_id": r.run_id,
         "status": r.status,
@@ -187,6 +189,7 @@ def load_external_csv(path: str | os.PathLike) -> RunTable:
                 "cell_id": label,  # the CSV's config column is the identity of its cells
                 "regularizer": label,
                 "label": label,
+                "optimizer": None,  # a CSV names no optimizer
                 "seed": int(rec["seed"]),
                 "run_id": f"{task}/{label}/{rec['seed']}",
                 "status": str(rec.get("status") or "ok"),
@@ -225,7 +228,8 @@ def _headline_of(task: str) -> str:
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
-        df = pd.DataFrame(columns=["source", "sweep", "task", "cell", "cell_id", "regularizer", "label", "seed",
+        df = pd.DataFrame(columns=["source", "sweep", "task", "cell", "cell_id", "regularizer", "label",
+                                   "optimizer", "seed",
                                    "status", "headline",
                                    "final_score", "best_score", "majority_score", "has_majority",
                                    "family", "p", "p_family", "p_values", "metrics", "has_halves",

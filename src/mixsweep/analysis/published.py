@@ -2,8 +2,12 @@
 
 A study may ship ``mixsweep/paper_data/published_<study>.csv`` with one row per (task, cell, source):
 ``study, task, cell, source, metric, protocol, optimizer, n_seeds, mean, std, median, max, note``.
-``cell`` is the study file's cell name; empty fields are numbers the source does not give (never
-guessed). The report joins these rows to the runs of that study's cells, whatever their labels.
+``cell`` is the study file's cell name (``<cell>@<value>`` for a crossed cell) of a cell run with the
+source's config; empty fields are numbers the source does not give (never guessed). ``protocol`` is
+the source's selection protocol, one of :data:`mixsweep.analysis.selection.PROTOCOLS` (``final``,
+``best``, ``zhang2021``), and the number printed beside it is ours under the same protocol, whatever
+the report's ``--selection``. The report joins these rows to the runs of that study's cells,
+whatever their labels.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mixsweep.analysis.naming import sort_tasks
+from mixsweep.analysis.selection import PROTOCOLS
 
 COLUMNS = ["study", "task", "cell", "source", "metric", "protocol", "optimizer", "n_seeds", "mean", "std",
            "median", "max", "note"]
@@ -31,6 +36,9 @@ def published_numbers(study: str) -> pd.DataFrame | None:
     missing = sorted(set(COLUMNS) - set(df.columns))
     if missing:
         raise ValueError(f"{path.name} lacks the columns {missing}")
+    unknown = sorted(set(df["protocol"]) - set(PROTOCOLS))
+    if unknown:
+        raise ValueError(f"{path.name} names the protocols {unknown}: use one of {sorted(PROTOCOLS)}")
     return df
 
 
@@ -45,12 +53,13 @@ def _fmt(mean: float, std: float | None = None, top: float | None = None) -> str
     return s
 
 
-def beside_ours(runs: pd.DataFrame, scores: pd.Series) -> pd.DataFrame | None:
+def beside_ours(runs: pd.DataFrame) -> pd.DataFrame | None:
     """One row per published number whose (study, task, cell) has runs here: ours as mean ± std (max)
-    over the finite scores (population std, as the per-cell table), theirs likewise, and Δmean."""
+    over the finite scores under the row's protocol (the ``<protocol>_score`` column; population std,
+    as the per-cell table), theirs likewise, and Δmean."""
     if runs.empty or "sweep" not in runs:
         return None
-    data = runs.assign(score=scores.astype(float))
+    data = runs
     rows = []
     for study in sorted(set(data["sweep"].dropna())):
         pub = published_numbers(str(study))
@@ -59,19 +68,23 @@ def beside_ours(runs: pd.DataFrame, scores: pd.Series) -> pd.DataFrame | None:
         mine = data[data["sweep"] == study]
         for task in sort_tasks(set(pub["task"]) & set(mine["task"])):
             for _, p in pub[pub["task"] == task].iterrows():
-                x = mine.loc[(mine["task"] == task) & (mine["cell"].astype(str) == str(p["cell"])), "score"]
+                column = f"{p['protocol']}_score"
+                if column not in mine:
+                    continue
+                x = mine.loc[(mine["task"] == task) & (mine["cell"].astype(str) == str(p["cell"])), column]
+                x = x.astype(float)
                 x = x[np.isfinite(x)].to_numpy()
                 if x.size == 0:
                     continue
                 theirs = float(p["mean"]) if pd.notna(p["mean"]) else np.nan
                 rows.append({
-                    "task": task, "cell": p["cell"], "n": x.size,
+                    "task": task, "cell": p["cell"], "protocol (both)": p["protocol"], "n": x.size,
                     "ours mean ± std (max)": _fmt(x.mean(), x.std(ddof=0), x.max()),
                     "published mean ± std (max)": _fmt(theirs, p["std"] if pd.notna(p["std"]) else None,
                                                        p["max"] if pd.notna(p["max"]) else None),
                     "Δmean": f"{x.mean() - theirs:+.1f}" if np.isfinite(theirs) else "",
                     "their n": "" if pd.isna(p["n_seeds"]) else int(p["n_seeds"]),
-                    "their metric / protocol / optimizer": f"{p['metric']} / {p['protocol']} / {p['optimizer']}",
+                    "their metric / optimizer": f"{p['metric']} / {p['optimizer']}",
                     "source": p["source"] + (f"; {p['note']}" if pd.notna(p["note"]) and p["note"] else ""),
                 })
     return pd.DataFrame(rows) if rows else None

@@ -75,7 +75,7 @@ HOW_TO_READ = """\
   runs include diverged or NaN ones, so its mean covers fewer runs than the others'.
 - **paper mean (max)**, **Δmean**, **Δmax**, **paper #fail**: the paper's numbers for the same cell (Table 1–3, else read
   off Figs. 3, 4, 6) and ours minus the paper's.
-- **Statistics**: each cell against the task's baseline (Devlin if run, else `none`, else the lowest-p dropout cell): difference in means with a 95%
+- **Statistics**: each cell against the task's baseline on the same optimizer (Devlin if run, else `none`, else the lowest-p dropout cell; a baseline on another optimizer against the BERTAdam one): difference in means with a 95%
   bootstrap CI, a permutation test and a Mann–Whitney test on the scores, Fisher's exact test on the failure counts
   (default definition).
 - **Expected max**: expected best dev score when keeping the best of n restarts (Dodge et al. 2019), ± its std.
@@ -136,7 +136,7 @@ def build_report(
         Section("Statistics against the baseline", [_stats_table(runs, selection, seed), *_notes(agg, ())]),
         Section("Expected max over restarts", [_expected_max_table(runs, agg, selection)]),
         *_protocols_section(runs, shown),
-        *_published_section(runs, selection),
+        *_published_section(runs),
         *_instability_section(table, selection, out if figures else None),
         Section("Figures", [Figure(p, CAPTIONS.get(name, name)) for name, p in drawn.items()]),
         Section("How to read this report", [HOW_TO_READ]),
@@ -228,15 +228,18 @@ def _baseline(cell: pd.DataFrame) -> str | None:
     """Devlin's recipe if it ran, else no regularization, else the weakest plain dropout cell.
 
     Cells keyed by their whole config may carry appended settings (``... [optimizer=adamw]``), so a
-    candidate is matched on the regularizer part of the label; among several such cells the one with
-    the paper's recipe (no optimizer or training setting changed: the shortest label) is the baseline.
+    candidate is matched on the regularizer part of the label; among several such cells the one the
+    study names ``devlin`` (``devlin@<value>`` when crossed, see :func:`mixsweep.sweeping.expand.cross_cells`),
+    else the one with the paper's recipe (no optimizer or training setting changed: the shortest
+    label) is the baseline.
     """
     labels = set(cell.label)
     regs = cell.regularizer if "regularizer" in cell else cell.label
+    names = cell["cell"].astype(str).str.split("@").str[0] if "cell" in cell else pd.Series("", index=cell.index)
     for candidate in (DEVLIN, "none"):
         if candidate in labels:
             return candidate
-        named = cell.label[(regs == candidate) & (cell.get("cell", pd.Series(dtype=str)) == "devlin")]
+        named = cell.label[(regs == candidate) & (names == "devlin")]
         hits = sorted(set(named) or set(cell.label[regs == candidate]), key=lambda x: (len(x), x))
         if hits:
             return hits[0]
@@ -244,10 +247,33 @@ def _baseline(cell: pd.DataFrame) -> str | None:
     return dropouts[0] if dropouts else None
 
 
-def _stats_table(runs: pd.DataFrame, selection: str, seed: int) -> pd.DataFrame | str:
-    """Each cell against its task's baseline; CIs for the mean and the max-of-n of every cell.
+REFERENCE_OPTIMIZER = "bertadam"  # Lee et al.'s (Devlin et al.'s) optimizer: the paper's recipe
 
-    Fisher's test counts failures under ``default`` (lee2020 where the task defines it, else majority).
+
+def _pairing(cell: pd.DataFrame) -> dict[str, str | None]:
+    """Each label of one task's runs -> the baseline it is compared with: that of the *same* optimizer.
+
+    The baseline is :func:`_baseline` among the cells on the label's optimizer (``optimizer`` column),
+    so a method is never credited with an optimizer's effect. An optimizer's own baseline is compared
+    with the baseline on BERTAdam (the optimizer's effect itself), or, without BERTAdam runs, with the
+    baseline over all cells. Cells on an optimizer with no baseline of its own fall back to that one too.
+    """
+    overall = _baseline(cell)
+    if "optimizer" not in cell or cell["optimizer"].nunique(dropna=False) <= 1:
+        return {label: overall for label in set(cell.label)}
+    opt = cell["optimizer"].astype(object).where(cell["optimizer"].notna(), "")
+    by_opt = {o: _baseline(cell[opt == o]) for o in set(opt)}
+    reference = by_opt.get(REFERENCE_OPTIMIZER) or overall
+    pairs: dict[str, str | None] = {}
+    for label, o in zip(cell.label, opt, strict=True):
+        own = by_opt[o]
+        pairs[label] = own if own and own != label else reference
+    return pairs
+
+
+def _stats_table(runs: pd.DataFrame, selection: str, seed: int) -> pd.DataFrame | str:
+    """Each cell against its task's baseline on the same optimizer (:func:`_pairing`); CIs for the mean and
+    the max-of-n of every cell. Fisher's test counts failures under ``default`` (lee2020 where the task defines it, else majority).
     """
     data = runs.assign(score=scores(runs, selection))
     display_name = namer(label_keys(runs))
@@ -256,9 +282,10 @@ def _stats_table(runs: pd.DataFrame, selection: str, seed: int) -> pd.DataFrame 
     rows = []
     for task in sort_tasks(set(data.task)):
         cell = data[data.task == task]
-        base = _baseline(cell)
-        base_scores = cell.score[cell.label == base].to_numpy() if base else np.array([])
+        pairs = _pairing(cell)
         for label in sort_labels(set(cell.label), label_keys(cell)):
+            base = pairs[label]
+            base_scores = cell.score[cell.label == base].to_numpy() if base else np.array([])
             group = cell[cell.label == label]
             x = group.score.to_numpy()
             finite = x[np.isfinite(x)]
@@ -291,14 +318,15 @@ def _fisher(failed: pd.Series, idx, base_idx) -> str:
     return f"{p:.3g}"
 
 
-def _published_section(runs: pd.DataFrame, selection: str) -> list[Section]:
+def _published_section(runs: pd.DataFrame) -> list[Section]:
     """Other papers' numbers for this study's cells (``paper_data/published_<study>.csv``), if it ships any."""
-    table = beside_ours(runs, scores(runs, selection))
+    table = beside_ours(runs)
     if table is None:
         return []
     return [Section("Published numbers beside ours", [
-        table, "Only numbers we can cite are listed; their metric, selection protocol and optimizer are given "
-               "because they can differ from this study's (see each source)."])]
+        table, "Only numbers we can cite are listed. Ours is scored under each source's selection protocol "
+               "(the protocol column, whatever --selection says); their metric and optimizer are given because "
+               "they can differ from this study's (see each source)."])]
 
 
 def _expected_max_table(runs: pd.DataFrame, agg: pd.DataFrame, selection: str) -> pd.DataFrame | str:

@@ -4,14 +4,18 @@
 - ``best`` (Dodge et al. 2020's best-found score): the whole dev set at the eval point with the best
   headline score. Optimistic: the same examples choose the point and score it.
 - ``zhang2021`` (Zhang et al. 2021): dev is split once into fixed val and test halves
-  (:mod:`mixsweep.dev_split`); the score is the **test-half** metric at the eval point whose
-  **val-half** headline score is highest (the first such point on ties; NaN never wins).
+  (:mod:`mixsweep.dev_split`); the score is the **test-half** headline metric at the eval point whose
+  **val-half** selection metric is highest (the first such point on ties; NaN never wins). The
+  selection metric is the reference's (revisit-bert-finetuning ``run_glue.py``, the ``best_val_acc``
+  update): accuracy whenever the task records it (RTE, MRPC, ...; MRPC is chosen on accuracy, scored
+  on F1), else MCC (CoLA), else Spearman (STS-B) -- see :func:`zhang2021_metric`.
 
 All three read the same stored curves, so they compare on the same runs.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -27,9 +31,20 @@ PROTOCOLS = {
 
 
 def zhang2021_point(curve: list[dict[str, Any]], headline: str) -> dict[str, float] | None:
-    """Test-half metrics at the point :func:`mixsweep.records.zhang2021_index` selects; None if there is none."""
+    """Test-half metrics at the point :func:`mixsweep.records.zhang2021_index` selects (on the val-half
+    :func:`mixsweep.records.zhang2021_metric`); None if no point has halves.
+
+    The point follows :func:`mixsweep.records.best_point`'s rule, the one rule for a run's "best": NaN or
+    missing never wins, the first of equal maxima does. When no point has a finite val-half score, no
+    point is selected and every test-half metric is NaN (the run has halves, but no zhang2021 score).
+    """
+    halves = [p for p in curve if p.get("val_half") is not None and p.get("test_half") is not None]
+    if not halves:
+        return None
     i = zhang2021_index(curve, headline)
-    return None if i is None else dict(curve[i]["test_half"])
+    if i is None:
+        return {name: math.nan for name in halves[0]["test_half"]}
+    return dict(curve[i]["test_half"])
 
 
 def protocol_table(runs: pd.DataFrame, failure: str | None = "lee2020") -> pd.DataFrame:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from mixsweep.paths import CONF_DIR, hydra_searchpath_override
-from mixsweep.sweeping.expand import expand_jobs, select_cells
+from mixsweep.sweeping.expand import cross_cells, expand_jobs, select_cells
 from mixsweep.sweeping.request import SweepRequest
 
 
@@ -38,10 +38,15 @@ def sweep_job_overrides(req: SweepRequest) -> list[list[str]]:
         params["seed"] = f"range(0,{req.seeds})"
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
     grid = BasicSweeper.split_arguments(parsed, None)[0]
-    cells = select_cells(OmegaConf.to_container(sweeper.get("cells") or {}), req.cells)
+    cells = select_cells(cross_cells(_plain(sweeper.get("cells")), _plain(sweeper.get("cross"))), req.cells)
     user_keys = {o.split("=", 1)[0].lstrip("+~") for o in req.overrides}
     return [[f"+sweeps='{req.sweep}'", f"paths.results={req.results}", *job, *req.overrides]
             for job in expand_jobs(grid, cells, keep_keys=user_keys)]
+
+
+def _plain(node) -> dict:
+    """A sweeper mapping (cells, cross) as plain data; absent or empty is ``{}``."""
+    return OmegaConf.to_container(node) if node else {}
 
 
 def compose_sweep_jobs(req: SweepRequest, limit: int | None = None) -> list[DictConfig]:

@@ -6,16 +6,51 @@ from collections.abc import Collection, Mapping, Sequence
 
 from mixsweep.errors import UserError
 
+CROSS_SEP = "@"  # a crossed cell's name: <cell>@<value>[@<value>...]
+
+
+def cross_cells(cells: Mapping[str, Sequence[str]],
+                cross: Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:
+    """Each cell once per value of each crossed key (``hydra.sweeper.cross``), named ``<cell>@<value>``.
+
+    ``cross: {optimizer: [bertadam, adamw_hf]}`` turns ``devlin: [regularizer=devlin]`` into
+    ``devlin@bertadam: [regularizer=devlin, optimizer=bertadam]`` and ``devlin@adamw_hf: [...]``, in
+    the study's cell order, values in the order given. A cell that sets a crossed key itself keeps
+    its own value and is not crossed on that key (its name is unchanged), e.g. a recipe that defines
+    its optimizer.
+    """
+    out = {str(k): [str(o) for o in v] for k, v in cells.items()}
+    for key, values in (cross or {}).items():
+        values = [str(v) for v in (values if isinstance(values, (list, tuple)) else [values])]
+        if not values:
+            raise UserError(f"hydra.sweeper.cross.{key} lists no values: give a list such as [bertadam, adamw_hf]")
+        crossed: dict[str, list[str]] = {}
+        for name, ovs in out.items():
+            if any(_key(o) == key for o in ovs):
+                crossed[name] = ovs
+                continue
+            for v in values:
+                crossed[f"{name}{CROSS_SEP}{v}"] = [*ovs, f"{key}={v}"]
+        out = crossed
+    return out
+
 
 def select_cells(cells: Mapping[str, Sequence[str]], names: Sequence[str] | None) -> dict[str, list[str]]:
-    """The study's cells named in ``names`` (``--cells``/``CELLS=``), in the study's order; all if None."""
+    """The study's cells named in ``names`` (``--cells``/``CELLS=``), in the study's order; all if None.
+
+    A crossed cell is named ``<cell>@<value>``; its base name ``<cell>`` selects all of its values."""
     if names is None:
         return {k: list(v) for k, v in cells.items()}
-    unknown = [n for n in names if n not in cells]
+
+    def chosen(cell: str) -> bool:
+        return cell in names or cell.split(CROSS_SEP, 1)[0] in names
+
+    known = set(cells) | {c.split(CROSS_SEP, 1)[0] for c in cells}
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise UserError(f"unknown cell {', '.join(map(repr, unknown)) or '(none given)'}: choose from "
                         f"{', '.join(cells) or '(this study names no cells)'}")
-    return {k: list(v) for k, v in cells.items() if k in names}
+    return {k: list(v) for k, v in cells.items() if chosen(k)}
 
 
 def expand_jobs(
