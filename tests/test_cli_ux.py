@@ -114,6 +114,19 @@ def test_plan_names_study_model_data_sizes_recipe_runs_and_folder(tmp_path):
     assert head[2] == "  recipe: bertadam lr 5e-05, 2 epochs, batch 16, warmup 0.1, clipping 1.0"
 
 
+def test_plan_shows_the_cell_names_cells_takes_and_their_labels_once(tmp_path):
+    code, out, err = run_cli(tmp_path, ["plan", "--sweep", "stabilizers_smoke", "--results", str(tmp_path / "r")])
+    assert code == 0, err
+    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("  rt_polarity ")}
+    # the 11 cell names of sweeps/stabilizers_smoke.yaml, each one row
+    assert sorted(rows) == sorted(["devlin", "bias_correction", "reinit_3", "llrd", "mosbach", "recadam",
+                                   "child_tuning_f", "noisytune", "r3f", "mixout_0.9", "wdecay_0.01"])
+    assert "cell (CELLS=)" in out and "  label" in out
+    # 2 seeds, none done; the label (regularizer + what differs between cells) after the counts
+    assert rows["mosbach"].split()[2:7] == ["2", "0", "0", "2", "dropout(0.1)+wdecay(0,0.01)"]
+    assert rows["mosbach"].rstrip().endswith("[optimizer=adamw, optimizer.lr=2e-05, train.epochs=20]")
+
+
 def test_a_task_means_table1_in_the_cli_as_in_make(tmp_path):
     code, out, err = run_cli(tmp_path, ["plan", "--task", "mrpc", "--results", str(tmp_path / "r")])
     assert code == 0, err
