@@ -127,6 +127,15 @@ def test_plan_shows_the_cell_names_cells_takes_and_their_labels_once(tmp_path):
     assert rows["mosbach"].rstrip().endswith("[optimizer=adamw, optimizer.lr=2e-05, train.epochs=20]")
 
 
+def test_extra_args_say_the_runs_join_the_studys_view_and_report(tmp_path):
+    code, out, err = run_cli(tmp_path, ["plan", "--results", str(tmp_path / "r"), "model=tiny"])
+    assert code == 0, err
+    assert out.splitlines()[3] == ("  extra ARGS: model=tiny -- these runs join study 'smoke' (its view, "
+                                   "`mixsweep table` and report) beside any runs without them, as separate cells")
+    code, out, err = run_cli(tmp_path, ["plan", "--results", str(tmp_path / "r")])
+    assert code == 0 and "extra ARGS" not in out
+
+
 def test_a_task_means_table1_in_the_cli_as_in_make(tmp_path):
     code, out, err = run_cli(tmp_path, ["plan", "--task", "mrpc", "--results", str(tmp_path / "r")])
     assert code == 0, err

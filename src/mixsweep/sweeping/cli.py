@@ -94,6 +94,15 @@ def _default_note(args: argparse.Namespace) -> str:
         else " (the default without a task; TASK=mrpc runs Table 1 on MRPC)"
 
 
+def _args_note(args: argparse.Namespace) -> list[str]:
+    """A header line when extra ARGS change the study's runs: those runs join its view and report."""
+    if not args.overrides:
+        return []
+    study = args.sweep or default_sweep(args.task)
+    return [f"  extra ARGS: {' '.join(args.overrides)} -- these runs join study '{study}' (its view, "
+            f"`mixsweep table` and report) beside any runs without them, as separate cells"]
+
+
 def _introspect(args: argparse.Namespace, req) -> bool:
     """Hydra's ``--cfg`` / ``--info`` for the request's first run; True when one was asked for."""
     if args.cfg is None and args.info is None:
@@ -115,7 +124,7 @@ def _sweep(args: argparse.Namespace) -> int:
     with hydra_errors():
         study = study_cells(req)
     preflight(study, req.launcher)
-    print("\n".join(header_lines(study, _default_note(args))), flush=True)
+    print("\n".join(header_lines(study, _default_note(args)) + _args_note(args)), flush=True)
     # parallel workers print lines, not bars fighting for one terminal
     bars = os.environ.get("MIXSWEEP_PROGRESS_BARS")
     if req.launcher not in (None, "local"):
@@ -151,7 +160,7 @@ def _plan(args: argparse.Namespace) -> int:
         return 0
     with hydra_errors():
         study = study_cells(req)
-    print("\n".join(header_lines(study, _default_note(args))), flush=True)
+    print("\n".join(header_lines(study, _default_note(args)) + _args_note(args)), flush=True)
     run_multirun(hydra_overrides(req))
     return 0
 
