@@ -89,11 +89,12 @@ def row_names(cells: Mapping[str, tuple[str, str, str, Mapping[str, Any]]]) -> d
     the name the study file gives the cell (``mosbach``), and its full label goes to the table's
     legend. Two cells of one task that share a name (a run launched with extra ARGS, same cell)
     get the settings that tell them apart appended by the rule of :func:`table_labels`
-    (``mosbach [model=tiny]``). Records without a cell name keep the labels.
+    (``mosbach [model=tiny]``). Records without a name of their own (the cell name is the
+    label: a run outside a study's cells) keep the labels.
     """
     labels = table_labels({cid: (task, label, cfg) for cid, (task, _, label, cfg) in cells.items()})
     if all(labels[cid] == label for cid, (_, _, label, _) in cells.items()) or \
-            not all(name for _, name, _, _ in cells.values()):
+            not all(name and name != label for _, name, label, _ in cells.values()):
         return labels
     by_name: dict[tuple[str, str], dict[str, tuple[str, str, Mapping[str, Any]]]] = {}
     for cid, (task, name, _, cfg) in cells.items():
