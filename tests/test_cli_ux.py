@@ -235,6 +235,12 @@ def test_every_argument_has_help():
     assert not missing
 
 
+def test_sweep_help_shows_no_rest_markup():
+    proc = subprocess.run([sys.executable, "-m", "mixsweep.cli", "sweep", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "`--sweep`/`SWEEP=` names it" in proc.stdout.replace("\n", " ")
+    assert "``" not in proc.stdout
+
+
 # --- §7 Hydra introspection, make help ---------------------------------------------------------
 
 

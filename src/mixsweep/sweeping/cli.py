@@ -51,13 +51,13 @@ def _add_sweep_args(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction, *, summarize: Summarize | None = None) -> None:
     """The sweep, plan, store and rerun commands; ``summarize`` makes the table ``sweep`` prints at its end."""
     p = sub.add_parser("sweep", help="run a study: task × regularizer cells × seeds, resumable",
-                       description=__doc__.split("\n\n", 1)[1])
+                       description=__doc__.split("\n\n", 1)[1].replace("``", "`"))
     _add_sweep_args(p)
     p.add_argument("--no-summary", action="store_true", help="do not print the summary table at the end")
     p.set_defaults(func=_sweep, summarize=summarize)
 
     p = sub.add_parser("plan", help="list a study's cells and runs, and what is done/failed/to do; runs nothing",
-                       description=__doc__.split("\n\n", 1)[1])
+                       description=__doc__.split("\n\n", 1)[1].replace("``", "`"))
     _add_sweep_args(p)
     p.add_argument("--show-config", action="store_true", help="print the composed config of the first run")
     p.set_defaults(func=_plan)
