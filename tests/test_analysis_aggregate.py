@@ -90,6 +90,16 @@ def test_summary_table_lists_cells_and_paper_values(tmp_path):
     assert lines["rt_polarity"].split()[1] == OUR_W  # no paper cell there: the label, not "Our+W"
 
 
+def test_summary_without_paper_numbers_has_no_paper_column_and_describes_only_its_columns(tmp_path):
+    rng = np.random.default_rng(3)
+    write_records([text_task_record("rt_polarity", OUR_W, s, "smoke", rng) for s in range(3)], tmp_path)
+    text = summary_table(tmp_path, "smoke")
+    header = next(line for line in text.splitlines() if line.startswith("task"))
+    assert header.split() == ["task", "regularizer", "n", "mean", "std", "max", "#fail", "majority"]
+    assert "lee2020" not in text and "paper" not in text  # neither the column nor its description
+    assert "#fail majority: final score <= the majority class" in text
+
+
 def test_summary_table_does_not_import_plotting(tmp_path):
     write_records([text_task_record("rte", OUR_W, 0, "s", np.random.default_rng(0))], tmp_path)
     code = ("import sys; from mixsweep.analysis import summary_table; "

@@ -114,6 +114,28 @@ def test_plan_names_study_model_data_sizes_recipe_runs_and_folder(tmp_path):
     assert head[2] == "  recipe: bertadam lr 5e-05, 2 epochs, batch 16, warmup 0.1, clipping 1.0"
 
 
+def test_plan_shows_the_cell_names_cells_takes_and_their_labels_once(tmp_path):
+    code, out, err = run_cli(tmp_path, ["plan", "--sweep", "stabilizers_smoke", "--results", str(tmp_path / "r")])
+    assert code == 0, err
+    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("  rt_polarity ")}
+    # the 11 cell names of sweeps/stabilizers_smoke.yaml, each one row
+    assert sorted(rows) == sorted(["devlin", "bias_correction", "reinit_3", "llrd", "mosbach", "recadam",
+                                   "child_tuning_f", "noisytune", "r3f", "mixout_0.9", "wdecay_0.01"])
+    assert "cell (CELLS=)" in out and "  label" in out
+    # 2 seeds, none done; the label (regularizer + what differs between cells) after the counts
+    assert rows["mosbach"].split()[2:7] == ["2", "0", "0", "2", "dropout(0.1)+wdecay(0,0.01)"]
+    assert rows["mosbach"].rstrip().endswith("[optimizer=adamw, optimizer.lr=2e-05, train.epochs=20]")
+
+
+def test_extra_args_say_the_runs_join_the_studys_view_and_report(tmp_path):
+    code, out, err = run_cli(tmp_path, ["plan", "--results", str(tmp_path / "r"), "model=tiny"])
+    assert code == 0, err
+    assert out.splitlines()[3] == ("  extra ARGS: model=tiny -- these runs join study 'smoke' (its view, "
+                                   "`mixsweep table` and report) beside any runs without them, as separate cells")
+    code, out, err = run_cli(tmp_path, ["plan", "--results", str(tmp_path / "r")])
+    assert code == 0 and "extra ARGS" not in out
+
+
 def test_a_task_means_table1_in_the_cli_as_in_make(tmp_path):
     code, out, err = run_cli(tmp_path, ["plan", "--task", "mrpc", "--results", str(tmp_path / "r")])
     assert code == 0, err
@@ -211,6 +233,12 @@ def test_every_argument_has_help():
 
     walk(build_parser(), "mixsweep")
     assert not missing
+
+
+def test_sweep_help_shows_no_rest_markup():
+    proc = subprocess.run([sys.executable, "-m", "mixsweep.cli", "sweep", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "`--sweep`/`SWEEP=` names it" in proc.stdout.replace("\n", " ")
+    assert "``" not in proc.stdout
 
 
 # --- §7 Hydra introspection, make help ---------------------------------------------------------

@@ -150,3 +150,14 @@ def test_labels_are_never_parsed_for_p(tmp_path):
     runs = load_external_csv(csv).runs
     assert runs["p_family"].isna().all() and all(v is None or (isinstance(v, float) and math.isnan(v))
                                                   for v in runs["p_values"])
+
+
+def test_data_source_auto_is_named_as_the_sweep_header_names_it():
+    from mixsweep.analysis.provenance import _data
+
+    rec = _rec("dropout(0.1)", 0, 70.0)
+    rec.config["data"]["source"] = "auto"
+    rec.config["task"] = {"name": "rt_polarity", "default_source": "bundled"}
+    assert _data(rec) == "rt_polarity from bundled: train 512, dev 500, max_length 64"
+    rec.config["task"] = {"name": "rte"}  # no default_source: the hub, as in data.loading
+    assert _data(rec).startswith("rt_polarity from hub:")

@@ -80,6 +80,31 @@ def table_labels(cells: Mapping[str, tuple[str, str, Mapping[str, Any]]]) -> dic
     return labels
 
 
+def row_names(cells: Mapping[str, tuple[str, str, str, Mapping[str, Any]]]) -> dict[str, str]:
+    """Row name of each cell: ``cell id -> (task, cell name, regularizer label, config)`` -> ``id -> name``.
+
+    The rule: where the cells of a table differ in nothing but the regularizer (the paper's grids),
+    the row name is the table label of :func:`table_labels` (``mixout(w_pre,0.9)``: the paper's
+    labels). Where they differ in more (a stabilizer study: optimizer, lr, epochs), the row name is
+    the name the study file gives the cell (``mosbach``), and its full label goes to the table's
+    legend. Two cells of one task that share a name (a run launched with extra ARGS, same cell)
+    get the settings that tell them apart appended by the rule of :func:`table_labels`
+    (``mosbach [model=tiny]``). Records without a name of their own (the cell name is the
+    label: a run outside a study's cells) keep the labels.
+    """
+    labels = table_labels({cid: (task, label, cfg) for cid, (task, _, label, cfg) in cells.items()})
+    if all(labels[cid] == label for cid, (_, _, label, _) in cells.items()) or \
+            not all(name and name != label for _, name, label, _ in cells.values()):
+        return labels
+    by_name: dict[tuple[str, str], dict[str, tuple[str, str, Mapping[str, Any]]]] = {}
+    for cid, (task, name, _, cfg) in cells.items():
+        by_name.setdefault((task, name), {})[cid] = (task, name, cfg)
+    out: dict[str, str] = {}
+    for group in by_name.values():
+        out.update(table_labels(group))
+    return out
+
+
 def _distinguishing(flat: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The paths to show, in sorted order, by the rule of :func:`table_labels`."""
     rows = list(flat.values())

@@ -64,7 +64,17 @@ def aggregate(
     keys = label_keys(runs)
     out = paper_ordered(out, keys)
     out.attrs["label_keys"] = keys  # the row order of tables built from ``out`` (tables.paper_style)
+    out.attrs["legend"] = row_legend(runs)
     return out
+
+
+def row_legend(runs: pd.DataFrame) -> dict[str, str]:
+    """Row name -> its full config delta, for rows named by the study's cell names (``mosbach`` ->
+    ``dropout(0.1)+wdecay(0,0.01) [optimizer=adamw, ...]``); empty where the rows carry their labels."""
+    if "delta" not in runs or runs.empty:
+        return {}
+    pairs = runs[["label", "delta"]].drop_duplicates("label")
+    return {a: b for a, b in zip(pairs["label"], pairs["delta"], strict=True) if a != b}
 
 
 def label_keys(runs: pd.DataFrame) -> dict[str, PKey | None]:

@@ -1,8 +1,8 @@
 """Load runs into one tidy table: one row per run, from a results store or an external CSV.
 
 Columns: source, sweep, task, cell, cell_id (the cell's identity), regularizer (its regularizer
-label), label (the table label, see :func:`records_frame`), display, optimizer (the config's
-``optimizer.name``; None for a CSV), seed, run_id, status, headline,
+label), label (the row name, see :func:`records_frame`), delta (its config delta), display, optimizer
+(the config's ``optimizer.name``; None for a CSV), seed, run_id, status, headline,
 final_score / best_score (the headline metric at the end of training / at the best eval),
 majority_score and has_majority, family and p (p-sweep cells, see
 :func:`~mixsweep.analysis.naming.sweep_family`), p_family and p_values (the sort key of
@@ -29,7 +29,7 @@ from mixsweep import store
 from mixsweep.analysis.naming import display_name, label_of, normalize_task, probability_key, sweep_family
 from mixsweep.analysis.selection import zhang2021_point
 from mixsweep.errors import UserError
-from mixsweep.identity import cell_config, cell_id, table_labels
+from mixsweep.identity import cell_config, cell_id, row_names, table_labels
 from mixsweep.records import RunRecord, best_point, metric_value
 
 CSV_COLUMNS = ("task", "config", "seed", "score")
@@ -98,17 +98,20 @@ def select_cells(table: RunTable, names: list[str] | None) -> RunTable:
 def records_frame(records: list[RunRecord]) -> pd.DataFrame:
     """One row per record; see the module docstring for the columns.
 
-    Runs are grouped into cells by identity (``cell_id``: the config without the seeds); the
-    ``label`` of a cell is its regularizer label plus the knobs in which the cells of this table
-    differ (:func:`mixsweep.identity.table_labels`), so two cells never share a row.
+    Runs are grouped into cells by identity (``cell_id``: the config without the seeds); ``delta``
+    is a cell's regularizer label plus the knobs in which the cells of this table differ
+    (:func:`mixsweep.identity.table_labels`), so two cells never share a row; ``label``, the row
+    name, is that delta in the paper's grids and the study's cell name where cells differ in more
+    than the regularizer (:func:`mixsweep.identity.row_names`; the delta is then the legend).
     """
     rows = [_record_row(r) for r in records]
-    cells = {row["cell_id"]: (r.task, r.label, cell_config(r.config or {})) for row, r in zip(rows, records,
-                                                                                            strict=True)}
-    labels = table_labels(cells)
+    cells = {row["cell_id"]: (r.task, r.cell, r.label, cell_config(r.config or {}))
+             for row, r in zip(rows, records, strict=True)}
+    deltas = table_labels({cid: (task, label, cfg) for cid, (task, _, label, cfg) in cells.items()})
+    names = row_names(cells)
     for row in rows:
-        row["label"] = labels[row["cell_id"]]
-        if row["label"] != row["regularizer"]:  # p-sweeps hold plain cells only (naming.sweep_family)
+        row["label"], row["delta"] = names[row["cell_id"]], deltas[row["cell_id"]]
+        if row["delta"] != row["regularizer"]:  # p-sweeps hold plain cells only (naming.sweep_family)
             row["family"], row["p"] = None, math.nan
     return _frame(rows)
 
@@ -190,6 +193,7 @@ def load_external_csv(path: str | os.PathLike) -> RunTable:
                 "regularizer": label,
                 "label": label,
                 "optimizer": None,  # a CSV names no optimizer
+                "delta": label,
                 "seed": int(rec["seed"]),
                 "run_id": f"{task}/{label}/{rec['seed']}",
                 "status": str(rec.get("status") or "ok"),
@@ -228,9 +232,8 @@ def _headline_of(task: str) -> str:
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
-        df = pd.DataFrame(columns=["source", "sweep", "task", "cell", "cell_id", "regularizer", "label",
-                                   "optimizer", "seed",
-                                   "status", "headline",
+        df = pd.DataFrame(columns=["source", "sweep", "task", "cell", "cell_id", "regularizer", "label", "delta",
+                                   "optimizer", "seed", "status", "headline",
                                    "final_score", "best_score", "majority_score", "has_majority",
                                    "family", "p", "p_family", "p_values", "metrics", "has_halves",
                                    "zhang2021_score"])

@@ -82,7 +82,10 @@ def _data(r: RunRecord) -> str:
         return (f"target train {sizes.get('target_train', '?')}, val {sizes.get('target_val', '?')}; "
                 f"source train {sizes.get('source_train', '?')}")
     data = cfg.get("data") or {}
-    return (f"{r.task} from {data.get('source', '?')}: train {extra.get('train_size', '?')}, "
+    source = data.get("source") or "auto"
+    if source == "auto":  # the source the run read, named as the sweep's header names it (data.loading)
+        source = (cfg.get("task") or {}).get("default_source") or "hub"
+    return (f"{r.task} from {source}: train {extra.get('train_size', '?')}, "
             f"dev {extra.get('dev_size', '?')}, max_length {data.get('max_length', '?')}")
 
 

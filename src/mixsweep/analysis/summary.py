@@ -60,12 +60,19 @@ def summarize(table: RunTable) -> str:
     frame = pd.DataFrame(rows)
     # a definition no task of the sweep defines would only add a column of dashes
     frame = frame.drop(columns=[f"#fail {d}" for d in FAILURES if (frame[f"#fail {d}"] == "–").all()])
-    legend = (
-        "n: runs with a score (+ without: diverged/NaN/errored); std: population; "
-        "#fail lee2020: below the thresholds derived from the Mixout paper; "
-        "#fail majority: final score <= the majority class; –: not defined for the task; "
-        "paper: mean (max)\n"
-    )
+    if (frame["paper"] == "").all():  # a study without paper numbers: no column of blanks
+        frame = frame.drop(columns=["paper"])
+    described = {
+        "#fail lee2020": "#fail lee2020: below the thresholds derived from the Mixout paper",
+        "#fail majority": "#fail majority: final score <= the majority class",
+        "paper": "paper: mean (max)",
+    }
+    legend = "; ".join(
+        ["n: runs with a score (+ without: diverged/NaN/errored)", "std: population"]
+        + [text for col, text in described.items() if col in frame and col != "paper"]
+        + (["–: not defined for the task"] if any(c.startswith("#fail") for c in frame) else [])
+        + ([described["paper"]] if "paper" in frame else [])
+    ) + "\n"
     undefined_shown = "#fail majority" in frame and frame["#fail majority"].str.contains(UNDEFINED).any()
     notes = "".join(f"{line}\n" for line in footnotes(agg, ("majority",) if undefined_shown else ()))
     return render_text(frame) + legend + notes + _warnings(table.warnings)

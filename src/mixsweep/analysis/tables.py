@@ -45,8 +45,11 @@ def fail_text(task: str, definition: str, value) -> str:
 
 
 def footnotes(agg: pd.DataFrame, failures: Sequence[str]) -> list[str]:
-    """The footnotes the marks in a table of ``agg`` need, one line each (none if no mark is used)."""
-    notes = []
+    """The legend of the row names (``name: config delta``, where the rows are the study's cell names)
+    and the footnotes the marks in a table of ``agg`` need, one line each (none if nothing to say)."""
+    legend = agg.attrs.get("legend") or {}
+    rows = list(dict.fromkeys(label for _, label in agg.index))
+    notes = [f"{name}: {legend[name]}" for name in rows if name in legend]
     if len(agg) and "n_nan" in agg and (agg["n_nan"].fillna(0) > 0).any():
         notes.append(INCOMPLETE_NOTE)
     tasks = list(dict.fromkeys(t for t, _ in agg.index))

@@ -51,13 +51,13 @@ def _add_sweep_args(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction, *, summarize: Summarize | None = None) -> None:
     """The sweep, plan, store and rerun commands; ``summarize`` makes the table ``sweep`` prints at its end."""
     p = sub.add_parser("sweep", help="run a study: task × regularizer cells × seeds, resumable",
-                       description=__doc__.split("\n\n", 1)[1])
+                       description=__doc__.split("\n\n", 1)[1].replace("``", "`"))
     _add_sweep_args(p)
     p.add_argument("--no-summary", action="store_true", help="do not print the summary table at the end")
     p.set_defaults(func=_sweep, summarize=summarize)
 
     p = sub.add_parser("plan", help="list a study's cells and runs, and what is done/failed/to do; runs nothing",
-                       description=__doc__.split("\n\n", 1)[1])
+                       description=__doc__.split("\n\n", 1)[1].replace("``", "`"))
     _add_sweep_args(p)
     p.add_argument("--show-config", action="store_true", help="print the composed config of the first run")
     p.set_defaults(func=_plan)
@@ -95,6 +95,15 @@ def _default_note(args: argparse.Namespace) -> str:
         else " (the default without a task; TASK=mrpc runs Table 1 on MRPC)"
 
 
+def _args_note(args: argparse.Namespace) -> list[str]:
+    """A header line when extra ARGS change the study's runs: those runs join its view and report."""
+    if not args.overrides:
+        return []
+    study = args.sweep or default_sweep(args.task)
+    return [f"  extra ARGS: {' '.join(args.overrides)} -- these runs join study '{study}' (its view, "
+            f"`mixsweep table` and report) beside any runs without them, as separate cells"]
+
+
 def _introspect(args: argparse.Namespace, req) -> bool:
     """Hydra's ``--cfg`` / ``--info`` for the request's first run; True when one was asked for."""
     if args.cfg is None and args.info is None:
@@ -116,7 +125,7 @@ def _sweep(args: argparse.Namespace) -> int:
     with hydra_errors():
         study = study_cells(req)
     preflight(study, req.launcher)
-    print("\n".join(header_lines(study, _default_note(args))), flush=True)
+    print("\n".join(header_lines(study, _default_note(args)) + _args_note(args)), flush=True)
     # parallel workers print lines, not bars fighting for one terminal
     bars = os.environ.get("MIXSWEEP_PROGRESS_BARS")
     if req.launcher not in (None, "local"):
@@ -173,7 +182,7 @@ def _plan(args: argparse.Namespace) -> int:
         return 0
     with hydra_errors():
         study = study_cells(req)
-    print("\n".join(header_lines(study, _default_note(args))), flush=True)
+    print("\n".join(header_lines(study, _default_note(args)) + _args_note(args)), flush=True)
     run_multirun(hydra_overrides(req))
     return 0
 

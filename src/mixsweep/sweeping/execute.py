@@ -65,7 +65,7 @@ def execute(cfg: DictConfig, *, on_eval: EvalCallback | None = None) -> dict[str
 
     line = progress_line(results, sweep)
     score = record.final.get(record.headline)
-    print(f"[{task} {record.label} seed {record.seed}] {record.status}"
+    print(f"[{task} {record.cell} seed {record.seed}] {record.status}"  # the cell name, as in the plan
           + (f" {record.headline}={score:.2f}" if score is not None else "")
           + (f" ({record.error.splitlines()[-1]})" if record.error else ""), flush=True)
     if line:

@@ -63,16 +63,19 @@ class Plan:
         ]
         if self.duplicates:
             lines.append(f"  ({self.duplicates} grid points are the same run as another and are run once)")
-        by_cell: dict[tuple[str, str, str], Counter] = {}
+        # one row per cell: the name CELLS= takes, and its label where that says more than the name
+        by_cell: dict[tuple[str, str, str, str], Counter] = {}
         for j in self.jobs:
-            by_cell.setdefault((j.task, j.cell_id, j.label), Counter())[j.state] += 1
-        width = max((len(label) for _, _, label in by_cell), default=10)
-        lines.append(f"  {'task':<12} {'cell':<{width}}  runs  done  failed  todo")
-        for (task, _, label), cc in by_cell.items():
+            by_cell.setdefault((j.task, j.cell_id, j.cell, j.label), Counter())[j.state] += 1
+        width = max([len(cell) for _, _, cell, _ in by_cell] + [len('cell (CELLS=)')])
+        labelled = any(cell != label for _, _, cell, label in by_cell)
+        lines.append(f"  {'task':<12} {'cell (CELLS=)':<{width}}  runs  done  failed  todo"
+                     + ("  label" if labelled else ""))
+        for (task, _, cell, label), cc in by_cell.items():
             n = sum(cc.values())
             lines.append(
-                f"  {task:<12} {label:<{width}}  {n:>4}  {cc['done'] + cc['diverged']:>4}  "
-                f"{cc['failed']:>6}  {cc['todo']:>4}"
+                f"  {task:<12} {cell:<{width}}  {n:>4}  {cc['done'] + cc['diverged']:>4}  "
+                f"{cc['failed']:>6}  {cc['todo']:>4}" + (f"  {label}" if labelled and label != cell else "")
             )
         return lines
 
