@@ -119,12 +119,12 @@ def test_plan_shows_the_cell_names_cells_takes_and_their_labels_once(tmp_path):
     assert code == 0, err
     rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("  rt_polarity ")}
     # the 11 cell names of sweeps/stabilizers_smoke.yaml, each one row
-    assert sorted(rows) == sorted(["devlin", "bias_correction", "reinit_3", "llrd", "mosbach", "recadam",
+    assert sorted(rows) == sorted(["devlin", "devlin@adamw_hf", "reinit_3", "llrd", "mosbach", "recadam",
                                    "child_tuning_f", "noisytune", "r3f", "mixout_0.9", "wdecay_0.01"])
     assert "cell (CELLS=)" in out and "  label" in out
     # 2 seeds, none done; the label (regularizer + what differs between cells) after the counts
     assert rows["mosbach"].split()[2:7] == ["2", "0", "0", "2", "dropout(0.1)+wdecay(0,0.01)"]
-    assert rows["mosbach"].rstrip().endswith("[optimizer=adamw, optimizer.lr=2e-05, train.epochs=20]")
+    assert rows["mosbach"].rstrip().endswith("[optimizer=adamw_hf, optimizer.lr=2e-05, train.epochs=20]")
 
 
 def test_extra_args_say_the_runs_join_the_studys_view_and_report(tmp_path):
