@@ -36,7 +36,7 @@ SWEEP_ARGS = $(if $(SWEEP),--sweep $(SWEEP)) $(if $(TASK),--task $(TASK)) $(if $
              $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(WORKERS),--workers $(WORKERS)) \
              --results $(RESULTS) $(ARGS)
 
-.PHONY: help setup lock test test-fast lint sweep plan report hpo bench clean installed slurm-up slurm-down
+.PHONY: help setup lock test test-fast lint sweep plan report hpo bench calibrate clean installed slurm-up slurm-down
 
 # Only `make setup` installs: the other targets need a .venv (`installed`: set up once if there is
 # none) but never reinstall it because pyproject.toml changed (a `git pull` on an offline node must
@@ -101,6 +101,9 @@ hpo: installed ## Optuna search: TASK=rte [SPACE=mixout] [TRIALS=30] [WORKERS=1]
 
 bench: installed ## Run every benchmark in benchmarks/ (prints ratios measured side by side)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+calibrate: installed ## Calibrate the offline testbed: the baseline over sweeps/testbed_calibration.yaml, table + chosen regime [WORKERS=2] [RESULTS=results]
+	$(BIN)/python benchmarks/calibrate_testbed.py --workers $(or $(WORKERS),2) --results $(RESULTS) --out docs/testbed
 
 .PHONY: gpu-check
 gpu-check: installed ## Check a GPU box in one script (<10 min): [OUT=gpu-check] [ARGS="--bert-large DIR --budget 480"]
