@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from mixsweep import store  # noqa: E402
 from mixsweep.analysis.synthetic import text_task_record  # noqa: E402
 from mixsweep.instability import cell_measures  # noqa: E402
-from mixsweep.instability.cell import pair_matrix  # noqa: E402
+from mixsweep.instability.cell import pair_matrix, parallel_map  # noqa: E402
 from mixsweep.instability.representation import PAIR_FUNCTIONS, prepare  # noqa: E402
 from mixsweep.run_outputs import RunOutputs, representation_positions  # noqa: E402
 
@@ -94,7 +94,7 @@ def main() -> None:
     cell_measures(scores, labels, probs, None)
     t_pred = time.perf_counter() - t0
     t0 = time.perf_counter()
-    prepared = [prepare(x) for x in layer]
+    prepared = parallel_map(prepare, layer)  # as cell_measures: once per run, in threads
     t_prepare = time.perf_counter() - t0
     per = {}
     for name, fn in PAIR_FUNCTIONS.items():
