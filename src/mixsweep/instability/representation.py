@@ -45,6 +45,8 @@ class Prepared:
 
 
 def prepare(x: np.ndarray) -> Prepared:
+    """Everything the four distances need from one run's X (n × d), from one decomposition of X when
+    d ≥ n and the Gram resolves its spectrum, else from thin SVDs (see the module docstring)."""
     x = np.asarray(x, dtype=np.float64)
     n, d = x.shape
     gram = x @ x.T
@@ -52,12 +54,12 @@ def prepare(x: np.ndarray) -> Prepared:
     if d >= n:
         u, s = _svd_by_gram(gram)
         if len(s) and s[0] > 0 and s[-1] >= _RESOLVED * s[0]:
-            q, w = _svcca_bases(x, u, s)
+            q, w = _svcca_bases(u, s)
             # every σ is resolved and nonzero: X has rank n, so its centred version rank n − 1 (the
             # centring removes one dimension; the n − 1 others interlace with σ_2..σ_n ≥ 10⁻⁶ σ_max)
             return Prepared(gram_u, _op_factor_full_rank(u, s), q, w, spans_everything=True)
     u, s, _ = np.linalg.svd(x, full_matrices=False)
-    q, w = _svcca_bases(x, u, s)
+    q, w = _svcca_bases(u, s)
     uc, sc, vtc = _centred_svd(x)
     norm = np.sqrt((sc**2).sum())
     op_factor = (uc * sc) / norm if norm > 0 else uc * sc  # X̂ = (UΣ/‖X‖)Vᵀ: X̂ᵀŶ ~ (UΣ)ᵀ(U'Σ') up to orthogonal factors
@@ -127,7 +129,7 @@ def _svcca_rank(s: np.ndarray) -> int:
     return max(1, int((np.cumsum(np.abs(s)) / total <= SVCCA_KEEP).sum())) if total > 0 else 1
 
 
-def _svcca_bases(x: np.ndarray, u: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def _svcca_bases(u: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """SVCCA's reduction (the authors' ``_svd_reduction``): X = UΣVᵀ uncentred, keep r directions
     (:func:`_svcca_rank`), project X V_r = U_rΣ_r; the CCA step centres that projection. Returned: Q, an
     orthonormal basis of the centred projection H U_rΣ_r, and W (or None), of the centred directions ⊥ Q.
