@@ -72,3 +72,73 @@ def test_stores_without_outputs_say_so_and_never_fail(tmp_path, capsys):
     assert "hold no per-example outputs" in capsys.readouterr().out
     with pytest.raises(Exception, match="unknown measure"):
         cmd_table(argparse.Namespace(**{**vars(args), "measure": "nope"}))
+
+
+DEVLIN = "dropout(0.1)+wdecay(0,0.01)"
+
+
+def _study_store(results: Path) -> None:
+    """A stabilizer study's cells on RTE, three restarts each (40 dev examples, 8-dim representations):
+    ``devlin@bertadam`` with outputs and representations, ``devlin@adamw_hf`` with outputs only, and
+    ``mosbach`` whose restarts all diverged (records, no outputs)."""
+    import numpy as np
+
+    from mixsweep import store
+    from mixsweep.records import RunRecord
+    from mixsweep.run_outputs import RunOutputs
+
+    rng = np.random.default_rng(0)
+    n = 40
+    cells = {"devlin@bertadam": ("bertadam", "ok", True), "devlin@adamw_hf": ("adamw_hf", "ok", False),
+             "mosbach": ("adamw", "diverged", False)}
+    base = rng.standard_normal((n, 8))
+    entries = []
+    for name, (optimizer, status, reps) in cells.items():
+        for seed in range(3):
+            rid = f"{name.replace('@', '-')}-s{seed}"
+            score = float(rng.normal(70, 2)) if status == "ok" else float("nan")
+            config = {"optimizer": {"name": optimizer}, "regularizer": {"dropout": 0.1, "wdecay": {"lam": 0.01}},
+                      "seed": seed}
+            rec = RunRecord(run_id=rid, sweep="study", task="rte", cell=name, label=DEVLIN, seed=seed,
+                            status=status, headline="acc", final={"acc": score}, best={"acc": score}, config=config)
+            if status == "ok":
+                out = RunOutputs()
+                prob = rng.dirichlet([1, 1], n).astype(np.float16)
+                out.outputs = {"labels": rng.integers(0, 2, n), "pred_30": prob.argmax(1).astype(np.int16),
+                               "prob_30": prob, "test_half": np.arange(n // 2, n, dtype=np.int32),
+                               "val_half": np.arange(n // 2, dtype=np.int32)}
+                out.outputs_meta = {"points": {"final": 30, "best": 30, "zhang2021": 30}, "dev_hash": "h" * 64,
+                                    "regression": False, "num_classes": 2, "n_examples": n}
+                if reps:
+                    out.representations = {f"rep_{layer}": (base + rng.standard_normal((n, 8))).astype(np.float16)
+                                           for layer in ("layer_2", "head")}
+                    out.representations["positions"] = np.arange(n, dtype=np.int32)
+                    out.representations_meta = {"layers": ["layer_2", "head"], "step": 30, "dev_hash": "h" * 64,
+                                                "n_examples": n, "dtype": "float16"}
+                store.write_outputs(store.run_dir(results, rid), out)
+            store.write_record(store.run_dir(results, rid), rec)
+            entries.append({"run_id": rid, "task": "rte", "cell": name})
+    store.add_to_view(results, "study", entries)
+
+
+
+def test_every_cell_of_a_stabilizer_study_gets_a_row_with_every_measure(tmp_path):
+    from mixsweep.analysis.instability import SYMBOLS, instability
+
+    results = tmp_path / "results"
+    _study_store(results)
+    table = load_results(results, "study")
+    assert set(table.runs["label"]) == {"devlin@bertadam", "devlin@adamw_hf", "mosbach"}  # rows: cell names
+    wide = instability(table.runs, table.records, results, n_boot=20).wide.set_index("regularizer")
+    assert set(wide.index) == {"devlin@bertadam", "devlin@adamw_hf", "mosbach"}
+    assert set(SYMBOLS.values()) <= set(wide.columns)
+    full = wide.loc["devlin@bertadam"]
+    assert all(full[s] != "–" for s in SYMBOLS.values()) and full["layer"] == "layer_2"
+    no_reps = wide.loc["devlin@adamw_hf"]  # outputs without representations: prediction measures only
+    assert no_reps["I_pwd"] != "–" and no_reps["I_CKA"] == "–" and no_reps["with outputs"] == 3
+    diverged = wide.loc["mosbach"]  # no run finished: listed, with nothing to measure
+    assert diverged["n"] == 0 and all(diverged[s] == "–" for s in SYMBOLS.values())
+    report = build_report(table, results / "study", "study", figures=False)
+    section = report.markdown.read_text().split("## Instability beyond SD")[1].split("\n## ")[0]
+    for name in ("devlin@bertadam", "devlin@adamw_hf", "mosbach"):
+        assert name in section

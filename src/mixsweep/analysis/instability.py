@@ -10,7 +10,9 @@ and computes :func:`mixsweep.instability.cell_measures` per (task, cell):
 
 Only runs whose outputs share one dev-set hash are compared (the largest such group of a cell; the
 rest are counted in the notes). Runs recorded without outputs (before #22, or with
-``record.outputs=false``) are counted and left out; a cell with none shows "–".
+``record.outputs=false``) are counted and left out; a cell with none shows "–". Every cell of the table
+gets its row (named as the other tables name it, e.g. ``devlin@bertadam``), one whose runs all failed or
+diverged too (n = 0, all "–").
 """
 
 from __future__ import annotations
@@ -68,8 +70,9 @@ def instability(runs: pd.DataFrame, records: list[RunRecord], results: str | os.
     missing_total, mixed_total, degenerate = 0, 0, False
     sizes: dict[str, list[int]] = {"outputs": [], "representations": []}
     ok = runs[runs["status"].eq("ok")] if len(runs) else runs
-    for task in sort_tasks(set(ok["task"])) if len(ok) else []:
-        for label in sort_labels(set(ok.loc[ok["task"] == task, "label"])):
+    # every cell of the table gets a row, even one without a finished run (all failed or diverged: n = 0, –)
+    for task in sort_tasks(set(runs["task"])) if len(runs) else []:
+        for label in sort_labels(set(runs.loc[runs["task"] == task, "label"])):
             cell = ok[(ok["task"] == task) & (ok["label"] == label)]
             loaded = []
             for rid in cell["run_id"].astype(str):

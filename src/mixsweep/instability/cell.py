@@ -59,17 +59,22 @@ def pair_matrix(items: Sequence, pair: Callable) -> np.ndarray:
     m = len(items)
     out = np.zeros((m, m))
     pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
-    workers = min(len(pairs), _cores())
-    if workers > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            values = list(pool.map(lambda ij: pair(items[ij[0]], items[ij[1]]), pairs))
-    else:
-        values = [pair(items[i], items[j]) for i, j in pairs]
+    values = parallel_map(lambda ij: pair(items[ij[0]], items[ij[1]]), pairs)
     for (i, j), v in zip(pairs, values, strict=True):
         out[i, j] = out[j, i] = v
     return out
+
+
+def parallel_map(fn: Callable, items: Sequence) -> list:
+    """[fn(x) for x in items], in threads, one per available core (the work is LAPACK/BLAS calls, which
+    release the GIL), in order."""
+    workers = min(len(items), _cores())
+    if workers <= 1:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
 
 
 def _cores() -> int:
@@ -131,7 +136,7 @@ def cell_measures(
     for layer, reps in (representations or {}).items():
         if len(reps) < 2:
             continue
-        prepared = [prepare(r) for r in reps]
+        prepared = parallel_map(prepare, reps)  # each run's decomposition once, for every pair and measure
         for name, fn in PAIR_FUNCTIONS.items():
             d = pair_matrix(prepared, fn)
             out.layers.setdefault(name, {})[layer] = _estimate(
