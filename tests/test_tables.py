@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from mixsweep.analysis.tables import render
+from mixsweep.gpucheck.summary import render_markdown
 
 
 def two_by_two() -> pd.DataFrame:
@@ -102,3 +103,16 @@ def test_an_unknown_format_is_refused():
     with pytest.raises(ValueError, match="unknown table format 'html'"):
         render(two_by_two(), "html")
 
+
+def test_gpucheck_summary_tables_are_the_same_markdown():
+    run = {"model": "tiny", "task": "rte", "train_size": 8, "dev_size": 8, "epochs": 1, "batch": 4,
+           "regularizer": "none"}
+    k1 = {"k": 1, "runs": 1, "wall_s": 2.5, "runs_per_hour": 1440.0, "gain": 1.0, "run_total_s_mean": 2.5}
+    md = render_markdown({"device": "cpu", "started": "t", "budget_s": 60.0, "passed": None, "sections": {
+        "throughput": {"status": "ok", "run": run, "k": [k1], "skipped_k": []}}})
+    table = (
+        "|   k |   runs |   wall s |   runs/hour |   gain vs k=1 |   mean run s |\n"
+        "|----:|-------:|---------:|------------:|--------------:|-------------:|\n"
+        "|   1 |      1 |      2.5 |       1,440 |             1 |          2.5 |\n"
+    )
+    assert md.endswith("released together after a warm-up:\n\n" + table)
