@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,15 @@ def copy_glue(dst: Path, task_dir: str = "RTE") -> Path:
     for f in (GLUE / task_dir).iterdir():
         (dst / task_dir / f.name).write_bytes(f.read_bytes())
     return dst
+
+
+def unpadded(md: str) -> str:
+    """``md`` with every Markdown table line's cells stripped of their padding (``| rte | Our+W | 2 |``),
+    so that a test names a row's cells, in order, whatever the column widths; other lines are kept."""
+    def line(text: str) -> str:
+        if not text.startswith("|"):
+            return text
+        cells = re.split(r"(?<!\\)\|", text)[1:-1]  # an escaped \| stays inside its cell
+        return "| " + " | ".join(c.strip() for c in cells) + " |"
+
+    return "\n".join(line(text) for text in md.splitlines())

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import unpadded
 from mixsweep.analysis import summary_table
 from mixsweep.analysis.cells import aggregate, compare_with_paper
 from mixsweep.analysis.load import load_external_csv, load_results
@@ -145,7 +146,7 @@ def test_a_cell_with_diverged_runs_is_marked_in_every_table(tmp_path):
     assert summary["Our+W"].split()[3] == "65.0†" and summary["Devlin"].split()[3] == "60.0"
     assert "† the cell's runs include diverged or NaN ones" in summary_table(tmp_path, "m")
     report = build_report(table, tmp_path / "report", "t", failures=("lee2020",), figures=False)
-    text = report.markdown.read_text()
+    text = unpadded(report.markdown.read_text())
     assert "| rte | Our+W | 2 | 65.0† ± 5.00 |" in text
     assert "| 65.0† (70.0) [1] |" in text and "| 60.0 (70.0) [1] |" in text
     assert "65.0† [" in text  # the statistics table's mean

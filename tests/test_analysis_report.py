@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from helpers import unpadded
 from mixsweep.analysis.load import load_results
 from mixsweep.analysis.paper import paper_runs_csv
 from mixsweep.analysis.report import build_report
@@ -29,7 +30,7 @@ def report(store):
 
 
 def test_markdown_report_has_tables_legend_and_figures(report):
-    md = report.markdown.read_text()
+    md = unpadded(report.markdown.read_text())
     for heading in ("## Per-cell results", "## Statistics against the baseline", "## Expected max over restarts",
                     "## Figures", "## How to read this report"):
         assert heading in md
@@ -45,11 +46,13 @@ def test_html_report_is_self_contained(report):
     assert len(images) == len(report.figures) == 5
     assert base64.b64decode(images[0])[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<table>" in html and "<script" not in html and 'src="figures/' not in html
+    # the Markdown's alignment row reaches the page: names left, numbers right
+    assert '<td style="text-align:left">rte</td>' in html and '<td style="text-align:right">4</td>' in html
 
 
 def test_report_command_writes_files_and_prints_the_table(store, capsys):
     assert main(["report", "--sweep", "demo", "--results", str(store), "--no-figures"]) == 0
-    out = capsys.readouterr().out
+    out = unpadded(capsys.readouterr().out)
     assert "| task | regularizer |" in out and "report.html" in out
     for name in ("report.md", "report.html", "runs.parquet", "runs.csv"):
         assert (store / "demo" / name).is_file()
@@ -70,7 +73,7 @@ def fig3_csv(tmp_path_factory):
 
 def test_table_from_csv_formats(fig3_csv, capsys):
     assert main(["table", "--from-csv", str(fig3_csv)]) == 0
-    md = capsys.readouterr().out
+    md = unpadded(capsys.readouterr().out)
     assert md.splitlines()[0] == "| regularizer | rte | mrpc | cola | stsb |"
     assert "| Devlin | 56.5 (73.6) [14] | 83.4 (90.4) [14] | 38.8 (63.3) [7] | 82.4 (90.3) [2] |" in md
     assert main(["table", "--from-csv", str(fig3_csv), "--format", "latex", "--failure", "all"]) == 0
@@ -98,7 +101,7 @@ def test_report_counts_diverged_runs_as_failed(tmp_path):
     write_records(recs, tmp_path)
     report = build_report(load_results(tmp_path, "d"), tmp_path / "d", "d", figures=False,
                           failures=("lee2020",))
-    row = next(line for line in report.main_table.splitlines() if line.startswith("| rte | none"))
+    row = next(line for line in unpadded(report.main_table).splitlines() if line.startswith("| rte | none"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2] == "2" and cells[7] == "1" and cells[8] == "1/0"  # n, #fail lee2020, nan/err
 
@@ -141,7 +144,7 @@ def test_smoke_like_report_names_its_rows_and_compares_against_dropout(tmp_path)
     write_records([text_task_record("rt_polarity", lab, s, "smoke", rng) for lab in labels for s in range(3)],
                   tmp_path)
     report = build_report(load_results(tmp_path, "smoke"), tmp_path / "smoke", "smoke", figures=False)
-    text = (tmp_path / "smoke" / "report.md").read_text()
+    text = unpadded((tmp_path / "smoke" / "report.md").read_text())
     paper_style = text.split("## Paper-style table")[1].split("##")[0]
     assert "| regularizer | rt_polarity |" in paper_style and "| mixout(w_pre,0.9) |" in paper_style
     stats = text.split("## Statistics against the baseline")[1].split("##")[0]

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from helpers import unpadded
 from mixsweep.analysis.cells import aggregate
 from mixsweep.analysis.load import load_external_csv, load_results
 from mixsweep.analysis.selection import protocol_table, zhang2021_point
@@ -160,6 +161,7 @@ def test_the_report_compares_the_protocols_and_names_the_chosen_one(tmp_path):
     runs = _store(tmp_path)
     text = build_report(RunTable(runs, origin="x"), tmp_path / "rep", "t", selection="zhang2021",
                         failures=("lee2020",), figures=False).markdown.read_text()
+    text = unpadded(text)
     assert "Selection protocol: **zhang2021** (test half of dev at the best val-half point" in text
     assert "## Selection protocols" in text
     assert "| rte | Our | 2 | 59.5 [1] | 65.5 [0] | 55.0 [1] |" in text

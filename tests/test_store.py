@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from helpers import unpadded
 from mixsweep import store
 from mixsweep.analysis.load import load_results
 from mixsweep.errors import UserError
@@ -212,4 +213,4 @@ def test_store_migrate_command_and_a_legacy_study_is_refused_until_migrated(tmp_
     assert "migrated 1 runs of 1 studies" in capsys.readouterr().out
     assert store.lookup(results, rid).run_id == rid
     assert main(["table", "--sweep", "smoke", "--results", str(results)]) == 0
-    assert "| Our | 60.0 (60.0) [0] |" in capsys.readouterr().out  # Our = mixout(w_pre,0.7)
+    assert "| Our | 60.0 (60.0) [0] |" in unpadded(capsys.readouterr().out)  # Our = mixout(w_pre,0.7)

@@ -374,9 +374,11 @@ def _figure_html(fig: Figure, number: int) -> str:
             f"<figcaption><b>Figure {number}.</b> {caption}</figcaption></figure>\n")
 
 
+# No text-align for cells: each table's Markdown aligns its columns (names left, numbers right) and
+# markdown-it writes that on every cell, over any stylesheet rule.
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;
 line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;
-padding:3px 8px;text-align:right}th{background:#eaeaf2}td:nth-child(-n+2){text-align:left}
+padding:3px 8px}th{background:#eaeaf2}
 figure{margin:1.5em 0}img{max-width:100%}figcaption{font-size:14px;color:#444;max-width:60em}
 code{background:#f3f3f3;padding:0 3px}li{margin:.2em 0}"""
 

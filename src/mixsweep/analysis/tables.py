@@ -4,6 +4,7 @@ the renderers (Markdown, LaTeX, CSV, plain terminal text). No plotting imports h
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import pandas as pd
@@ -122,36 +123,71 @@ def cell_table(agg: pd.DataFrame, failures: Sequence[str], paper: pd.DataFrame |
 
 
 def render(table: pd.DataFrame, fmt: str = "md", index: bool = False) -> str:
-    """Render a table of strings as Markdown, LaTeX (booktabs) or CSV."""
+    """Render a table of strings as Markdown (:func:`markdown_table`), LaTeX (:func:`latex_table`) or
+    CSV; an empty table, other than as CSV, renders as ``(no runs)``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown table format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if index:
         table = table.reset_index()
     if fmt == "csv":
         return table.to_csv(index=False)
     if table.empty:
         return "(no runs)\n"
-    header = [str(c) for c in table.columns]
-    body = [[str(v) for v in row] for row in table.itertuples(index=False)]
-    if fmt == "md":
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        lines += ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in body]
-        return "\n".join(lines) + "\n"
-    if fmt == "latex":
-        esc = _latex_escape
-        lines = [r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule"]
-        lines.append(" & ".join(esc(h) for h in header) + r" \\")
-        lines.append(r"\midrule")
-        lines += [" & ".join(esc(v) for v in row) + r" \\" for row in body]
-        lines += [r"\bottomrule", r"\end{tabular}"]
-        return "\n".join(lines) + "\n"
-    raise ValueError(f"unknown table format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    return markdown_table(table) if fmt == "md" else latex_table(table)
 
 
-def _latex_escape(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("–", "--"), (INCOMPLETE, r"\textsuperscript{\dag}"),
-                 (UNDEFINED, r"\textsuperscript{\ddag}")):
+def markdown_table(table: pd.DataFrame) -> str:
+    """A pipe table (``DataFrame.to_markdown``, GitHub and markdown-it alike): the one writer of the
+    package's Markdown tables. Cells print as given; a ``|`` in a cell or header is escaped."""
+    text = _as_text(table, lambda s: s.replace("|", "\\|"))  # else the '|' would end the cell
+    # disable_numparse: the cells are formatted already ("0.850", "+1.5"); tabulate would reformat them
+    return text.to_markdown(index=False, tablefmt="pipe", disable_numparse=True,
+                            colalign=_alignments(text)) + "\n"
+
+
+# Styler's escape="latex" escapes \ & % $ # _ { } ~ ^ and leaves these alone, which pdfLaTeX's default
+# (OT1) text fonts cannot set (the non-ASCII ones) or set as other glyphs (| prints a dash, < and > as ¡ ¿):
+# each becomes the LaTeX that prints it.
+_LATEX_SYMBOLS = (("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("–", "--"), (INCOMPLETE, r"\textsuperscript{\dag}"),
+                  (UNDEFINED, r"\textsuperscript{\ddag}"), ("|", r"\textbar{}"), ("<", r"\textless{}"),
+                  (">", r"\textgreater{}"))
+
+
+def latex_table(table: pd.DataFrame) -> str:
+    """A booktabs tabular (``Styler.to_latex``: ``\\toprule``, ``\\midrule``, ``\\bottomrule``), text
+    columns ``l`` and numeric ones ``r``; every cell and header escaped (``\\usepackage{booktabs}``)."""
+    text = _as_text(table)
+    style = (text.style.hide(axis="index")
+             .format(_latex_symbols, escape="latex")  # escape first, then the symbols (their $ stays math)
+             .format_index(_latex_symbols, escape="latex", axis=1))
+    spec = "".join("r" if a == "right" else "l" for a in _alignments(text))
+    return style.to_latex(hrules=True, column_format=spec)
+
+
+def _latex_symbols(s: str) -> str:
+    for a, b in _LATEX_SYMBOLS:
         s = s.replace(a, b)
     return s
+
+
+def _as_text(table: pd.DataFrame, escape=lambda s: s) -> pd.DataFrame:
+    """Every cell and header as a string (``str``, as printed), passed through ``escape``."""
+    text = table.map(lambda v: escape(str(v)))
+    text.columns = [escape(str(c)) for c in table.columns]
+    return text
+
+
+_NUMERIC = re.compile(r"[-+]?\d|–")  # a number, or the en dash that stands for a missing one
+
+
+def _alignments(text: pd.DataFrame) -> list[str]:
+    """Per column, ``right`` where every non-empty cell starts with a number (scores, counts, ``mean ±
+    std``) and ``left`` otherwise (names, settings). Read from the cells, which are all strings."""
+    def align(cells) -> str:
+        filled = [c for c in cells if c]
+        return "right" if filled and all(_NUMERIC.match(c) for c in filled) else "left"
+
+    return [align(text.iloc[:, i]) for i in range(text.shape[1])]
 
 
 def render_text(table: pd.DataFrame) -> str:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
+from mixsweep.analysis.tables import markdown_table
+
 
 def _f(x: Any, fmt: str = ".3g") -> str:
     if x is None:
@@ -16,8 +20,9 @@ def _f(x: Any, fmt: str = ".3g") -> str:
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *["| " + " | ".join(_f(c) for c in r) + " |" for r in rows], ""]
+    """The lines of a Markdown table of ``rows`` (values as :func:`_f` prints them), then a blank one."""
+    cells = pd.DataFrame([[_f(c) for c in r] for r in rows], columns=header, dtype=object)
+    return [*markdown_table(cells).splitlines(), ""]
 
 
 def _status(entry: dict | None) -> list[str]:
