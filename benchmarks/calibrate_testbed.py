@@ -45,8 +45,8 @@ def formatted(table):
     shown = table.copy()
     shown["lr"] = shown["lr"].map(lambda v: f"{v:g}")
     shown["failure_rate"] = shown["failure_rate"].map(lambda v: f"{v:.0%}")
-    for col in ("mean", "std", "min", "max"):
-        shown[col] = shown[col].map(lambda v: f"{v:.1f}" if col != "std" else f"{v:.2f}")
+    for col, digits in (("mean", 1), ("std", 2), ("min", 1), ("max", 1)):
+        shown[col] = shown[col].map(lambda v, d=digits: f"{v:.{d}f}")
     shown["wall_s"] = shown["wall_s"].map(lambda v: f"{v:.1f}")
     return shown.astype(str)
 
