@@ -216,6 +216,16 @@ def test_python_dash_m_mixsweep_is_the_mixsweep_command(tmp_path):
     assert bad.returncode == 2 and "unknown sweep 'no_such_study'" in one_error_line(bad.stderr)
 
 
+def test_an_install_without_its_config_directory_says_how_to_fix_it(tmp_path):
+    """A wheel install (or a moved checkout) has no conf/: one line naming the path and the fix."""
+    proc = subprocess.run([sys.executable, "-m", "mixsweep", "plan", "--sweep", "smoke"], capture_output=True,
+                          text=True, env=cli_env(tmp_path, MIXSWEEP_ROOT=str(tmp_path / "elsewhere")), timeout=120)
+    assert proc.returncode == 2
+    line = one_error_line(proc.stderr)
+    assert f"no config directory at {tmp_path / 'elsewhere' / 'conf'}" in line and "MIXSWEEP_ROOT" in line
+    assert not (tmp_path / "results").exists()
+
+
 def test_every_argument_has_help():
     import argparse
 

@@ -93,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from mixsweep import paths
+
+    if not paths.CONF_DIR.is_dir():
+        # A wheel install carries no conf/ or sweeps/: mixsweep runs from a checkout.
+        print(f"mixsweep: error: no config directory at {paths.CONF_DIR}: install from a checkout "
+              f"(`make setup`, i.e. pip install -e .) or set MIXSWEEP_ROOT=<checkout>", file=sys.stderr)
+        return 2
     try:
         with _environment(MIXSWEEP_DEBUG="1" if debug else None):  # jobs, here or launched, read it
             return int(args.func(args) or 0)
