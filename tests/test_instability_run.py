@@ -58,6 +58,55 @@ def test_stored_outputs_reproduce_the_recorded_scores(tmp_path):
     assert np.abs(reps["rep_head"].astype(float)).max() <= 1.0
 
 
+def test_representations_are_the_final_models_states_of_the_kept_examples(tmp_path, monkeypatch):
+    """The stored representations (taken inside the final evaluation's pass) equal what a plain
+    Hugging Face forward of the trained model gives for the kept dev examples: [CLS] of each hidden
+    layer, and the pooler's output that BERT's classifier reads."""
+    import hashlib
+
+    import torch
+
+    from mixsweep import setup, train
+
+    kept: dict = {}
+    finetune, loaders = setup.finetune, train._loaders
+
+    def keep_setup(*a, **k):
+        kept["setup"] = finetune(*a, **k)
+        return kept["setup"]
+
+    def keep_loaders(*a, **k):
+        kept["loaders"] = loaders(*a, **k)
+        return kept["loaders"]
+
+    monkeypatch.setattr(setup, "finetune", keep_setup)
+    monkeypatch.setattr(train, "_loaders", keep_loaders)
+    cfg, results, rid, record = _run(tmp_path, "seed=1", "record.representations=[all,head]", "record.max_examples=5")
+    assert record.status == "ok"
+    reps, rmeta = store.read_representations(results, rid)
+    model, dev = kept["setup"].model, kept["loaders"][1]
+    n = len(dev.dataset)
+    # the 5 positions with the smallest sha256 of their decimal index, in dev order
+    expected = sorted(sorted(range(n), key=lambda i: hashlib.sha256(str(i).encode()).hexdigest())[:5])
+    assert reps["positions"].tolist() == expected and rmeta["step"] == record.eval_curve[-1]["step"]
+
+    model.eval()
+    rows: dict = {"layer_1": [], "layer_2": [], "head": []}
+    with torch.no_grad():
+        for batch in dev:
+            out = model.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             token_type_ids=batch.get("token_type_ids"), output_hidden_states=True)
+            rows["layer_1"].append(out.hidden_states[1][:, 0])
+            rows["layer_2"].append(out.hidden_states[2][:, 0])
+            rows["head"].append(out.pooler_output)
+    assert rmeta["layers"] == ["layer_1", "layer_2", "head"]
+    for name, parts in rows.items():
+        want = torch.cat(parts).numpy()[expected]
+        got = reps[f"rep_{name}"].astype(np.float32)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3)  # fp16 storage
+
+
 def test_recording_off_writes_nothing_and_is_not_part_of_the_run_id(tmp_path):
     on = compose_run(tiny_overrides(tmp_path))
     off = compose_run([*tiny_overrides(tmp_path), "record.outputs=false", "record.representations=null"])

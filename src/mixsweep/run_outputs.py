@@ -16,8 +16,9 @@ cell on the same examples, so each run keeps, in its run directory (written by :
 Which eval points: the best and zhang2021 points are known only after training, so the outputs of
 every eval point are kept in memory (n × K float32 logits per point, 118 kB for 9,815 examples and 3
 classes) and the chosen ones written at the end; nothing is re-evaluated. Representations are taken
-once, in one extra pass over dev after training (the paper uses the best-validation checkpoint; this
-harness keeps no checkpoints, so the final one is used, as issue #22 asks).
+during the final evaluation's own pass over dev (:class:`RepresentationCapture`), so they cost no extra
+pass (the paper uses the best-validation checkpoint; this harness keeps no checkpoints, so the final
+one is used, as issue #22 asks).
 
 Config (``record`` in ``conf/config.yaml``; not part of the run id, like ``progress``)::
 
@@ -166,72 +167,90 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def collect_representations(model: Any, loader: Any, device: Any, amp: Any, names: list[str],
-                            positions: np.ndarray) -> dict[str, np.ndarray]:
-    """One pass over dev (in dev order): the first-token state of each ``layer_k`` (hidden_states[k],
-    k ≥ 1; hidden_states[0] are the embeddings) and, for ``head``, the input of ``model.classifier``
-    (its first token when the head receives the whole sequence, as RoBERTa's head slices it). fp16."""
-    import torch
+class RepresentationCapture:
+    """The representations of one forward pass over dev (in dev order) that runs anyway: the run's
+    final evaluation. Inside ``with capture:``, call the model with ``**capture.forward_kwargs`` and
+    hand each batch's output to :meth:`add`. Kept per kept position: the first-token state of each
+    ``layer_k`` (hidden_states[k], k ≥ 1; hidden_states[0] are the embeddings) and, for ``head``, the
+    input of ``model.classifier`` (its first token when the head receives the whole sequence, as
+    RoBERTa's head slices it). fp16."""
 
-    keep = np.zeros(max(int(positions.max()) + 1 if len(positions) else 0, 0), dtype=bool)
-    keep[positions] = True
-    rows: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    captured: list[torch.Tensor] = []
-    hook = None
-    if "head" in names:
-        head = getattr(model, "classifier", None)
-        if head is None:
+    def __init__(self, model: Any, names: list[str], positions: np.ndarray):
+        if "head" in names and getattr(model, "classifier", None) is None:
             raise UserError("record.representations=head needs a model with a `classifier` head: "
                             "drop head from record.representations")
-        hook = head.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
-    was_training = model.training
-    model.eval()
-    offset = 0
-    try:
-        with torch.no_grad(), amp:
-            for batch in loader:
-                batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-                captured.clear()
-                out = model(**batch, output_hidden_states=True)
-                size = batch["input_ids"].shape[0]
-                mask = keep[offset:offset + size] if offset < len(keep) else np.zeros(size, dtype=bool)
-                mask = np.pad(mask, (0, size - len(mask)))
-                offset += size
-                if not mask.any():
-                    continue
-                for n in names:
-                    if n == "head":
-                        x = captured[-1]
-                        x = x[:, 0] if x.dim() == 3 else x
-                    else:
-                        x = out.hidden_states[int(n.split("_")[1])][:, 0]
-                    rows[n].append(x.float().cpu().numpy()[mask].astype(np.float16))
-    finally:
-        if hook is not None:
-            hook.remove()
-        model.train(was_training)
-    return {n: np.concatenate(r) for n, r in rows.items() if r}
+        self.model, self.names, self.positions = model, list(names), positions
+        self.keep = np.zeros(int(positions.max()) + 1 if len(positions) else 0, dtype=bool)
+        self.keep[positions] = True
+        self.forward_kwargs = {"output_hidden_states": True} if any(n != "head" for n in names) else {}
+        self._rows: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        self._captured: list[Any] = []
+        self._hook: Any = None
+        self._offset = 0
+
+    def __enter__(self) -> RepresentationCapture:
+        self._rows = {n: [] for n in self.names}
+        self._offset = 0
+        if "head" in self.names:
+            self._hook = self.model.classifier.register_forward_pre_hook(
+                lambda _m, args: self._captured.append(args[0]))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        self._captured.clear()
+
+    def add(self, out: Any, size: int) -> None:
+        """Keep the rows of this batch (``size`` examples, the next ones in dev order) that are kept."""
+        start, self._offset = self._offset, self._offset + size
+        mask = np.zeros(size, dtype=bool)
+        window = self.keep[start:start + size]
+        mask[:len(window)] = window
+        captured, self._captured[:] = list(self._captured), []
+        if not mask.any():
+            return
+        for n in self.names:
+            if n == "head":
+                x = captured[-1]
+                x = x[:, 0] if x.dim() == 3 else x
+            else:
+                x = out.hidden_states[int(n.split("_")[1])][:, 0]
+            self._rows[n].append(x.float().cpu().numpy()[mask].astype(np.float16))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Each name's (kept examples × hidden) fp16 matrix, rows in dev order."""
+        return {n: np.concatenate(r) for n, r in self._rows.items() if r}
+
+
+def representation_capture(settings: Mapping[str, Any] | None, model: Any, n_dev: int) -> RepresentationCapture | None:
+    """The capture the ``record`` block asks for (None when it keeps no representations)."""
+    s = record_settings(settings)
+    if not s["representations"]:
+        return None
+    names = layer_names(s["representations"], int(getattr(model.config, "num_hidden_layers", 0)))
+    return RepresentationCapture(model, names, representation_positions(n_dev, s["max_examples"]))
 
 
 def run_outputs(settings: Mapping[str, Any], *, logits: list[np.ndarray], curve: list[dict[str, Any]],
                 task: Any, status: str, labels: np.ndarray, halves: Mapping[str, np.ndarray],
-                model: Any, dev_loader: Any, device: Any, amp: Any) -> RunOutputs | None:
-    """Everything a run keeps (None when ``record`` turns both off or there is no eval point)."""
+                dev_dataset: Any, capture: RepresentationCapture | None) -> RunOutputs | None:
+    """Everything a run keeps (None when ``record`` turns both off or there is no eval point).
+    ``capture`` is the one the final evaluation filled (its representations are kept when the run is ok)."""
     s = record_settings(settings)
     if not curve or not logits or (not s["outputs"] and not s["representations"]):
         return None
-    content_hash = dev_hash(dev_loader.dataset, labels)
+    content_hash = dev_hash(dev_dataset, labels)
     out = RunOutputs()
     if s["outputs"]:
         out.outputs, out.outputs_meta = build_outputs(
             logits, curve, headline=task.headline, status=status, regression=task.is_regression,
             labels=labels, halves=halves, content_hash=content_hash)
-    if s["representations"] and status == "ok":
-        num_layers = int(getattr(model.config, "num_hidden_layers", 0))
-        names = layer_names(s["representations"], num_layers)
-        positions = representation_positions(len(labels), s["max_examples"])
-        reps = collect_representations(model, dev_loader, device, amp, names, positions)
-        out.representations = {f"rep_{k}": v for k, v in reps.items()} | {"positions": positions.astype(np.int32)}
+    reps = capture.arrays() if capture is not None and status == "ok" else {}
+    if reps:
+        out.representations = {f"rep_{k}": v for k, v in reps.items()} | {
+            "positions": capture.positions.astype(np.int32)}
         out.representations_meta = {"layers": list(reps), "step": int(curve[-1]["step"]), "dev_hash": content_hash,
                                     "n_examples": len(labels), "dtype": "float16"}
     return out

@@ -17,6 +17,7 @@ them and calls their hooks in the documented order. One step::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -33,7 +34,7 @@ from mixsweep.models import load_tokenizer
 from mixsweep.progress import Progress
 from mixsweep.records import best_point
 from mixsweep.regularizers import lifecycle, squared_distance
-from mixsweep.run_outputs import run_outputs
+from mixsweep.run_outputs import RepresentationCapture, representation_capture, run_outputs
 
 
 def run(
@@ -71,14 +72,20 @@ def run(
         subsets.update(val_half=val_half, test_half=test_half)
 
     eval_logits: list[np.ndarray] = []  # every eval point's dev logits, for the run's outputs (run_outputs)
+    # the final evaluation's pass also takes the dev representations, so keeping them costs no extra pass
+    capture = representation_capture(c.get("record"), model, len(dev_labels))
 
-    def evaluate() -> dict[str, dict[str, float]]:
+    def evaluate(capture: RepresentationCapture | None = None) -> dict[str, dict[str, float]]:
         model.eval()
         preds, logit_rows = [], []
-        with torch.no_grad(), amp:
+        forward_kwargs = capture.forward_kwargs if capture is not None else {}
+        with torch.no_grad(), amp, (capture or contextlib.nullcontext()):
             for batch in dev_loader:
                 batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-                logits = model(**batch).logits.float()
+                out = model(**batch, **forward_kwargs)
+                if capture is not None:
+                    capture.add(out, batch["input_ids"].shape[0])
+                logits = out.logits.float()
                 logit_rows.append(logits)
                 preds.append(logits.squeeze(-1) if task.is_regression else logits.argmax(-1))
         model.train()
@@ -114,7 +121,8 @@ def run(
             ctx.batch = ctx.outputs = None
             if step % eval_every == 0 or step == total:
                 t_eval = time.perf_counter()
-                curve.append({"step": step, "epoch": step / steps_per_epoch, **evaluate()})
+                curve.append({"step": step, "epoch": step / steps_per_epoch,
+                              **evaluate(capture if step == total else None)})
                 eval_s += time.perf_counter() - t_eval
                 if on_eval is not None:
                     on_eval(step, curve[-1]["metrics"])
@@ -126,7 +134,8 @@ def run(
     final = curve[-1]["metrics"] if curve and status == "ok" else {}
     best = best_point(curve, task.headline)
     outputs = run_outputs(c.get("record"), logits=eval_logits, curve=curve, task=task, status=status,
-                          labels=dev_labels, halves=subsets, model=model, dev_loader=dev_loader, device=device, amp=amp)
+                          labels=dev_labels, halves=subsets, dev_dataset=dev_loader.dataset,
+                          capture=capture if step == total else None)
     return {
         "status": status,
         "headline": task.headline,
