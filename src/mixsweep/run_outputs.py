@@ -208,12 +208,13 @@ class RepresentationCapture:
         mask = np.zeros(size, dtype=bool)
         window = self.keep[start:start + size]
         mask[:len(window)] = window
-        captured, self._captured[:] = list(self._captured), []
+        head_input = self._captured[-1] if self._captured else None
+        self._captured.clear()
         if not mask.any():
             return
         for n in self.names:
             if n == "head":
-                x = captured[-1]
+                x = head_input
                 x = x[:, 0] if x.dim() == 3 else x
             else:
                 x = out.hidden_states[int(n.split("_")[1])][:, 0]

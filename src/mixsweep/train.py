@@ -134,8 +134,7 @@ def run(
     final = curve[-1]["metrics"] if curve and status == "ok" else {}
     best = best_point(curve, task.headline)
     outputs = run_outputs(c.get("record"), logits=eval_logits, curve=curve, task=task, status=status,
-                          labels=dev_labels, halves=subsets, dev_dataset=dev_loader.dataset,
-                          capture=capture if step == total else None)
+                          labels=dev_labels, halves=subsets, dev_dataset=dev_loader.dataset, capture=capture)
     return {
         "status": status,
         "headline": task.headline,
