@@ -82,6 +82,7 @@ lint: installed ## Lint with ruff
 	$(BIN)/ruff check src tests benchmarks scripts/settings_reference.py
 
 docs: installed ## Build the docs site into site/ in strict mode (a broken link or a missing page fails)
+	@test -x $(BIN)/mkdocs || { echo "make docs: error: mkdocs is not in $(VENV) (it came with the docs extra): run make setup" >&2; exit 2; }
 	$(BIN)/python scripts/settings_reference.py --check
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
