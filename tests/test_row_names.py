@@ -1,6 +1,6 @@
 """Row names: the study's cell names where cells differ in more than the regularizer, with a legend.
 
-Expected names and legends are typed by hand from the rule stated in the README."""
+Expected names and legends are typed by hand from the rule stated in docs/studies.md ("Cells are keyed by their whole config")."""
 
 import pandas as pd
 

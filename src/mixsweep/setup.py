@@ -2,7 +2,8 @@
 
 The finetuning run (:func:`mixsweep.train.run`), the digits run (:mod:`mixsweep.digits.run`) and
 ``gpu-check`` (:mod:`mixsweep.gpucheck.prepare`) call these instead of repeating them, so a new
-recipe knob lands here, in :mod:`mixsweep.schema` and in the README. In order, a finetuning run:
+recipe knob lands here and in :mod:`mixsweep.schema` (whose declarations docs/settings.md renders).
+In order, a finetuning run:
 
 1. :func:`checked` — the config against the schema (planning did so too; ``rerun`` and HPO trials
    reach a run without planning);

@@ -189,7 +189,7 @@ def _instability_section(table: RunTable, selection: str, out: Path | None) -> l
         "per-example predictions; SVCCA, PWCCA, linear CKA and orthogonal Procrustes distances of the "
         "representations at the final checkpoint (shown at the deepest stored layer, `layer`); larger = less "
         "stable. **ensemble**: the restarts' majority vote (regression: mean) scored like a run, beside "
-        "**mean**, the runs' mean score. Definitions: README, *Instability beyond SD*.",
+        "**mean**, the runs' mean score. Definitions: docs/instability.md, *Instability beyond SD*.",
         result.wide,
         *result.notes,
     ]

@@ -1,4 +1,4 @@
-"""``summary.md``: the JSON summary as a page a person reads (README: "On a GPU box")."""
+"""``summary.md``: the JSON summary as a page a person reads (docs/gpu-and-slurm.md: "Check the box first")."""
 
 from __future__ import annotations
 

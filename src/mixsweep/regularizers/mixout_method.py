@@ -11,7 +11,7 @@ Dropout is not touched: a run starts with every dropout at 0, so mixout(w_pre, p
   fullmatches module names.
 - ``granularity``: ``neuron`` (one draw per input neuron, the paper) or ``element`` (mixconnect).
 - ``grad``: ``exact`` (autograd's derivative) or ``official`` (bloodwass/mixout's backward, (1 − p) ×
-  exact; see the README on its interaction with gradient clipping).
+  exact; see docs/regularizers.md, "Recipe choices", on its interaction with gradient clipping).
 - ``head.policy``: the new output layer is ``none`` (unregularized, the paper's main runs),
   ``mixout_init`` (mixout(w0, head.p) toward its own initialization, Table 3) or ``dropout``
   (dropout(head.p) on its input, Table 3); ``head.p: null`` means p.
