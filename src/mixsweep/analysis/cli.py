@@ -166,7 +166,9 @@ def _measure_table(args: argparse.Namespace, table) -> int:
     if name != "all" and name not in MEASURES:
         raise UserError(f"unknown measure '{args.measure}': choose one of {', '.join(MEASURES)} or all")
     root = None if getattr(args, "from_csv", None) else results_root(table.origin)
-    result = instability(table.runs, table.records, root, args.selection)
+    # only the measure asked for: a prediction measure reads no representations, one representation
+    # measure decomposes each run once and computes that distance alone
+    result = instability(table.runs, table.records, root, args.selection, measures=None if name == "all" else [name])
     if name == "all":
         frame = result.wide
     else:
