@@ -23,6 +23,8 @@ diverged too (n = 0, all "–").
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -143,7 +145,10 @@ def instability(runs: pd.DataFrame, records: list[RunRecord], results: str | os.
             reps = _representations(results, rids, common) if set(wanted) & set(REPRESENTATION) else {}
             if any(len(v[0]) - 1 <= v[0].shape[1] for v in reps.values()):
                 degenerate = True
-            cm = cell_measures(scores.loc[rids].to_numpy(), labels, probs, reps, num_classes=k, measures=wanted)
+            cache = PairCache(results, rids, [m for m in wanted if m in REPRESENTATION], list(reps))
+            cm = cell_measures(scores.loc[rids].to_numpy(), labels, probs, reps, num_classes=k, measures=wanted,
+                               known_pairs=cache.known)
+            cache.save(cm)
             layers = sorted({layer for d in cm.layers.values() for layer in d}, key=_layer_order)
             layers_of[(task, label)] = layers
             deepest = next((lay for lay in reversed(layers) if lay != "head"), layers[-1] if layers else None)
@@ -188,6 +193,74 @@ def instability(runs: pd.DataFrame, records: list[RunRecord], results: str | os.
                "layer"]
     wide = pd.DataFrame(wide_rows).reindex(columns=columns).fillna("–") if wide_rows else pd.DataFrame()
     return InstabilityResult(long, wide, notes, layers_of, bytes_per_run, cells, deepest_of, failed_of)
+
+
+class PairCache:
+    """The representation measures' pairwise matrices of one cell's run set, kept on disk so that
+    ``table --measure X`` after ``report`` (or another ``table``) decomposes nothing again:
+    ``<results>/.cache/instability/<key>.npy``, one file per measure and layer. The key hashes the
+    measure, the layer, :data:`CACHE_VERSION`, and each run's id with its ``representations.npz`` size
+    and modification time, in the cell's order: a rerun that rewrites a run's file, or a run set that
+    changes, misses the cache. Best effort: a store that cannot be written (read-only) is simply not
+    cached, and an unreadable entry is recomputed."""
+
+    def __init__(self, results: str | os.PathLike | None, rids: list[str], measures: list[str], layers: list[str]):
+        self.dir = Path(results) / CACHE_DIR if results is not None else None
+        self.keys: dict[tuple[str, str], str] = {}
+        self.known: dict[str, dict[str, np.ndarray]] = {}
+        stamp = _stamp(results, rids) if self.dir is not None and measures and layers else None
+        if stamp is None:
+            return
+        for name in measures:
+            for layer in layers:
+                key = hashlib.sha256(json.dumps([CACHE_VERSION, name, layer, stamp]).encode()).hexdigest()[:32]
+                self.keys[(name, layer)] = key
+                d = _load_matrix(self.dir / f"{key}.npy", len(rids))
+                if d is not None:
+                    self.known.setdefault(name, {})[layer] = d
+
+    def save(self, cm: CellMeasures) -> None:
+        from mixsweep.atomic import atomic_write_with
+
+        for (name, layer), key in self.keys.items():
+            d = cm.layer_pairs.get(name, {}).get(layer)
+            if d is None or layer in self.known.get(name, {}):
+                continue
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_with(self.dir / f"{key}.npy", lambda p, d=d: _save_matrix(p, d))
+            except OSError:  # a read-only store: compute again next time
+                return
+
+
+CACHE_DIR = Path(".cache") / "instability"
+CACHE_VERSION = 1  # raise when a distance's definition or arithmetic changes: old entries are then missed
+
+
+def _stamp(results, rids: list[str]) -> list | None:
+    """[run id, size, mtime_ns] of each run's representations file, or None if one cannot be read."""
+    out = []
+    for rid in rids:
+        try:
+            st = (store.run_dir(results, rid) / store.REPRESENTATIONS).stat()
+        except OSError:
+            return None
+        out.append([rid, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _save_matrix(path: Path, d: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a handle: np.save would append ".npy" to the temporary file's name
+        np.save(fh, d, allow_pickle=False)
+
+
+def _load_matrix(path: Path, m: int) -> np.ndarray | None:
+    """A cached m × m matrix, or None (absent, unreadable, or of another shape)."""
+    try:
+        d = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return d if d.shape == (m, m) and np.isfinite(d).all() else None
 
 
 def _flag(x) -> float:

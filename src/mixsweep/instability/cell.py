@@ -20,7 +20,7 @@ they used it for, the correlations between measures over draws (:func:`bootstrap
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -163,11 +163,13 @@ def cell_measures(
     *,
     num_classes: int | None = None,
     measures: Iterable[str] | None = None,
+    known_pairs: Mapping[str, Mapping[str, np.ndarray]] | None = None,
 ) -> CellMeasures:
     """Every measure of a cell (or those named in ``measures``). ``scores``: (m,) headline scores;
     ``labels``: (m, n) predicted classes (None for regression or runs without stored outputs);
     ``probs``: (m, n, K); ``representations``: layer name → m arrays (n × d). A measure whose input is
-    missing is left out."""
+    missing is left out. ``known_pairs[name][layer]``: a representation measure's pairwise matrix
+    computed before (a cache), used instead of decomposing the runs again."""
     wanted = set(MEASURES if measures is None else measures)
     scores = np.asarray(scores, dtype=float)
     m = len(scores)
@@ -192,12 +194,15 @@ def cell_measures(
         out.pairs["jsd"] = jsd_matrix(probs)
         out.values["jsd"] = _pair_estimate(out.pairs["jsd"])
     functions = {name: fn for name, fn in PAIR_FUNCTIONS.items() if name in wanted}
+    known = known_pairs or {}
     for layer, reps in (representations or {}).items():
         if len(reps) < 2 or not functions:
             continue
-        prepared = parallel_map(prepare, reps)  # each run's decomposition once, for every pair and measure
+        missing = {name: fn for name, fn in functions.items() if layer not in known.get(name, {})}
+        # each run's decomposition once, for every pair and measure; none when every matrix is known
+        prepared = parallel_map(prepare, reps) if missing else []
         for name, fn in functions.items():
-            d = pair_matrix(prepared, fn)
+            d = pair_matrix(prepared, fn) if name in missing else np.asarray(known[name][layer], dtype=float)
             out.layer_pairs.setdefault(name, {})[layer] = d
             out.layers.setdefault(name, {})[layer] = _pair_estimate(d)
     return out
