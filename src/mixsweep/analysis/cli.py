@@ -32,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "default: lee2020 where the task defines it, else majority")
     table.add_argument("--measure", default=None, metavar="NAME|all",
                        help="instability beyond SD (Du & Nguyen 2023) instead of the paper-style table: one of "
-                            "sd, pwd, kappa, jsd, svcca, pwcca, cka, procrustes (per cell and, for the "
-                            "representation measures, per layer), or all (every measure, one row per cell)")
+                            "sd, pwd, kappa (textbook), kappa_authors, jsd, svcca, pwcca, cka, procrustes (per cell "
+                            "and, for the representation measures, per layer), or all (every measure, one row per "
+                            "cell)")
     table.add_argument("--format", choices=("md", "latex", "csv"), default="md",
                        help="md/latex: the paper-style table; csv: every per-cell statistic")
     table.set_defaults(func=cmd_table)
