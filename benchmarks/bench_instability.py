@@ -3,7 +3,7 @@
 Writes 20 synthetic runs through the store's own writer (``outputs.npz`` with 3 protocol points, and
 ``representations.npz`` with one fp16 layer of N × D, default 1,000 × 1,024: a shared signal plus
 per-run noise), then times (a) loading the cell's records, outputs and representations through the
-store, and (b) every measure with its 1,000-draw bootstrap (:func:`mixsweep.instability.cell_measures`),
+store, and (b) every measure with its jackknife interval (:func:`mixsweep.instability.cell_measures`),
 split into the prediction measures, the per-run decompositions and each representation measure, with
 the flop count of Procrustes, the floor (one k × k nuclear norm per pair). Also writes one run of the
 default ``record`` settings for BERT-large (hidden 1,024; head + 4 layers) on an RTE-size (277) and
@@ -107,7 +107,7 @@ def main() -> None:
     t_all = time.perf_counter() - t0
 
     t_load = t_records + t_arrays
-    print(f"cell: {m} restarts × {n} examples × {d} dims (one layer), {m * (m - 1) // 2} pairs, 1000 bootstrap draws")
+    print(f"cell: {m} restarts × {n} examples × {d} dims (one layer), {m * (m - 1) // 2} pairs, jackknife intervals")
     print(f"load records {t_records:.3f} s + outputs/representations {t_arrays:.3f} s = {t_load:.3f} s")
     print(f"prediction measures (SD, pwd, κ, JSD) {t_pred:.2f} s  ({t_pred / t_records:.0f}× loading the records)")
     print(f"representation: per-run prepare {t_prepare:.1f} s; "

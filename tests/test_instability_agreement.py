@@ -150,7 +150,7 @@ def test_cell_pairs_agree_with_the_references():
     r = np.random.default_rng(3)
     base = r.standard_normal((70, 90))
     reps = [(base + 0.7 * r.standard_normal((70, 90))).astype(np.float16) for _ in range(5)]
-    out = cell_measures(np.zeros(5), representations={"layer_1": reps}, n_boot=50)
+    out = cell_measures(np.zeros(5), representations={"layer_1": reps})
     xs = [x.astype(np.float64) for x in reps]
     for measure, (_, ref) in REFERENCES.items():
         expected = np.mean([ref(xs[i], xs[j]) for i in range(5) for j in range(i + 1, 5)])

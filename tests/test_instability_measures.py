@@ -161,12 +161,12 @@ def test_svcca_and_pwcca_invariances():
     assert 0 < d < 1
 
 
-def test_cell_measures_pairs_and_bootstrap():
+def test_cell_measures_pairs_and_interval():
     r = _rng()
     base = r.standard_normal((50, 6))
     reps = [base + 0.1 * r.standard_normal((50, 6)) for _ in range(4)]
     out = cell_measures(np.array([70.0, 71.0, 69.0, 72.0]), labels=np.vstack([LABELS, LABELS[:1]]),
-                        probs=None, representations={"layer_1": reps}, n_boot=200)
+                        probs=None, representations={"layer_1": reps})
     # mean over the 6 pairs of the 4 rows (LABELS + a copy of row 0):
     # pairs with row 3 (= row 0): (0,3) 0, (1,3) 1/4, (2,3) 2/4; plus the three pairs above (1/4, 2/4, 1/4)
     assert out.values["pwd"].value == pytest.approx((0 + 0.25 + 0.5 + 0.25 + 0.5 + 0.25) / 6)

@@ -129,7 +129,7 @@ def test_every_cell_of_a_stabilizer_study_gets_a_row_with_every_measure(tmp_path
     _study_store(results)
     table = load_results(results, "study")
     assert set(table.runs["label"]) == {"devlin@bertadam", "devlin@adamw_hf", "mosbach"}  # rows: cell names
-    wide = instability(table.runs, table.records, results, n_boot=20).wide.set_index("regularizer")
+    wide = instability(table.runs, table.records, results).wide.set_index("regularizer")
     assert set(wide.index) == {"devlin@bertadam", "devlin@adamw_hf", "mosbach"}
     assert set(SYMBOLS.values()) <= set(wide.columns)
     full = wide.loc["devlin@bertadam"]

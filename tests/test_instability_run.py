@@ -147,5 +147,5 @@ def test_regression_runs_store_scores_that_reproduce_the_record_and_get_sd_and_r
 
         assert same(compute_metrics(task, final.pred, final.labels)) == same(record.final)
     table = load_results(results, "reg")
-    wide = instability(table.runs, table.records, results_root(table.origin), n_boot=50).wide
+    wide = instability(table.runs, table.records, results_root(table.origin)).wide
     assert wide.loc[0, "I_pwd"] == "–" and wide.loc[0, "SD"] != "–" and wide.loc[0, "I_CKA"] != "–"

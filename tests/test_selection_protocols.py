@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
@@ -103,28 +102,51 @@ def test_zhang2021_refuses_runs_without_halves(tmp_path):
 # --- the split ------------------------------------------------------------------------------------------
 
 
-def _by_hash(positions):
-    return sorted(positions, key=lambda i: hashlib.sha256(str(i).encode()).hexdigest())
+def reference_halves(labels) -> tuple[list[int], list[int]]:
+    """Port of asappresearch/revisit-bert-finetuning ``run_glue.py``, ``train()``, the
+    ``args.test_val_split`` block, on a plain label list (``sample[-1].item()`` is the label): a
+    ``defaultdict(list)`` of positions per label in dev order, each list shuffled by a fresh
+    ``np.random.RandomState(1)``, the first ``len(indices) // 2`` to val, the rest to test."""
+    from collections import defaultdict
+
+    class2idx = defaultdict(list)
+    for i, label in enumerate(labels):
+        class2idx[label].append(i)
+    val_indices, test_indices = [], []
+    for _class_num, indices in class2idx.items():
+        state = np.random.RandomState(1)
+        state.shuffle(indices)
+        class_val_indices, class_test_indices = indices[: len(indices) // 2], indices[len(indices) // 2 :]
+        val_indices += class_val_indices
+        test_indices += class_test_indices
+    return sorted(val_indices), sorted(test_indices)
 
 
-def test_dev_halves_split_each_class_in_half_by_the_hash_of_the_position():
-    labels = np.array([0, 1, 1, 0, 1, 1, 0, 1, 1])  # class 0 at 0, 3, 6; class 1 at the other six
+@pytest.mark.parametrize("labels", [
+    [0, 1, 1, 0, 1, 1, 0, 1, 1],
+    [1, 0, 2, 2, 0, 1, 1, 2, 0, 0, 0, 1, 2],  # three classes, first seen in the order 1, 0, 2
+    list(np.random.default_rng(0).integers(0, 2, 277)),  # RTE's dev size
+    [1.0, 2.5, 1.0, 2.5, 4.0, 2.5, 0.2, 0.2, 0.2, 0.2],  # STS-B: per distinct float score
+])
+def test_dev_halves_are_the_references(labels):
+    val, test = dev_halves(np.array(labels))
+    ref_val, ref_test = reference_halves([x.item() if hasattr(x, "item") else x for x in labels])
+    assert val.tolist() == ref_val and test.tolist() == ref_test
+
+
+def test_dev_halves_by_hand():
+    # class 0 at positions 0, 3, 6, class 1 at the other six: each group in the order a fresh
+    # RandomState(1) permutes its positions (permutation(n) is the shuffle of 0..n−1), first ⌊n/2⌋ to val
+    labels = np.array([0, 1, 1, 0, 1, 1, 0, 1, 1])
+    zeros = [[0, 3, 6][k] for k in np.random.RandomState(1).permutation(3)]
+    ones = [[1, 2, 4, 5, 7, 8][k] for k in np.random.RandomState(1).permutation(6)]
     val, test = dev_halves(labels)
-    zeros, ones = _by_hash([0, 3, 6]), _by_hash([1, 2, 4, 5, 7, 8])
-    assert val.tolist() == sorted(zeros[:1] + ones[:3])
-    assert test.tolist() == sorted(zeros[1:] + ones[3:])
+    assert val.tolist() == sorted(zeros[:1] + ones[:3]) and test.tolist() == sorted(zeros[1:] + ones[3:])
+    # a score seen once goes to test (⌊1/2⌋ = 0 to val)
+    val, test = dev_halves(np.array([1.0, 2.5, 1.0, 2.5, 4.0, 2.5]))
+    assert 4 in test.tolist() and len(val) == 2
     unstratified_val, _ = dev_halves(labels, stratify=False)
-    assert unstratified_val.tolist() == sorted(_by_hash(range(9))[:4])
-
-
-def test_a_regression_dev_set_is_split_per_distinct_score_as_the_reference_does():
-    """revisit-bert-finetuning groups dev by label value (STS-B: the float score) and puts the first
-    floor(n/2) of each group in val: a score seen once goes to test."""
-    scores = np.array([1.0, 2.5, 1.0, 2.5, 4.0, 2.5])
-    val, test = dev_halves(scores)
-    ones, twos = _by_hash([0, 2]), _by_hash([1, 3, 5])
-    assert val.tolist() == sorted(ones[:1] + twos[:1])
-    assert test.tolist() == sorted(ones[1:] + twos[1:] + [4])
+    assert unstratified_val.tolist() == sorted(np.random.RandomState(1).permutation(9)[:4].tolist())
 
 
 def test_dev_halves_do_not_depend_on_anything_but_the_dev_set():

@@ -1,39 +1,40 @@
 """The fixed split of a dev set into a val half and a test half (the ``zhang2021`` selection protocol).
 
 Zhang et al. (2021) choose each run's checkpoint on one half of the dev set and report the other
-half; their code (revisit-bert-finetuning ``run_glue.py``, ``--test_val_split``) splits dev per
-distinct label value with ``RandomState(1)``, putting the first ⌊n/2⌋ of each shuffled group in val.
-Here the order is a function of the dev set alone, so every run, seed and study sees the same halves:
+half. Their code (revisit-bert-finetuning ``run_glue.py``, ``train``, ``--test_val_split``) is the
+specification, and these are its halves:
 
-- order the dev examples of each class by ``sha256(str(i))``, i being the example's position in the
-  dev set (0-based), and put the first ⌊n_c / 2⌋ of class c in **val** and the rest in **test**
-  (stratified: both halves keep the class proportions; test gets the odd example of an odd class);
-- a regression task (STS-B) is stratified the same way, per distinct gold score, as the reference
-  does (its label is the float score): a score seen once goes to test, so test is the larger half.
+- group the dev positions by label value (a class; on STS-B each distinct float score, as the
+  reference groups by ``sample[-1].item()``), each group in dev order;
+- shuffle each group with a fresh ``np.random.RandomState(1)`` (the same seed for every group);
+- put the first ⌊n_g / 2⌋ of the shuffled group in **val** and the rest in **test** (stratified: both
+  halves keep the class proportions; test gets the odd example of an odd group, and a score seen
+  once goes to test).
 
-Positions, not texts, are hashed: duplicate texts stay apart and nothing depends on tokenization.
+The halves depend on the dev labels alone, so every run, seed and study of one dev set shares them.
+Runs recorded before #32 ordered each group by ``sha256(str(position))`` instead: their records were
+scored on those halves (their ``outputs.npz`` holds them, ``val_half`` / ``test_half``).
 """
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
-
-def _position_key(i: int) -> str:
-    return hashlib.sha256(str(i).encode("ascii")).hexdigest()
+REFERENCE_SEED = 1  # run_glue.py: state = np.random.RandomState(1), once per label value
 
 
 def dev_halves(labels: np.ndarray, stratify: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted dev positions of the val half and of the test half (see the module docstring)."""
+    """Sorted dev positions of the val half and of the test half (see the module docstring).
+    ``stratify=False`` treats the whole dev set as one group."""
     labels = np.asarray(labels)
     strata = labels if stratify else np.zeros(len(labels), dtype=int)
-    val: list[int] = []
-    test: list[int] = []
-    for value in np.unique(strata):
-        members = sorted(np.flatnonzero(strata == value).tolist(), key=_position_key)
+    val: list[np.ndarray] = []
+    test: list[np.ndarray] = []
+    for value in np.unique(strata):  # the groups' order does not matter: each has its own fresh generator
+        members = np.flatnonzero(strata == value)  # in dev order, as the reference's class2idx lists
+        np.random.RandomState(REFERENCE_SEED).shuffle(members)
         half = len(members) // 2
-        val += members[:half]
-        test += members[half:]
-    return np.array(sorted(val), dtype=int), np.array(sorted(test), dtype=int)
+        val.append(members[:half])
+        test.append(members[half:])
+    return (np.sort(np.concatenate(val)).astype(int) if val else np.array([], dtype=int),
+            np.sort(np.concatenate(test)).astype(int) if test else np.array([], dtype=int))

@@ -172,8 +172,10 @@ class RepresentationCapture:
     final evaluation. Inside ``with capture:``, call the model with ``**capture.forward_kwargs`` and
     hand each batch's output to :meth:`add`. Kept per kept position: the first-token state of each
     ``layer_k`` (hidden_states[k], k ≥ 1; hidden_states[0] are the embeddings) and, for ``head``, the
-    input of ``model.classifier`` (its first token when the head receives the whole sequence, as
-    RoBERTa's head slices it). fp16."""
+    input of the head's last linear map, the one that gives the logits (:func:`logits_layer`): BERT's
+    pooler output (``classifier`` is that linear map), RoBERTa's and ELECTRA's tanh/GELU(dense(h_L[CLS]))
+    (``classifier.out_proj``). Not ``classifier``'s own input: RoBERTa's head receives the whole last
+    layer and slices its first token, which would repeat ``layer_L``. fp16."""
 
     def __init__(self, model: Any, names: list[str], positions: np.ndarray):
         if "head" in names and getattr(model, "classifier", None) is None:
@@ -192,7 +194,7 @@ class RepresentationCapture:
         self._rows = {n: [] for n in self.names}
         self._offset = 0
         if "head" in self.names:
-            self._hook = self.model.classifier.register_forward_pre_hook(
+            self._hook = logits_layer(self.model.classifier).register_forward_pre_hook(
                 lambda _m, args: self._captured.append(args[0]))
         return self
 
@@ -223,6 +225,18 @@ class RepresentationCapture:
     def arrays(self) -> dict[str, np.ndarray]:
         """Each name's (kept examples × hidden) fp16 matrix, rows in dev order."""
         return {n: np.concatenate(r) for n, r in self._rows.items() if r}
+
+
+def logits_layer(head: Any) -> Any:
+    """The linear map that gives a classification head's logits: the head itself when it is one
+    (BERT, DistilBERT), else its last ``nn.Linear`` in module order (RoBERTa's and ELECTRA's
+    ``out_proj``, after ``dense``)."""
+    from torch import nn
+
+    if isinstance(head, nn.Linear):
+        return head
+    linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    return linears[-1] if linears else head
 
 
 def representation_capture(settings: Mapping[str, Any] | None, model: Any, n_dev: int) -> RepresentationCapture | None:

@@ -64,6 +64,7 @@ def run(
     total, eval_every, max_norm = s.cadence.total_steps, s.cadence.eval_every, s.cadence.max_grad_norm
     fault = c.get("fault") or {}
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(c.get("bf16")) and device.type == "cuda")
+    ctx.forward_context = lambda: amp  # a method's own forward pass (R3F's noisy one) runs like the step's
 
     # Each eval point scores the whole dev set ("metrics") and its fixed val/test halves (zhang2021 selection).
     subsets = {"metrics": np.arange(len(dev_labels))}

@@ -32,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "default: lee2020 where the task defines it, else majority")
     table.add_argument("--measure", default=None, metavar="NAME|all",
                        help="instability beyond SD (Du & Nguyen 2023) instead of the paper-style table: one of "
-                            "sd, pwd, kappa, jsd, svcca, pwcca, cka, procrustes (per cell and, for the "
-                            "representation measures, per layer), or all (every measure, one row per cell)")
+                            "sd, pwd, kappa (textbook), kappa_authors, jsd, svcca, pwcca, cka, procrustes (per cell "
+                            "and, for the representation measures, per layer), or all (every measure, one row per "
+                            "cell)")
     table.add_argument("--format", choices=("md", "latex", "csv"), default="md",
                        help="md/latex: the paper-style table; csv: every per-cell statistic")
     table.set_defaults(func=cmd_table)
@@ -166,7 +167,9 @@ def _measure_table(args: argparse.Namespace, table) -> int:
     if name != "all" and name not in MEASURES:
         raise UserError(f"unknown measure '{args.measure}': choose one of {', '.join(MEASURES)} or all")
     root = None if getattr(args, "from_csv", None) else results_root(table.origin)
-    result = instability(table.runs, table.records, root, args.selection)
+    # only the measure asked for: a prediction measure reads no representations, one representation
+    # measure decomposes each run once and computes that distance alone
+    result = instability(table.runs, table.records, root, args.selection, measures=None if name == "all" else [name])
     if name == "all":
         frame = result.wide
     else:

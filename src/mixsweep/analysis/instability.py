@@ -6,7 +6,13 @@ and computes :func:`mixsweep.instability.cell_measures` per (task, cell):
 - prediction measures at the selection protocol's point (``final``/``best``: the whole dev set;
   ``zhang2021``: its test half), SD over the same runs;
 - representation measures per recorded layer at the final checkpoint (whatever the protocol);
-- the ensemble of the restarts (majority vote / mean score) scored like a run, beside the runs' mean.
+- the ensemble of the restarts (majority vote / mean score) scored like a run, beside the runs' mean;
+- whether the measures agree (:mod:`mixsweep.instability.consistency`): per task, Kendall's τ between
+  their rankings of the cells (:func:`measure_agreement`); the correlations between measures over the
+  authors' bootstrap draws of restarts (:func:`bootstrap_agreement`); and each measure on the successful
+  and on the failed runs of a cell (:func:`outcome_table`, the report's default failure definition).
+
+Every value comes with a 95% jackknife interval over restarts (ours, :mod:`mixsweep.instability.cell`).
 
 Only runs whose outputs share one dev-set hash are compared (the largest such group of a cell; the
 rest are counted in the notes). Runs recorded without outputs (before #22, or with
@@ -17,8 +23,11 @@ diverged too (n = 0, all "–").
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,15 +35,31 @@ import numpy as np
 import pandas as pd
 
 from mixsweep import store
-from mixsweep.instability import MEASURES, cell_measures, ensemble_predictions
-from mixsweep.instability.cell import Estimate
+from mixsweep.instability import MEASURES, CellMeasures, cell_measures, ensemble_predictions
+from mixsweep.instability.cell import BOOTSTRAP, Estimate
+from mixsweep.instability.consistency import (
+    bootstrap_correlations,
+    kendall_tau,
+    mean_correlations,
+    outcome_split,
+)
 from mixsweep.records import RunRecord
 from mixsweep.run_outputs import point_outputs
 
 PREDICTION = [m for m, (level, _) in MEASURES.items() if level != "representation"]
 REPRESENTATION = [m for m, (level, _) in MEASURES.items() if level == "representation"]
-SYMBOLS = {"sd": "SD", "pwd": "I_pwd", "kappa": "I_κ", "jsd": "I_JSD", "svcca": "I_SVCCA", "pwcca": "I_PWCCA",
-           "cka": "I_CKA", "procrustes": "I_OP"}
+SYMBOLS = {"sd": "SD", "pwd": "I_pwd", "kappa": "I_κ (textbook)", "kappa_authors": "I_κ (authors)", "jsd": "I_JSD",
+           "svcca": "I_SVCCA", "pwcca": "I_PWCCA", "cka": "I_CKA", "procrustes": "I_OP"}
+
+# Measured (tests/test_instability_consistency.py checks them): distances between two *independent*
+# standard Gaussian matrices of 300 examples × 1,024 dimensions, where no similarity is there to find
+DEGENERATE_300x1024 = {"pwcca": 0.0, "svcca": 0.015, "procrustes": 0.073, "cka": 1.00}
+DEGENERACY_NOTE = (
+    "Some representations have no more examples than dimensions (+1). There CCA is degenerate (every canonical "
+    "correlation is 1: PWCCA is 0 whatever the runs), and SVCCA and Procrustes nearly so: two independent random "
+    "300 × 1,024 matrices read I_SVCCA {svcca:.3f} and I_OP {procrustes:.3f}, values that elsewhere would mean "
+    "near-identical runs. Only CKA stays informative there (it reads {cka:.2f} on the same data). Raise "
+    "record.max_examples on larger dev sets.").format(**DEGENERATE_300x1024)
 
 
 @dataclass
@@ -44,6 +69,9 @@ class InstabilityResult:
     notes: list[str] = field(default_factory=list)
     layers: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     bytes_per_run: dict[str, float] = field(default_factory=dict)
+    cells: dict[tuple[str, str], CellMeasures] = field(default_factory=dict)  # (task, label) → its measures
+    deepest: dict[tuple[str, str], str | None] = field(default_factory=dict)  # the layer the table shows
+    failed: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # per compared run; NaN: n/a
 
 
 def _layer_order(name: str) -> tuple[int, int]:
@@ -58,18 +86,26 @@ def _fmt(e: Estimate | None) -> str:
 
 
 def instability(runs: pd.DataFrame, records: list[RunRecord], results: str | os.PathLike | None,
-                selection: str = "final", n_boot: int = 1000, seed: int = 0) -> InstabilityResult:
-    """Every measure for every cell of ``runs`` (the tidy table) from the stored outputs."""
+                selection: str = "final", measures: Iterable[str] | None = None) -> InstabilityResult:
+    """Every measure (or those named in ``measures``) for every cell of ``runs`` (the tidy table) from
+    the stored outputs; representations are read only when a representation measure is asked for."""
+    from mixsweep.analysis.failures import DEFAULT, failure_mask
     from mixsweep.analysis.naming import display_name, sort_labels, sort_tasks
     from mixsweep.metrics import compute_metrics
     from mixsweep.tasks import TaskSpec
 
+    wanted = list(MEASURES) if measures is None else [m for m in MEASURES if m in set(measures)]
     by_id = {r.run_id: r for r in records}
     long_rows, wide_rows, notes = [], [], []
     layers_of: dict[tuple[str, str], list[str]] = {}
+    cells: dict[tuple[str, str], CellMeasures] = {}
+    deepest_of: dict[tuple[str, str], str | None] = {}
+    failed_of: dict[tuple[str, str], np.ndarray] = {}
     missing_total, mixed_total, degenerate = 0, 0, False
     sizes: dict[str, list[int]] = {"outputs": [], "representations": []}
     ok = runs[runs["status"].eq("ok")] if len(runs) else runs
+    failed_flag = failure_mask(ok, DEFAULT, selection) if len(ok) else pd.Series(dtype="boolean")
+    failed_by_id = dict(zip(ok["run_id"].astype(str), failed_flag, strict=True)) if len(ok) else {}
     # every cell of the table gets a row, even one without a finished run (all failed or diverged: n = 0, –)
     for task in sort_tasks(set(runs["task"])) if len(runs) else []:
         for label in sort_labels(set(runs.loc[runs["task"] == task, "label"])):
@@ -94,7 +130,7 @@ def instability(runs: pd.DataFrame, records: list[RunRecord], results: str | os.
             row = {"task": task, "regularizer": display_name(label), "n": len(cell), "with outputs": len(loaded)}
             scores = cell.set_index("run_id")[f"{selection}_score"].astype(float)
             if not loaded:
-                row.update({SYMBOLS[m]: "–" for m in MEASURES})
+                row.update({SYMBOLS[m]: "–" for m in wanted})
                 row.update({"ensemble": "–", "mean": "–"})
                 wide_rows.append(row)
                 continue
@@ -106,29 +142,34 @@ def instability(runs: pd.DataFrame, records: list[RunRecord], results: str | os.
             labels = None if regression else preds.astype(int)
             probs = None if regression else np.stack([p.prob[subset].astype(np.float64) for p in pts])
             k = probs.shape[-1] if probs is not None else None
-            reps = _representations(results, rids, common)
+            reps = _representations(results, rids, common) if set(wanted) & set(REPRESENTATION) else {}
             if any(len(v[0]) - 1 <= v[0].shape[1] for v in reps.values()):
                 degenerate = True
-            measures = cell_measures(scores.loc[rids].to_numpy(), labels, probs, reps, num_classes=k,
-                                     n_boot=n_boot, seed=seed)
-            layers = sorted({layer for d in measures.layers.values() for layer in d}, key=_layer_order)
+            cache = PairCache(results, rids, [m for m in wanted if m in REPRESENTATION], list(reps))
+            cm = cell_measures(scores.loc[rids].to_numpy(), labels, probs, reps, num_classes=k, measures=wanted,
+                               known_pairs=cache.known)
+            cache.save(cm)
+            layers = sorted({layer for d in cm.layers.values() for layer in d}, key=_layer_order)
             layers_of[(task, label)] = layers
             deepest = next((lay for lay in reversed(layers) if lay != "head"), layers[-1] if layers else None)
-            for name, est in measures.values.items():
+            cells[(task, label)] = cm
+            deepest_of[(task, label)] = deepest
+            failed_of[(task, label)] = np.array([_flag(failed_by_id.get(rid)) for rid in rids])
+            for name, est in cm.values.items():
                 row[SYMBOLS[name]] = _fmt(est)
-                long_rows.append(_long(task, label, name, "", est, measures))
-            for name in REPRESENTATION:
-                per_layer = measures.layers.get(name, {})
+                long_rows.append(_long(task, label, name, "", est, cm))
+            for name in (m for m in REPRESENTATION if m in wanted):
+                per_layer = cm.layers.get(name, {})
                 row[SYMBOLS[name]] = _fmt(per_layer.get(deepest)) if deepest else "–"
                 for layer in layers:
                     if layer in per_layer:
-                        long_rows.append(_long(task, label, name, layer, per_layer[layer], measures))
-            for name in MEASURES:
+                        long_rows.append(_long(task, label, name, layer, per_layer[layer], cm))
+            for name in wanted:
                 row.setdefault(SYMBOLS[name], "–")
             rec = by_id.get(rids[0])
             if rec is not None and rec.config.get("task"):
                 spec = TaskSpec.from_config(rec.config["task"])
-                ens = ensemble_predictions(preds if regression else labels, regression, k)
+                ens = ensemble_predictions(preds if regression else labels, regression, k, probs=probs)
                 score = compute_metrics(spec, ens, pts[0].labels[subset]).get(spec.headline, np.nan)
                 row["ensemble"] = f"{score:.1f}"
             else:
@@ -144,16 +185,155 @@ def instability(runs: pd.DataFrame, records: list[RunRecord], results: str | os.
         notes.append(f"{mixed_total} run(s) were scored on a different dev set (content hash) than the rest of "
                      "their cell: left out.")
     if degenerate:
-        notes.append("Some representations have no more examples than dimensions (+1): there CCA is degenerate "
-                     "(every canonical correlation is 1), so PWCCA is 0 whatever the runs; SVCCA's 99% reduction "
-                     "and CKA/Procrustes stay informative. Raise record.max_examples on larger dev sets.")
+        notes.append(DEGENERACY_NOTE)
     bytes_per_run = {k: float(np.mean(v)) for k, v in sizes.items() if v}
     long = pd.DataFrame(long_rows, columns=["task", "regularizer", "measure", "layer", "value", "low", "high",
                                             "n_runs", "n_examples"])
-    columns = ["task", "regularizer", "n", "with outputs", *(SYMBOLS[m] for m in MEASURES), "ensemble", "mean",
+    columns = ["task", "regularizer", "n", "with outputs", *(SYMBOLS[m] for m in wanted), "ensemble", "mean",
                "layer"]
     wide = pd.DataFrame(wide_rows).reindex(columns=columns).fillna("–") if wide_rows else pd.DataFrame()
-    return InstabilityResult(long, wide, notes, layers_of, bytes_per_run)
+    return InstabilityResult(long, wide, notes, layers_of, bytes_per_run, cells, deepest_of, failed_of)
+
+
+class PairCache:
+    """The representation measures' pairwise matrices of one cell's run set, kept on disk so that
+    ``table --measure X`` after ``report`` (or another ``table``) decomposes nothing again:
+    ``<results>/.cache/instability/<key>.npy``, one file per measure and layer. The key hashes the
+    measure, the layer, :data:`CACHE_VERSION`, and each run's id with its ``representations.npz`` size
+    and modification time, in the cell's order: a rerun that rewrites a run's file, or a run set that
+    changes, misses the cache. Best effort: a store that cannot be written (read-only) is simply not
+    cached, and an unreadable entry is recomputed."""
+
+    def __init__(self, results: str | os.PathLike | None, rids: list[str], measures: list[str], layers: list[str]):
+        self.dir = Path(results) / CACHE_DIR if results is not None else None
+        self.keys: dict[tuple[str, str], str] = {}
+        self.known: dict[str, dict[str, np.ndarray]] = {}
+        stamp = _stamp(results, rids) if self.dir is not None and measures and layers else None
+        if stamp is None:
+            return
+        for name in measures:
+            for layer in layers:
+                key = hashlib.sha256(json.dumps([CACHE_VERSION, name, layer, stamp]).encode()).hexdigest()[:32]
+                self.keys[(name, layer)] = key
+                d = _load_matrix(self.dir / f"{key}.npy", len(rids))
+                if d is not None:
+                    self.known.setdefault(name, {})[layer] = d
+
+    def save(self, cm: CellMeasures) -> None:
+        from mixsweep.atomic import atomic_write_with
+
+        for (name, layer), key in self.keys.items():
+            d = cm.layer_pairs.get(name, {}).get(layer)
+            if d is None or layer in self.known.get(name, {}):
+                continue
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_with(self.dir / f"{key}.npy", lambda p, d=d: _save_matrix(p, d))
+            except OSError:  # a read-only store: compute again next time
+                return
+
+
+CACHE_DIR = Path(".cache") / "instability"
+CACHE_VERSION = 1  # raise when a distance's definition or arithmetic changes: old entries are then missed
+
+
+def _stamp(results, rids: list[str]) -> list | None:
+    """[run id, size, mtime_ns] of each run's representations file, or None if one cannot be read."""
+    out = []
+    for rid in rids:
+        try:
+            st = (store.run_dir(results, rid) / store.REPRESENTATIONS).stat()
+        except OSError:
+            return None
+        out.append([rid, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _save_matrix(path: Path, d: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a handle: np.save would append ".npy" to the temporary file's name
+        np.save(fh, d, allow_pickle=False)
+
+
+def _load_matrix(path: Path, m: int) -> np.ndarray | None:
+    """A cached m × m matrix, or None (absent, unreadable, or of another shape)."""
+    try:
+        d = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return d if d.shape == (m, m) and np.isfinite(d).all() else None
+
+
+def _flag(x) -> float:
+    """A nullable boolean failure flag as 1.0 / 0.0, NaN for not applicable (or not found)."""
+    return float("nan") if x is None or pd.isna(x) else float(bool(x))
+
+
+def _point_values(cm: CellMeasures, layer: str | None) -> dict[str, float]:
+    """The cell's value of each measure as the table shows it (representation measures at ``layer``)."""
+    out = {name: est.value for name, est in cm.values.items()}
+    for name, per_layer in cm.layers.items():
+        if layer in per_layer:
+            out[name] = per_layer[layer].value
+    return out
+
+
+def measure_agreement(result: InstabilityResult) -> pd.DataFrame:
+    """Per task, Kendall's τ-b between every two measures' rankings of its cells (the values of the main
+    table: representation measures at each cell's deepest stored layer, rounded to 10 decimals). Long:
+    task, a, b, tau, n."""
+    frames = []
+    for task in dict.fromkeys(t for t, _ in result.cells):
+        values = pd.DataFrame([_point_values(cm, result.deepest[key]) for key, cm in result.cells.items()
+                               if key[0] == task])
+        values = values.reindex(columns=[m for m in MEASURES if m in values.columns])
+        # equal values reached by different arithmetic (I_pwd and n/(n − 1)·(1 − P̄)) differ in the last
+        # bits; rounded to 10 decimals they tie, as they should, instead of ranking by rounding noise
+        tau = kendall_tau(values.round(10))
+        tau.insert(0, "task", task)
+        frames.append(tau)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["task", "a", "b", "tau", "n"])
+
+
+def bootstrap_agreement(result: InstabilityResult, n_boot: int = BOOTSTRAP, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Per task, the Pearson correlations between measures over the authors' bootstrap draws of each
+    cell's restarts (:func:`~mixsweep.instability.consistency.bootstrap_correlations`), averaged over
+    the task's cells (those with at least 3 runs)."""
+    per_task: dict[str, dict[str, pd.DataFrame]] = {}
+    for (task, label), cm in result.cells.items():
+        if cm.n_runs >= 3:
+            per_task.setdefault(task, {})[label] = bootstrap_correlations(cm, result.deepest[(task, label)],
+                                                                          n_boot, seed)
+    return {task: mean_correlations(m) for task, m in per_task.items()}
+
+
+def outcome_table(result: InstabilityResult) -> pd.DataFrame:
+    """Each cell's measures on its successful and on its failed runs (the report's default failure
+    definition): one row per cell and group with at least one run, values formatted, – where a group has
+    fewer than 2 runs."""
+    from mixsweep.analysis.naming import display_name
+
+    rows = []
+    for (task, label), cm in result.cells.items():
+        split = outcome_split(cm, result.failed[(task, label)], result.deepest[(task, label)])
+        for group, values in split.items():
+            if not values["n"]:
+                continue
+            row = {"task": task, "regularizer": display_name(label), "runs": group, "n": int(values["n"])}
+            for name in MEASURES:
+                v = values.get(name)
+                row[SYMBOLS[name]] = f"{v:.3f}" if v is not None and np.isfinite(v) else "–"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def symbol_matrix(pairs: pd.DataFrame, value: str = "tau") -> pd.DataFrame:
+    """A long table of measure pairs (a, b, value) as a lower-triangular matrix of the measures' symbols."""
+    names = list(dict.fromkeys([*pairs["a"], *pairs["b"]]))
+    out = pd.DataFrame("", index=[SYMBOLS[n] for n in names], columns=[SYMBOLS[n] for n in names])
+    for _, r in pairs.iterrows():
+        if np.isfinite(r[value]):
+            out.loc[SYMBOLS[r["b"]], SYMBOLS[r["a"]]] = f"{r[value]:.2f}"
+    return out.iloc[1:, :-1]  # the first row and the last column of a lower triangle are empty
 
 
 def _long(task, label, name, layer, est, measures):

@@ -176,26 +176,64 @@ def _protocols_section(runs: pd.DataFrame, failures: tuple[str, ...]) -> list[Se
 
 
 def _instability_section(table: RunTable, selection: str, out: Path | None) -> list[Section]:
-    """Instability beyond SD (Du & Nguyen 2023): every measure per cell, and the per-layer figure."""
-    from mixsweep.analysis.instability import fig_instability, instability, results_root, sizes_note
+    """Instability beyond SD (Du & Nguyen 2023): every measure per cell, whether the measures agree
+    (Kendall's τ over cells, bootstrap correlations, successful against failed runs), the layer figure."""
+    from mixsweep.analysis.instability import (
+        bootstrap_agreement,
+        fig_instability,
+        instability,
+        measure_agreement,
+        outcome_table,
+        results_root,
+        sizes_note,
+        symbol_matrix,
+    )
 
     result = instability(table.runs, table.records, results_root(table.origin) if table.origin else None,
-                         selection, seed=0)
+                         selection)
     if result.wide.empty:
         return []
     blocks: list[Block] = [
-        "Per cell over its restarts, at the **" + selection + "** point (95% bootstrap CI over restarts, 1000 "
-        "draws): SD of the scores; pairwise disagreement I_pwd, 1 − Fleiss' κ and pairwise JSD of the "
-        "per-example predictions; SVCCA, PWCCA, linear CKA and orthogonal Procrustes distances of the "
-        "representations at the final checkpoint (shown at the deepest stored layer, `layer`); larger = less "
-        "stable. **ensemble**: the restarts' majority vote (regression: mean) scored like a run, beside "
-        "**mean**, the runs' mean score. Definitions: docs/instability.md, *Instability beyond SD*.",
+        "Per cell over its restarts, at the **" + selection + "** point, with a 95% interval over restarts (ours: "
+        "a delete-one jackknife, θ̂ ± t·SE, no run paired with itself; the authors compute no interval): SD of "
+        "the scores; pairwise disagreement I_pwd, 1 − Fleiss' κ and pairwise JSD of the per-example "
+        "predictions; SVCCA, PWCCA, linear CKA and orthogonal Procrustes distances of the representations at "
+        "the final checkpoint (shown at the deepest stored layer, `layer`); larger = less stable. "
+        "**I_κ (textbook)** is Fleiss' κ with chance agreement Σ_c p_c²; **I_κ (authors)** is the number the "
+        "authors' notebook computes (chance agreement 1/n for n examples, so it equals n/(n − 1) · I_pwd), to "
+        "set beside their tables. SVCCA keeps 99% of the sum of singular values of the uncentred matrix "
+        "(anatome's rule, as the authors' code); PWCCA is our addition (the authors report CKA, Procrustes "
+        "and SVCCA). **ensemble**: the restarts' majority vote (ties: the larger mean probability, then at "
+        "random, seeded; regression: the mean) scored like a run, beside **mean**, the runs' mean score. "
+        "Definitions: docs/instability.md.",
         result.wide,
         *result.notes,
     ]
     note = sizes_note(result.bytes_per_run)
     if note:
         blocks.append(note)
+    tau = measure_agreement(result)
+    for task, pairs in tau.groupby("task", sort=False):
+        if pairs["tau"].notna().any():
+            blocks += [f"**{task}**: Kendall's τ-b between two measures' rankings of the {int(pairs['n'].max())} "
+                       "cells (the authors' central comparison; τ needs 3 or more cells).",
+                       symbol_matrix(pairs).reset_index(names="")]
+    for task, corr in bootstrap_agreement(result).items():
+        if corr.empty:
+            continue
+        names = list(corr.columns)
+        pairs = pd.DataFrame([{"a": a, "b": b, "r": corr.loc[a, b]} for i, a in enumerate(names)
+                              for b in names[i + 1:]])
+        blocks += [f"**{task}**: Pearson correlation between two measures over 1000 bootstrap draws of each "
+                   "cell's restarts, mean over the cells with 3 or more runs (the authors' draws: m restarts "
+                   "with replacement, a run drawn twice paired with itself at distance 0, which by itself "
+                   "correlates the pairwise measures).", symbol_matrix(pairs, "r").reset_index(names="")]
+    split = outcome_table(result)
+    if not split.empty:
+        tasks = sorted(set(split["task"]))
+        blocks += ["Each measure on a cell's successful runs alone and on its failed runs alone (the authors' "
+                   "successful-vs-failed comparison: pairs of two successful, or two failed, runs); failed as in "
+                   f"the statistics above: {describe_definition(DEFAULT, tasks)}. – : fewer than 2 runs.", split]
     if out is not None:
         fig = fig_instability(result)
         if fig is not None:
@@ -203,7 +241,7 @@ def _instability_section(table: RunTable, selection: str, out: Path | None) -> l
 
             path = save_figure(fig, out / "figures", "instability_layers")
             blocks.append(Figure(path, "Representation instability against layer depth (head = the classifier's "
-                                       "input), mean over pairs of restarts with a 95% bootstrap band, per cell."))
+                                       "input), mean over pairs of restarts with its 95% jackknife band, per cell."))
     return [Section("Instability beyond SD", blocks)]
 
 

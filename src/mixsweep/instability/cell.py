@@ -1,34 +1,54 @@
-"""A cell's instability over its m restarts: every measure, with a bootstrap CI over restarts.
+"""A cell's instability over its m restarts: every measure, with a jackknife interval over restarts.
 
 Pairwise measures (disagreement, JSD, the four representation distances) are averaged over all
-m(m−1)/2 pairs of restarts. The CI follows the authors' bootstrap (``analyze_measures.ipynb``): draw m
-restarts with replacement, recompute the measure on the draw (a pair of two copies of one restart
-counts, with distance 0), B times; the 95% interval is the 2.5th and 97.5th percentiles of the B values.
-The pairwise matrix is computed once, so a bootstrap draw costs a lookup, not new decompositions.
+m(m−1)/2 pairs of distinct restarts; the pairwise matrices are kept (:class:`CellMeasures`) so that
+subsets of runs (leave-one-out, successful/failed runs, bootstrap draws) cost lookups, not new
+decompositions.
+
+The interval is **ours** (the authors compute none): a delete-one jackknife over restarts. With θ̂ the
+measure on all m runs and θ̂₍ᵢ₎ on the m − 1 runs without run i::
+
+    SE² = ((m − 1)/m) Σ_i (θ̂₍ᵢ₎ − θ̄₍·₎)²,    95% interval: θ̂ ± t₀.₉₇₅,ₘ₋₁ · SE   (low clipped at 0)
+
+No run is ever paired with itself (unlike the authors' bootstrap draws, where a repeated run forms a
+pair at distance 0 and pulls every resampled value, hence a percentile interval, below the estimate).
+For a mean over pairs (a U-statistic) the jackknife is the standard variance estimate; the coverage
+measured on synthetic cells with a known population value is stated in ``tests/test_instability_ci.py``.
+The authors' own bootstrap (draws with replacement, sorted, a self-pair counting 0) is kept for what
+they used it for, the correlations between measures over draws (:func:`bootstrap_values`).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from mixsweep.instability.prediction import disagreement_matrix, fleiss_kappa, jsd_matrix, score_sd
+from mixsweep.instability.prediction import (
+    disagreement_matrix,
+    fleiss_kappa,
+    fleiss_kappa_authors,
+    jsd_matrix,
+    score_sd,
+)
 from mixsweep.instability.representation import PAIR_FUNCTIONS, prepare
 
 # name → (level, description); the order of the report's columns
 MEASURES = {
     "sd": ("score", "SD of the runs' headline scores (population std, ddof 0)"),
     "pwd": ("prediction", "pairwise disagreement: share of examples two restarts label differently, mean over pairs"),
-    "kappa": ("prediction", "1 − Fleiss' κ of the restarts' labels"),
+    "kappa": ("prediction", "1 − Fleiss' κ, textbook (chance agreement Σ_c p_c²)"),
+    "kappa_authors": ("prediction", "1 − κ as the authors' notebook computes it (chance agreement 1/n, n "
+                                    "examples) = n/(n − 1) · I_pwd"),
     "jsd": ("prediction", "Jensen–Shannon divergence of two restarts' class probabilities, mean over examples and pairs"),
-    "svcca": ("representation", "SVCCA distance (99% of Σσ kept), mean over pairs"),
-    "pwcca": ("representation", "PWCCA distance, mean over pairs"),
+    "svcca": ("representation", "SVCCA distance with anatome's reduction (keep the directions holding 99% of Σσ of "
+                                "the uncentred matrix), mean over pairs"),
+    "pwcca": ("representation", "PWCCA distance, mean over pairs (our addition: not in the authors' pipeline)"),
     "cka": ("representation", "linear CKA distance (unbiased HSIC), mean over pairs"),
     "procrustes": ("representation", "orthogonal Procrustes distance 1 − ‖X̂ᵀŶ‖_*, mean over pairs"),
 }
+PAIRWISE_PREDICTION = {"pwd", "jsd"}
 BOOTSTRAP = 1000  # the authors' bs_times
 CI = 0.95
 
@@ -43,19 +63,27 @@ class Estimate:
 @dataclass
 class CellMeasures:
     """Values of one cell: ``values[name]`` for score/prediction measures, ``layers[name][layer]`` for
-    the representation measures; ``n_runs`` restarts compared on ``n_examples`` examples."""
+    the representation measures; ``n_runs`` restarts compared on ``n_examples`` examples. ``pairs`` and
+    ``layer_pairs`` hold the pairwise matrices (m × m, 0 on the diagonal), ``scores`` and ``labels``
+    the inputs of SD and κ, for measures on subsets of the runs (:func:`subset_values`)."""
 
     n_runs: int
     n_examples: int
     values: dict[str, Estimate] = field(default_factory=dict)
     layers: dict[str, dict[str, Estimate]] = field(default_factory=dict)
+    pairs: dict[str, np.ndarray] = field(default_factory=dict)
+    layer_pairs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    scores: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    num_classes: int | None = None
 
 
 def pair_matrix(items: Sequence, pair: Callable) -> np.ndarray:
     """M[i, j] = pair(items[i], items[j]) for i < j, mirrored, 0 on the diagonal.
 
-    The pairs run in threads, one per available core: the work is LAPACK/BLAS calls, which release the GIL
-    (with one BLAS thread each, as the harness sets OMP_NUM_THREADS=1 for runs)."""
+    The pairs run in threads, one per available core: the work is LAPACK/BLAS calls, which release the
+    GIL. Nothing here limits BLAS's own threads (no OMP_NUM_THREADS is set by the harness); on a host
+    where BLAS is multi-threaded the two kinds of threads share the cores."""
     m = len(items)
     out = np.zeros((m, m))
     pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
@@ -78,6 +106,8 @@ def parallel_map(fn: Callable, items: Sequence) -> list:
 
 
 def _cores() -> int:
+    import os
+
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -85,23 +115,44 @@ def _cores() -> int:
 
 
 def mean_over_pairs(d: np.ndarray, idx: np.ndarray | None = None) -> float:
-    """(2 / (m(m−1))) Σ_{i<j} d[idx_i, idx_j]: the mean of a pairwise matrix over the pairs of a draw."""
-    idx = np.arange(len(d)) if idx is None else idx
+    """(2 / (k(k−1))) Σ_{a<b} d[idx_a, idx_b]: the mean of a pairwise matrix over the pairs of positions
+    of ``idx`` (all runs by default). A repeated index forms a pair at d[i, i] = 0 (the authors' draws)."""
+    idx = np.arange(len(d)) if idx is None else np.asarray(idx)
     iu = np.triu_indices(len(idx), k=1)
     return float(d[np.ix_(idx, idx)][iu].mean()) if len(iu[0]) else float("nan")
 
 
-def _draws(m: int, rng: np.random.Generator, n_boot: int) -> np.ndarray:
-    # sorted like the authors' draws; the mean over pairs does not depend on the order
-    return np.sort(rng.integers(0, m, size=(n_boot, m)), axis=1)
+def leave_one_out_pair_means(d: np.ndarray) -> np.ndarray:
+    """θ̂₍ᵢ₎ = mean over the pairs of the runs other than i = (S − r_i) / C(m − 1, 2), with S the sum over
+    pairs and r_i = Σ_j d[i, j] (d symmetric, zero diagonal). NaN for m < 3 (no pair is left)."""
+    m = len(d)
+    if m < 3:
+        return np.full(m, np.nan)
+    total = np.triu(d, k=1).sum()
+    return (total - d.sum(axis=1)) / ((m - 1) * (m - 2) / 2)
 
 
-def _estimate(value: float, boot: np.ndarray) -> Estimate:
-    boot = boot[np.isfinite(boot)]
-    if not len(boot):
+def jackknife(value: float, loo: np.ndarray) -> Estimate:
+    """θ̂ with its delete-one jackknife interval θ̂ ± t₀.₉₇₅,ₘ₋₁ · SE, SE² = ((m − 1)/m) Σ (θ̂₍ᵢ₎ − θ̄)²,
+    the low end clipped at 0 (every measure here is ≥ 0). No interval (NaN) with fewer than 3 runs or a
+    non-finite leave-one-out value."""
+    from scipy.stats import t
+
+    loo = np.asarray(loo, dtype=float)
+    m = len(loo)
+    if m < 3 or not np.isfinite(value) or not np.isfinite(loo).all():
         return Estimate(value)
-    lo, hi = np.percentile(boot, [100 * (1 - CI) / 2, 100 * (1 + CI) / 2])
-    return Estimate(value, float(lo), float(hi))
+    se = float(np.sqrt((m - 1) / m * ((loo - loo.mean()) ** 2).sum()))
+    half = float(t.ppf((1 + CI) / 2, m - 1)) * se
+    return Estimate(value, max(0.0, value - half), value + half)
+
+
+def _loo(m: int, fn: Callable[[np.ndarray], float]) -> np.ndarray:
+    return np.array([fn(np.delete(np.arange(m), i)) for i in range(m)])
+
+
+def _pair_estimate(d: np.ndarray) -> Estimate:
+    return jackknife(mean_over_pairs(d), leave_one_out_pair_means(d))
 
 
 def cell_measures(
@@ -111,34 +162,88 @@ def cell_measures(
     representations: dict[str, Sequence[np.ndarray]] | None = None,
     *,
     num_classes: int | None = None,
-    n_boot: int = BOOTSTRAP,
-    seed: int = 0,
+    measures: Iterable[str] | None = None,
+    known_pairs: Mapping[str, Mapping[str, np.ndarray]] | None = None,
 ) -> CellMeasures:
-    """Every measure of a cell. ``scores``: (m,) headline scores; ``labels``: (m, n) predicted classes
-    (None for regression or runs without stored outputs); ``probs``: (m, n, K); ``representations``:
-    layer name → m arrays (n × d). A measure whose input is missing is left out."""
+    """Every measure of a cell (or those named in ``measures``). ``scores``: (m,) headline scores;
+    ``labels``: (m, n) predicted classes (None for regression or runs without stored outputs);
+    ``probs``: (m, n, K); ``representations``: layer name → m arrays (n × d). A measure whose input is
+    missing is left out. ``known_pairs[name][layer]``: a representation measure's pairwise matrix
+    computed before (a cache), used instead of decomposing the runs again."""
+    wanted = set(MEASURES if measures is None else measures)
     scores = np.asarray(scores, dtype=float)
     m = len(scores)
-    rng = np.random.default_rng(seed)
-    draws = _draws(m, rng, n_boot) if m >= 2 and n_boot else np.zeros((0, m), dtype=int)
     n_examples = labels.shape[1] if labels is not None else 0
-    out = CellMeasures(n_runs=m, n_examples=n_examples)
-    out.values["sd"] = _estimate(score_sd(scores), np.array([score_sd(scores[d]) for d in draws]))
+    out = CellMeasures(n_runs=m, n_examples=n_examples, scores=scores, labels=labels, num_classes=num_classes)
+    if "sd" in wanted:
+        out.values["sd"] = jackknife(score_sd(scores), _loo(m, lambda s: score_sd(scores[s])))
     if labels is not None and m >= 2:
-        d = disagreement_matrix(labels)
-        out.values["pwd"] = _estimate(mean_over_pairs(d), np.array([mean_over_pairs(d, s) for s in draws]))
         k = num_classes or int(labels.max()) + 1
-        out.values["kappa"] = _estimate(1 - fleiss_kappa(labels, k),
-                                        np.array([1 - fleiss_kappa(labels[s], k) for s in draws]))
-    if probs is not None and m >= 2:
-        j = jsd_matrix(probs)
-        out.values["jsd"] = _estimate(mean_over_pairs(j), np.array([mean_over_pairs(j, s) for s in draws]))
+        out.num_classes = k
+        if wanted & {"pwd", "kappa", "kappa_authors"}:
+            out.pairs["pwd"] = disagreement_matrix(labels)
+        if "pwd" in wanted:
+            out.values["pwd"] = _pair_estimate(out.pairs["pwd"])
+        if "kappa" in wanted:
+            out.values["kappa"] = jackknife(1 - fleiss_kappa(labels, k),
+                                            _loo(m, lambda s: 1 - fleiss_kappa(labels[s], k)))
+        if "kappa_authors" in wanted:
+            out.values["kappa_authors"] = jackknife(1 - fleiss_kappa_authors(labels, k),
+                                                    _loo(m, lambda s: 1 - fleiss_kappa_authors(labels[s], k)))
+    if probs is not None and m >= 2 and "jsd" in wanted:
+        out.pairs["jsd"] = jsd_matrix(probs)
+        out.values["jsd"] = _pair_estimate(out.pairs["jsd"])
+    functions = {name: fn for name, fn in PAIR_FUNCTIONS.items() if name in wanted}
+    known = known_pairs or {}
     for layer, reps in (representations or {}).items():
-        if len(reps) < 2:
+        if len(reps) < 2 or not functions:
             continue
-        prepared = parallel_map(prepare, reps)  # each run's decomposition once, for every pair and measure
-        for name, fn in PAIR_FUNCTIONS.items():
-            d = pair_matrix(prepared, fn)
-            out.layers.setdefault(name, {})[layer] = _estimate(
-                mean_over_pairs(d), np.array([mean_over_pairs(d, s) for s in draws]))
+        missing = {name: fn for name, fn in functions.items() if layer not in known.get(name, {})}
+        # each run's decomposition once, for every pair and measure; none when every matrix is known
+        prepared = parallel_map(prepare, reps) if missing else []
+        for name, fn in functions.items():
+            d = pair_matrix(prepared, fn) if name in missing else np.asarray(known[name][layer], dtype=float)
+            out.layer_pairs.setdefault(name, {})[layer] = d
+            out.layers.setdefault(name, {})[layer] = _pair_estimate(d)
     return out
+
+
+def subset_values(cm: CellMeasures, idx: np.ndarray, layer: str | None) -> dict[str, float]:
+    """Every measure of ``cm`` on the runs ``idx`` alone (positions, distinct for a subset, repeats
+    allowed for a bootstrap draw): SD and κ recomputed on those runs, the pairwise measures the mean of
+    their matrix over the pairs of ``idx`` (the representation measures at ``layer``)."""
+    idx = np.asarray(idx, dtype=int)
+    out: dict[str, float] = {}
+    if cm.scores is not None and "sd" in cm.values:
+        out["sd"] = score_sd(cm.scores[idx])
+    if cm.labels is not None:
+        if "pwd" in cm.values:
+            out["pwd"] = mean_over_pairs(cm.pairs["pwd"], idx)
+        if "kappa" in cm.values:
+            out["kappa"] = 1 - fleiss_kappa(cm.labels[idx], cm.num_classes) if len(idx) >= 2 else float("nan")
+        if "kappa_authors" in cm.values:
+            out["kappa_authors"] = (1 - fleiss_kappa_authors(cm.labels[idx], cm.num_classes)
+                                    if len(idx) >= 2 else float("nan"))
+    if "jsd" in cm.pairs:
+        out["jsd"] = mean_over_pairs(cm.pairs["jsd"], idx)
+    for name, per_layer in cm.layer_pairs.items():
+        if layer in per_layer:
+            out[name] = mean_over_pairs(per_layer[layer], idx)
+    return out
+
+
+def bootstrap_draws(m: int, n_boot: int = BOOTSTRAP, seed: int = 0) -> np.ndarray:
+    """The authors' bootstrap (``analyze_measures.ipynb``, "Bootstrapping"): B draws of m restarts with
+    replacement, each sorted (``sorted(random.choices(seeds, k=len(seeds)))``); (B, m) positions."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.integers(0, m, size=(n_boot, m)), axis=1)
+
+
+def bootstrap_values(cm: CellMeasures, layer: str | None, n_boot: int = BOOTSTRAP, seed: int = 0):
+    """Every measure of the cell on each of the authors' bootstrap draws (a repeated run is paired with
+    itself at distance 0, as in their notebook): a (B × measures) DataFrame, whose ``.corr()`` (Pearson)
+    is their "bootstrapping correlations between each pair of measures"."""
+    import pandas as pd
+
+    rows = [subset_values(cm, d, layer) for d in bootstrap_draws(cm.n_runs, n_boot, seed)] if cm.n_runs >= 2 else []
+    return pd.DataFrame(rows)

@@ -4,8 +4,14 @@ Y (n × d₂) of the same n examples (rows), one layer at a time (Du & Nguyen 20
 The definitions are those of the authors' ``representation_measure.py`` (adapted there from anatome
 and Kornblith et al.'s notebook); each is a distance in [0, 1], 0 for identical representations:
 
-- SVCCA (Raghu et al. 2017), PWCCA (Morcos et al. 2018), linear CKA with the unbiased HSIC estimator
-  (Kornblith et al. 2019; Nguyen et al. 2021), orthogonal Procrustes (Ding et al. 2021).
+- SVCCA after Raghu et al. (2017), but with **anatome's** reduction rule, which the authors copied: keep
+  the leading directions of the *uncentred* matrix holding 99% of the *sum* of singular values (Raghu et
+  al. keep 99% of the variance of the centred activations); then CCA of the reduced matrices;
+- PWCCA (Morcos et al. 2018): **our addition**. The authors' file defines ``pwcca_dist`` but their
+  pipeline (``compute_representation_measure.py``) computes CKA, Procrustes and SVCCA only, so the paper
+  reports no PWCCA number;
+- linear CKA with the unbiased HSIC estimator (Kornblith et al. 2019; Nguyen et al. 2021), orthogonal
+  Procrustes (Ding et al. 2021).
 
 A cell compares 20 restarts over 190 pairs, so what depends on one run only is computed once per run
 by :func:`prepare` (one decomposition of X) and every pair reuses it; a pair then costs one product of
@@ -26,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SVCCA_KEEP = 0.99  # the authors' accept_rate: keep the leading directions holding 99% of Σσ
+SVCCA_KEEP = 0.99  # anatome's (and the authors') accept_rate: keep the leading directions holding 99% of Σσ
 _RANK_TOL = 1e-10  # singular values below this × the largest are rank deficiency (1/σ would overflow)
 _RESOLVED = 1e-6  # σ/σ_max from eigh(XXᵀ) is trusted above this (see the module docstring)
 

@@ -45,7 +45,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -87,6 +88,9 @@ class RunContext:
     # Penalty values a method adds to the objective outside the autograd graph this step (e.g. wdecay's
     # fused L2 gradient), by method name; the runner logs them next to the task loss and clears them.
     penalties: dict[str, Tensor] = field(default_factory=dict)
+    # The context the runner's own forward pass runs in (its bf16 autocast), set by the runner: a method
+    # that runs another forward pass (R3F's noisy one) enters it too, so both passes share one precision.
+    forward_context: Callable[[], AbstractContextManager] = nullcontext
 
 
 class Method:

@@ -10,7 +10,9 @@ e(x) is the word (token) embedding lookup, before position/type embeddings are a
 ``embed_tokens``; the noisy pass starts from ``e(x).detach().clone() + z`` (sg: no gradient reaches
 the embedding table through the noisy pass; issue 14's version did not detach and was replaced,
 issue 20). f(x) is the runner's forward pass (``ctx.outputs.logits``); f(x̃) a second pass of the same
-batch with ``inputs_embeds``, so a step costs about two forwards and two backwards. The rest of the
+batch with ``inputs_embeds``, in the runner's forward context (``ctx.forward_context``: its bf16
+autocast with ``bf16=true``, so the KL never compares a bf16 pass with an fp32 one), so a step costs
+about two forwards and two backwards. The rest of the
 model receives gradients through both passes, as in fairseq.
 
 Regression (one output column, STS-B): fairseq adds no R3F term (``regression_target``: plain MSE), and
@@ -92,7 +94,8 @@ class R3F(Method):
         batch = {k: v for k, v in ctx.batch.items() if k not in ("labels", "input_ids")}
         with torch.no_grad():  # fairseq's token_embeddings.detach().clone()
             embeds = ctx.model.get_input_embeddings()(ctx.batch["input_ids"])
-        noised = ctx.model(inputs_embeds=embeds + self._noise(embeds, ctx), **batch).logits
+        with ctx.forward_context():  # the runner's autocast: both passes in one precision (bf16 or fp32)
+            noised = ctx.model(inputs_embeds=embeds + self._noise(embeds, ctx), **batch).logits
         kl = symmetric_kl(ctx.outputs.logits, noised)
         self.last_kl = kl.detach()
         return loss + self.lam * kl
