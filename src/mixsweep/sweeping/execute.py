@@ -127,7 +127,7 @@ def _run_and_record(cfg: DictConfig, rid: str, on_eval: EvalCallback | None = No
         label=label,
         seed=int(cfg.seed),
         config=_masked(plain_config(cfg)),
-        overrides=[mask(o) for o in _job_overrides()],
+        overrides=[_masked_override(o) for o in _job_overrides()],
         env=environment(device, determinism),
         error=error,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -141,6 +141,13 @@ def _masked(config: dict[str, Any]) -> dict[str, Any]:
     if isinstance(tracking, dict) and isinstance(tracking.get("uri"), str):
         config["tracking"] = {**tracking, "uri": mask(tracking["uri"])}
     return config
+
+
+def _masked_override(override: str) -> str:
+    """An override as stored, any URL password masked; Hydra escapes its colons (``http\\://u\\:pw@``)."""
+    plain = override.replace("\\:", ":")
+    masked = mask(plain)
+    return override if masked == plain else masked
 
 
 def _spread_over_gpus(cfg: DictConfig) -> DictConfig:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
+
+# A server that is down is a one-line error within seconds: MLflow's default is 7 retries with a backoff
+# factor of 2 (minutes). A user's own settings win.
+EXPORT_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +40,8 @@ def cmd_export_mlflow(args: argparse.Namespace) -> int:
     from mixsweep.tracking.server import is_remote, tracking_uri
 
     require_mlflow()  # before any work: without mlflow the command is one line saying how to install it
+    for key, value in EXPORT_HTTP.items():
+        os.environ.setdefault(key, value)
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines (creating the tables) are noise here
     logging.getLogger("alembic").setLevel(logging.WARNING)
     store.check_location(args.results)
