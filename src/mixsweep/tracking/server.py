@@ -19,6 +19,8 @@ from mixsweep.secrets import mask
 from mixsweep.tracking.mapping import KIND, Metric
 
 ENV = "MLFLOW_TRACKING_URI"
+# The UI opens an experiment of this kind on its runs table (MLflow 3 guesses "GenAI" and opens traces).
+EXPERIMENT_TAGS = {KIND: "study", "mlflow.experimentKind": "custom_model_development"}
 # MLflow's limits per log_batch request (mlflow.utils.validation)
 _METRICS_PER_BATCH, _PARAMS_TAGS_PER_BATCH = 1000, 100
 
@@ -35,6 +37,7 @@ def is_remote(uri: str) -> bool:
 def client(uri: str):
     """An ``MlflowClient`` on ``uri``; the process-wide URI too (the artifact repository of a
     server's ``mlflow-artifacts:`` location resolves through it)."""
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a "View run" line per run, else
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -50,13 +53,16 @@ def experiment(c, name: str, results: str | os.PathLike, uri: str) -> str:
     if found is None:
         location = None if is_remote(uri) else (Path(results).resolve() / "mlartifacts" / _safe(name)).as_uri()
         try:
-            return c.create_experiment(name, artifact_location=location, tags={KIND: "study"})
+            return c.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
         except MlflowException:  # created meanwhile by another process (live runs of one sweep)
             found = c.get_experiment_by_name(name)
             if found is None:
                 raise
     if found.lifecycle_stage == "deleted":
         c.restore_experiment(found.experiment_id)
+    for key, value in EXPERIMENT_TAGS.items():
+        if found.tags.get(key) != value:
+            c.set_experiment_tag(found.experiment_id, key, value)
     return found.experiment_id
 
 
