@@ -108,7 +108,7 @@ def test_the_mlflow_ui_lists_the_exported_study_runs(tmp_path):
     from mlflow_server import MlflowServer
 
     results = tmp_path / "results"
-    demo_store(results, sweep="demo", seeds=2, digits=False)
+    demo_store(results, sweep="demo", seeds=1, digits=False)
     records = [json.loads(p.read_text()) for p in (results / "runs").glob("*/result.json")]
     parents = sorted({f"{r['task']} {r['cell']}" for r in records})  # each cell's parent run, by name
     with MlflowServer(tmp_path / "mlflow") as server:

@@ -3,7 +3,7 @@
 One experiment per study (named as the study). One **parent run per cell** (tag ``mixsweep.kind=cell``,
 found again by ``mixsweep.cell_id``, ``<task>:<cell id>``): its config (flattened, without the seeds) as params, its delta
 (the knobs that tell it from the study's other cells) as the param ``delta``, and the aggregates the
-report shows, at step = the cell's number of records:
+report shows, at step 0 (an update logs the new values; the latest is the one shown):
 
 - ``<selection>.{n, mean, std, median, min, max, n_nan, n_error}`` for each selection protocol the runs
   support (final, best, zhang2021; :func:`mixsweep.analysis.cells.aggregate`, std with ddof 0);
@@ -181,7 +181,7 @@ def _export_cell(c, exp: str, sweep: str, cid: str, cell: Cell, existing, counts
     else:  # created live, or the cell gained runs: log what changed (params are the same by the cell id)
         run_id = existing.info.run_id
         counts.updated += 1
-    metrics = [(k, v, cell.n_records) for k, v in cell.metrics.items()]
+    metrics = [(k, v, 0) for k, v in cell.metrics.items()]  # one value per cell: the UI draws bars, cell by cell
     server.log(c, run_id, params=params, tags={**tags, "mlflow.runName": f"{cell.task} {cell.name}"},
                metrics=metrics)
     c.set_terminated(run_id, "FINISHED")
