@@ -260,3 +260,39 @@ def test_the_tracking_keys_are_in_the_schema_and_outside_the_run_id():
         "tracking.backend=wandb: must be one of mlflow"]
     assert schema.problems({"tracking": {"url": "x"}})[0].startswith("tracking.url: unknown setting: did you mean "
                                                                      "tracking.uri?")
+
+
+def test_a_changed_record_replaces_its_run_and_a_new_one_is_added(tmp_path):
+    """Exporting again updates: a record that changed (a failed run redone) replaces its MLflow run, a new
+    record adds one, and nothing is duplicated. A SQLite store, read with MLflow's client."""
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    from mixsweep.analysis.synthetic import text_task_record, write_records
+    from mixsweep.tracking.export import export_study
+
+    results, uri = tmp_path / "results", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    rng = np.random.default_rng(0)
+    first = [text_task_record("rte", "mixout(w_pre,0.7)", s, "upd", rng) for s in range(2)]
+    first[1].status, first[1].final = "failed", {}
+    write_records(first, results)
+    export_study(results, "upd", uri)
+
+    redone = text_task_record("rte", "mixout(w_pre,0.7)", 1, "upd", rng)
+    redone.final = {"accuracy": 71.25}
+    third = text_task_record("rte", "mixout(w_pre,0.7)", 2, "upd", rng)
+    write_records([redone, third], results)
+    done = export_study(results, "upd", uri)
+    assert (done.runs.new, done.runs.updated, done.runs.unchanged) == (1, 1, 1)
+    assert (done.cells.new, done.cells.updated) == (0, 1)  # its aggregates changed
+
+    c = MlflowClient(uri)
+    runs = c.search_runs([done.experiment_id])
+    children = {r.data.tags["mixsweep.run_id"]: r for r in runs if r.data.tags.get("mixsweep.kind") == "run"}
+    assert len(runs) == 4 and sorted(children) == sorted(r.run_id for r in (first[0], redone, third))
+    assert children[redone.run_id].info.status == "FINISHED"
+    assert children[redone.run_id].data.metrics["final.accuracy"] == 71.25
+    (parent,) = [r for r in runs if r.data.tags.get("mixsweep.kind") == "cell"]
+    assert parent.data.metrics["final.n"] == 3
+    assert parent.data.metrics["final.mean"] == pytest.approx(
+        (first[0].final["accuracy"] + 71.25 + third.final["accuracy"]) / 3)

@@ -30,7 +30,6 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,8 +68,7 @@ class Exported:
     report: str | None = None  # where the report went, None when the study has none yet
 
 
-def export_study(results: str | os.PathLike, sweep: str, uri: str,
-                 say: Callable[[str], None] = print) -> Exported:
+def export_study(results: str | os.PathLike, sweep: str, uri: str) -> Exported:
     """Export study ``sweep`` of the store at ``results`` to the tracker at ``uri`` (see the module doc)."""
     from mixsweep.tracking import require_mlflow
 
@@ -80,7 +78,7 @@ def export_study(results: str | os.PathLike, sweep: str, uri: str,
         raise UserError(f"study '{sweep}' in {results} has no finished run yet: run `mixsweep sweep --sweep {sweep}` "
                         "first, then export")
     try:
-        return _export(table, Path(results), sweep, uri, say)
+        return _export(table, Path(results), sweep, uri)
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 - a tracker that is down or refuses: one line, not a traceback
@@ -89,7 +87,7 @@ def export_study(results: str | os.PathLike, sweep: str, uri: str,
         raise
 
 
-def _export(table: RunTable, results: Path, sweep: str, uri: str, say: Callable[[str], None]) -> Exported:
+def _export(table: RunTable, results: Path, sweep: str, uri: str) -> Exported:
     c = server.client(uri)
     exp = server.experiment(c, sweep, results, uri)
     done = Exported(exp)
