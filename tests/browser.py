@@ -114,7 +114,8 @@ class Browser:
         title = self.send("Runtime.evaluate", {"expression": "document.title", "returnByValue": True},
                           session=session)["result"]["value"]
         value = None if probe is None else self.send(
-            "Runtime.evaluate", {"expression": probe, "returnByValue": True}, session=session)["result"].get("value")
+            "Runtime.evaluate", {"expression": probe, "returnByValue": True, "awaitPromise": True},  # a Promise: awaited
+            session=session)["result"].get("value")
         errors = [e for e in self.events
                   if e.get("method") == "Runtime.exceptionThrown"
                   or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")

@@ -23,18 +23,21 @@ PACKAGES = ("mixsweep", "hydra_plugins")
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("mixsweep", "mixsweep.errors", "mixsweep.paths", "mixsweep.atomic", "mixsweep.progress",
                     "mixsweep.hubaccess", "mixsweep.environment", "mixsweep.slurm", "mixsweep.lockfile",
-                    "mixsweep.dev_split")),
+                    "mixsweep.dev_split", "mixsweep.secrets")),
     ("core", ("mixsweep.tasks", "mixsweep.regularizers", "mixsweep.optim", "mixsweep.models",
               "mixsweep.records", "mixsweep.runid", "mixsweep.identity", "mixsweep.recipe",
               "mixsweep.metrics", "mixsweep.store",
               "mixsweep.schema", "mixsweep.instability",  # the run-config schema; pure instability measures
               "mixsweep.run_outputs")),  # what a run keeps for them (numpy; torch only inside functions)
+    # what a record is in MLflow, and a run's live logging (mlflow imported inside functions)
+    ("tracking", ("mixsweep.tracking",)),
     ("data", ("mixsweep.data",)),
     ("train", ("mixsweep.train", "mixsweep.digits",
                "mixsweep.setup")),  # the one run setup, shared by train, digits and gpu-check
     ("sweeping", ("mixsweep.sweeping", "hydra_plugins")),
     ("analysis", ("mixsweep.analysis",)),
-    ("apps", ("mixsweep.hpo", "mixsweep.gpucheck")),
+    ("apps", ("mixsweep.hpo", "mixsweep.gpucheck",
+              "mixsweep.tracking.export", "mixsweep.tracking.cli")),  # export reads the analysis' tables
     ("cli", ("mixsweep.cli", "mixsweep.__main__")),
 ]
 

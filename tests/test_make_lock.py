@@ -52,7 +52,7 @@ def test_setup_installs_every_step_within_the_constraints(checkout):
 def test_without_a_venv_any_target_sets_it_up_first(checkout):
     shutil.rmtree(checkout / ".venv")
     proc = make(checkout, "-n", "report")  # -n still runs the $(MAKE) line, itself as a dry run
-    assert "pip install -q -c constraints.txt -e '.[dev,docs]'" in proc.stdout, proc.stdout
+    assert "pip install -q -c constraints.txt -e '.[dev,docs,tracking]'" in proc.stdout, proc.stdout
 
 
 def test_committed_constraints_pin_every_package_without_local_tags():

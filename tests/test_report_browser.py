@@ -84,3 +84,41 @@ def test_markup_in_a_study_name_and_a_config_value_is_text_in_the_page(tmp_path)
     assert len(page["images"]) == len(list((results / HOSTILE_STUDY / "figures").glob("*.png")))
     assert HOSTILE_STUDY in facts["text"] and '<script>document.body.id="1338"</script>' in facts["text"]
     assert page["title"] == f"mixsweep report: {HOSTILE_STUDY}" and page["errors"] == []
+
+
+# The MLflow UI (issue 35): a study exported to a real `mlflow server` shows in the experiment's runs table.
+UI_TEXT = """(async () => {{
+  const want = {names};
+  for (let i = 0; i < 120; i++) {{
+    const text = document.body.innerText;
+    if (want.every(n => text.includes(n)) && /\\d+ matching runs/.test(text)) break;
+    await new Promise(r => setTimeout(r, 500));
+  }}
+  return document.body.innerText;
+}})()"""
+
+
+@pytest.mark.slow
+def test_the_mlflow_ui_lists_the_exported_study_runs(tmp_path):
+    import json
+    import re
+
+    pytest.importorskip("mlflow", reason="mlflow is the optional extra `tracking` (make setup installs it)")
+    from helpers import run_cli
+    from mlflow_server import MlflowServer
+
+    results = tmp_path / "results"
+    demo_store(results, sweep="demo", seeds=1, digits=False)
+    records = [json.loads(p.read_text()) for p in (results / "runs").glob("*/result.json")]
+    parents = sorted({f"{r['task']} {r['cell']}" for r in records})  # each cell's parent run, by name
+    with MlflowServer(tmp_path / "mlflow") as server:
+        code, out, err = run_cli(tmp_path, ["export", "mlflow", "--sweep", "demo", "--results", str(results),
+                                            "--tracking-uri", server.url], timeout=300)
+        assert code == 0, err
+        (exp,) = [e["experiment_id"] for e in server.experiments() if e["name"] == "demo"]
+        with Browser(timeout=120) as browser:
+            page = browser.open(f"{server.url}/#/experiments/{exp}/runs", probe=UI_TEXT.format(names=json.dumps(parents)))
+    text = page["probe"]
+    missing = [name for name in parents if name not in text]
+    assert not missing, f"the runs table lacks {missing}"
+    assert re.search(r"(\d+) matching runs", text).group(1) == str(len(parents) + len(records))

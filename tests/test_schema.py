@@ -151,6 +151,14 @@ CASES: list[tuple[str, object, str]] = [
     ("paths", None, "paths=null: must be a mapping"),
     ("record", "abc", "record=abc: must be a mapping"),
     ("record", None, "record=null: must be a mapping"),
+    ("tracking", "abc", "tracking=abc: must be a mapping, or null for no live logging"),
+    ("tracking", 3, "tracking=3: must be a mapping, or null for no live logging"),
+    ("tracking.backend", "wandb", "tracking.backend=wandb: must be one of mlflow"),
+    ("tracking.backend", None, "tracking.backend=null: must be one of mlflow"),
+    ("tracking.uri", "", "tracking.uri=: must be a non-empty string, or null for MLFLOW_TRACKING_URI, else "
+                         "sqlite:///<results>/mlflow.db"),
+    ("tracking.uri", [1], "tracking.uri=[1]: must be a non-empty string, or null for MLFLOW_TRACKING_URI, else "
+                          "sqlite:///<results>/mlflow.db"),
     ("paths.results", True, "paths.results=true: must be a non-empty string"),
     ("paths.results", "", "paths.results=: must be a non-empty string"),
     ("paths.cache", True, "paths.cache=true: must be a non-empty string"),
@@ -255,7 +263,7 @@ def _base(*overrides: str) -> dict:
 
 @pytest.fixture(scope="module")
 def finetune_cfg() -> dict:
-    cfg = _base("model=tiny")
+    cfg = _base("model=tiny", "+tracking=mlflow")  # the tracking group composes and validates; its keys vary below
     cfg["fault"] = {"kind": "raise", "step": 1}  # valid, so that fault.kind/step can be varied
     return cfg
 
@@ -299,7 +307,7 @@ def test_every_schema_key_has_a_wrong_type_and_an_out_of_range_case():
     tables = {"": schema.TOP, "train": schema.TRAIN, "optimizer": schema.OPTIMIZER, "data": schema.DATA,
               "data.files": schema.DATA_FILES, "model": schema.MODEL, "model.tiny": schema.MODEL_TINY,
               "task": schema.TASK, "fault": schema.FAULT, "paths": schema.PATHS,
-              "record": schema.RECORD}
+              "record": schema.RECORD, "tracking": schema.TRACKING}
     digits = {"task": schema.DIGITS_TASK, "task.data": schema.DIGITS_DATA, "task.data.source": schema.DIGITS_SET,
               "task.data.target": schema.DIGITS_SET, "task.model": schema.DIGITS_MODEL,
               "task.pretrain": schema.DIGITS_PRETRAIN, "task.finetune": schema.DIGITS_FINETUNE}

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "mixsweep.data.cli",  # data describe
     "mixsweep.analysis.cli",  # report, table, plots
     "mixsweep.hpo.cli",  # hpo
+    "mixsweep.tracking.cli",  # export mlflow
 )
 
 

@@ -12,7 +12,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from mixsweep.records import SCHEMA_VERSION
 
 # Keys that locate, label or schedule a run without changing its result.
-_EXCLUDED_TOP = ("hydra", "paths", "sweep", "cell", "device", "threads", "progress", "record")
+_EXCLUDED_TOP = ("hydra", "paths", "sweep", "cell", "device", "threads", "progress", "record",
+                 "tracking")  # where a run is mirrored live (MLflow) is not what it computes
 _EXCLUDED_NESTED = (
     ("regularizer", "name"),  # the yaml's name; what runs is the methods (see _active_methods_only)
     ("train", "eval_batch_size"),

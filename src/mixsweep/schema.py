@@ -167,6 +167,8 @@ TOP: dict[str, Key] = {
     "fault": Key("block", null="no fault", meaning="tests only: {kind: raise|nan_loss, step: N}"),
     "paths": Key("block", meaning="results and cache folders"),
     "record": Key("block", meaning="what a run keeps for the instability measures (mixsweep.run_outputs)"),
+    "tracking": Key("block", null="no live logging",
+                    meaning="+tracking=mlflow: log each run to MLflow while it trains (mixsweep.tracking.live)"),
     "regularizer": Key("block", meaning="checked by its methods (mixsweep.regularizers)"),
     "task": Key("block"),
     "model": Key("block"),
@@ -301,6 +303,12 @@ RECORD: dict[str, Key] = {
     "max_examples": _int(2, null="every dev example", meaning="representations of at most this many dev examples"),
 }
 
+TRACKING: dict[str, Key] = {
+    "backend": _choice("mlflow", meaning="the experiment tracker a run is mirrored to"),
+    "uri": _str(null="MLFLOW_TRACKING_URI, else sqlite:///<results>/mlflow.db",
+                meaning="the tracking URI (a server's http://host:port, or a database URI)"),
+}
+
 # Keys of the top level that are not settings of a run: Hydra's own block, and what planning
 # attaches to a cell for display.
 _SKIPPED_TOP = ("hydra", "_sizes")
@@ -316,7 +324,7 @@ def _blocks(cfg: Mapping[str, Any]) -> list[tuple[str, dict[str, Key], Mapping[s
             out.append((prefix, schema, value))
 
     for name, schema in (("train", TRAIN), ("optimizer", OPTIMIZER), ("data", DATA), ("model", MODEL),
-                         ("paths", PATHS), ("fault", FAULT), ("record", RECORD)):
+                         ("paths", PATHS), ("fault", FAULT), ("record", RECORD), ("tracking", TRACKING)):
         sub(name, schema, cfg.get(name))
     sub("data.files", DATA_FILES, (cfg.get("data") or {}).get("files") if isinstance(cfg.get("data"), Mapping)
         else None)

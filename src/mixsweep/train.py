@@ -42,9 +42,12 @@ def run(
     *,
     progress: bool = False,
     on_eval: Callable[[int, dict[str, float]], None] | None = None,
+    on_point: Callable[[dict[str, Any], list[dict[str, Any]]], None] | None = None,
 ) -> dict[str, Any]:
     """Finetune and evaluate one configured run. ``on_eval(step, dev_metrics)`` is called after
-    every dev evaluation; an exception it raises ends the run there (HPO pruning stops runs this way)."""
+    every dev evaluation; an exception it raises ends the run there (HPO pruning stops runs this way).
+    ``on_point(eval_point, losses)`` gets each eval point and the loss entries since the previous one
+    (live tracking, :mod:`mixsweep.tracking.live`); it must not raise."""
     from mixsweep.metrics import compute_metrics, majority_baseline
     from mixsweep.tasks import TaskSpec
 
@@ -99,6 +102,7 @@ def run(
     curve: list[dict] = []
     losses: list[dict] = []
     status, step, eval_s = "ok", 0, 0.0
+    logged = 0  # loss entries handed to on_point so far
     bar = Progress(total, f"{task.name} {c.get('cell') or reg.get('name')} seed {c['seed']}", enabled=progress)
     t_train = time.perf_counter()
     while step < total and status == "ok":
@@ -125,6 +129,9 @@ def run(
                 curve.append({"step": step, "epoch": step / steps_per_epoch,
                               **evaluate(capture if step == total else None)})
                 eval_s += time.perf_counter() - t_eval
+                if on_point is not None:
+                    on_point(curve[-1], losses[logged:])
+                    logged = len(losses)
                 if on_eval is not None:
                     on_eval(step, curve[-1]["metrics"])
             if step >= total:

@@ -99,8 +99,13 @@ def _args_note(args: argparse.Namespace) -> list[str]:
     """A header line when extra ARGS change the study's runs: those runs join its view and report."""
     if not args.overrides:
         return []
+    from mixsweep.secrets import mask
+
     study = args.sweep or default_sweep(args.task)
-    return [f"  extra ARGS: {' '.join(args.overrides)} -- these runs join study '{study}' (its view, "
+    shown = mask(" ".join(args.overrides))  # a tracking URI may hold a password
+    if all(o.lstrip("+~").startswith(("tracking=", "tracking.")) for o in args.overrides):
+        return [f"  extra ARGS: {shown} -- live tracking only: the same runs (tracking is no part of a run id)"]
+    return [f"  extra ARGS: {shown} -- these runs join study '{study}' (its view, "
             f"`mixsweep table` and report) beside any runs without them, as separate cells"]
 
 

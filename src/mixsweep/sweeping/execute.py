@@ -22,6 +22,7 @@ from mixsweep import store
 from mixsweep.errors import UserError
 from mixsweep.records import RunRecord, cell_label
 from mixsweep.runid import plain_config, run_id
+from mixsweep.secrets import mask
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,17 @@ def execute(cfg: DictConfig, *, on_eval: EvalCallback | None = None) -> dict[str
         if store.is_final(existing):
             _join_view(cfg, rid)
             return {"run_id": rid, "status": existing.status, "skipped": True}
+        live = _live_run(cfg, rid)  # None unless +tracking=...: the store stays the source of truth
         try:
-            record = _run_and_record(cfg, rid, on_eval)
+            record = _run_and_record(cfg, rid, on_eval, live)
             store.write_record(directory, record)
         except BaseException:
             store.discard_unfinished(directory)  # a run that ends without an outcome leaves nothing
+            if live is not None:
+                live.discard()
             raise
+        if live is not None:
+            live.finish(store.read_record(directory) or record)  # as stored: the export compares the same
     _join_view(cfg, rid)
 
     from mixsweep.sweeping.plan import progress_line
@@ -81,13 +87,24 @@ def _join_view(cfg: DictConfig, rid: str) -> None:
                         or cell_label(OmegaConf.to_container(cfg.regularizer, resolve=True))}])
 
 
-def _run_and_record(cfg: DictConfig, rid: str, on_eval: EvalCallback | None = None) -> RunRecord:
+def _live_run(cfg: DictConfig, rid: str):
+    """The run's live mirror in an experiment tracker (``+tracking=mlflow``), or None when off."""
+    if not cfg.get("tracking"):
+        return None
+    from mixsweep.tracking import live
+
+    reg = OmegaConf.to_container(cfg.regularizer, resolve=True)
+    label = cell_label(reg)
+    return live.start(plain_config(cfg), rid, str(cfg.cell) if cfg.get("cell") else label, label)
+
+
+def _run_and_record(cfg: DictConfig, rid: str, on_eval: EvalCallback | None = None, live=None) -> RunRecord:
     reg = OmegaConf.to_container(cfg.regularizer, resolve=True)
     label = cell_label(reg)
     t0 = time.perf_counter()
     device, determinism = str(cfg.get("device", "auto")), {}
     try:
-        out = _dispatch(cfg, on_eval)
+        out = _dispatch(cfg, on_eval, live.on_eval if live is not None else None)
         store.write_outputs(store.run_dir(cfg.paths.results, rid), out.pop("outputs", None))
         device = out.pop("env_device", device)
         determinism = out.pop("env_determinism", {})
@@ -109,13 +126,28 @@ def _run_and_record(cfg: DictConfig, rid: str, on_eval: EvalCallback | None = No
         cell=str(cfg.cell) if cfg.get("cell") else label,
         label=label,
         seed=int(cfg.seed),
-        config=plain_config(cfg),
-        overrides=_job_overrides(),
+        config=_masked(plain_config(cfg)),
+        overrides=[_masked_override(o) for o in _job_overrides()],
         env=environment(device, determinism),
         error=error,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **out,
     )
+
+
+def _masked(config: dict[str, Any]) -> dict[str, Any]:
+    """The config to store: a tracking URI's password masked (MLFLOW_TRACKING_URI keeps it out altogether)."""
+    tracking = config.get("tracking")
+    if isinstance(tracking, dict) and isinstance(tracking.get("uri"), str):
+        config["tracking"] = {**tracking, "uri": mask(tracking["uri"])}
+    return config
+
+
+def _masked_override(override: str) -> str:
+    """An override as stored, any URL password masked; Hydra escapes its colons (``http\\://u\\:pw@``)."""
+    plain = override.replace("\\:", ":")
+    masked = mask(plain)
+    return override if masked == plain else masked
 
 
 def _spread_over_gpus(cfg: DictConfig) -> DictConfig:
@@ -139,7 +171,7 @@ def _spread_over_gpus(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def _dispatch(cfg: DictConfig, on_eval: EvalCallback | None = None) -> dict[str, Any]:
+def _dispatch(cfg: DictConfig, on_eval: EvalCallback | None = None, on_point=None) -> dict[str, Any]:
     cfg = _spread_over_gpus(cfg)
     if cfg.experiment == "digits":
         import torch
@@ -157,7 +189,7 @@ def _dispatch(cfg: DictConfig, on_eval: EvalCallback | None = None) -> dict[str,
         raise UserError(f"unknown experiment '{cfg.experiment}': use experiment=finetune or experiment=digits")
     from mixsweep.train import run
 
-    return run(cfg, progress=bool(cfg.get("progress", False)), on_eval=on_eval)
+    return run(cfg, progress=bool(cfg.get("progress", False)), on_eval=on_eval, on_point=on_point)
 
 
 def _job_overrides() -> list[str]:
