@@ -35,6 +35,7 @@ BLOCKS: tuple[tuple[str, str, str], ...] = (
     ("`model.tiny` (with `model=tiny`)", "model.tiny", "MODEL_TINY"),
     ("`record` (not part of the run id)", "record", "RECORD"),
     ("`paths`", "paths", "PATHS"),
+    ("`tracking` (with `+tracking=mlflow`; not part of the run id)", "tracking", "TRACKING"),
     ("`fault` (tests only)", "fault", "FAULT"),
     ("`task` (a text task's file, `conf/task/*.yaml`)", "task", "TASK"),
     ("`task` (`task=digits`)", "task", "DIGITS_TASK"),
