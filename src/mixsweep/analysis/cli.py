@@ -22,7 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.set_defaults(func=cmd_report)
 
     table = subparsers.add_parser(
-        "table", help="print the paper-style table (mean (max) [#failed]) of a sweep or an external CSV")
+        "table", help="print the paper-style table (mean (max) [#failed]) of a sweep or an external CSV",
+        description="Print a study's results as the paper's table: per task and cell the mean (max) score over "
+                    "the restarts and the number of failed runs, as Markdown, LaTeX or CSV (every per-cell "
+                    "statistic). Reads the run records under --results (or an external CSV with --from-csv); "
+                    "writes nothing. --measure gives the instability measures beyond SD instead.")
     _add_source_args(table)
     _add_selection(table)
     table.add_argument("--failure", default="default",
@@ -36,7 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="md/latex: the paper-style table; csv: every per-cell statistic")
     table.set_defaults(func=cmd_table)
 
-    plots = subparsers.add_parser("plots", help="draw the paper-style figures (PNG and PDF)")
+    plots = subparsers.add_parser(
+        "plots", help="draw the paper-style figures (PNG and PDF)",
+        description="Draw the paper-style figures of a study (or an external CSV): every run's score per cell "
+                    "(Fig. 3), the p-sweeps (Fig. 4, App. F), the expected max over restarts and, for digits, "
+                    "Fig. 2, as PNG and PDF into results/<sweep>/figures/ (or --out DIR), with the paper's own "
+                    "points where it gives them.")
     _add_source_args(plots)
     _add_selection(plots)
     plots.add_argument("--out", type=Path, default=None,
