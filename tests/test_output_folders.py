@@ -12,7 +12,7 @@ import pytest
 from conftest import GLUE
 from helpers import run_cli
 from mixsweep.analysis.synthetic import demo_store
-from test_hostile_input import READ_ONLY, one_error_line, tree
+from test_hostile_input import one_error_line, tree
 
 # A full disk, simulated for the files opened for writing under FULL_DISK_DIR: the first
 # FULL_DISK_AFTER bytes are written, the next write fails with ENOSPC, as a real disk that fills
@@ -118,11 +118,24 @@ def test_an_out_folder_below_a_file_says_so(tmp_path, store):
     assert "free disk space" not in line
 
 
+# A read-only file system as open(2) reports it: the error's file name is the file being created (here
+# the write check's temp file), not the folder.
+READ_ONLY_OPEN = """
+import errno, os
+_ro, _open = os.environ["READ_ONLY_DIR"], os.open
+def open_(path, flags, *a, **k):
+    if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and os.path.abspath(str(path)).startswith(_ro):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+    return _open(path, flags, *a, **k)
+os.open = open_
+"""
+
+
 def test_a_read_only_out_names_the_folder_not_a_temp_file(tmp_path, store):
     out = tmp_path / "ro"
     out.mkdir()
-    code, _, err = run_cli(tmp_path, report_argv(store, "--no-figures", "--out", str(out)), prelude=READ_ONLY,
-                           READ_ONLY_STORE=str(out))
+    code, _, err = run_cli(tmp_path, report_argv(store, "--no-figures", "--out", str(out)), prelude=READ_ONLY_OPEN,
+                           READ_ONLY_DIR=str(out))
     line = one_error_line(code, err)
     assert f"the folder {out} is read-only" in line and "--out DIR" in line
     assert ".tmp" not in line and "write-check" not in line
