@@ -48,7 +48,8 @@ def test_a_study_just_over_the_limit_is_refused_and_one_at_it_is_not(tmp_path):
 
 
 def test_three_thousand_runs_plan_in_seconds(tmp_path):
-    # 102 s before (four copies of the composed config per run); ~15 s on a loaded 2-core machine after
+    # 202 s before (four copies and three resolutions of the composed config per run), 8.5 s after, side by
+    # side on a loaded 2-core machine
     start = time.monotonic()
     code, out, err = run_cli(tmp_path, ["plan", "--seeds", "1000", "--results", str(tmp_path / "r")], timeout=300)
     elapsed = time.monotonic() - start
@@ -102,3 +103,28 @@ def test_a_study_of_allowed_cell_names_plans(tmp_path):
     code, out, err = run_cli(tmp_path, ["plan", "--sweep", "okay", "--results", str(tmp_path / "r")])
     assert code == 0, err
     assert "fine_0.1@x-y" in out and "Mixout.7" in out
+
+
+def test_restarts_filled_into_a_cell_template_equal_resolving_each_in_full():
+    """Seeds reach other keys by interpolation, copies, chains, strings, lists and resolvers: each
+    restart's config equals OmegaConf's own resolution of the config with that restart's seeds."""
+    from omegaconf import OmegaConf
+
+    from mixsweep.sweeping.restarts import CellRestarts
+
+    base = {"seed": 0, "init_seed": "${data_seed}", "data_seed": "${seed}", "noise_seed": 3,
+            "name": "run_${init_seed}_x", "block": {"s": "${seed}"}, "copy": "${block}",
+            "listed": ["${seed}", "k${noise_seed}"], "home": "${oc.env:HOME}"}
+    restarts = ({"seed": 1}, {"seed": 7}, {"seed": 2, "data_seed": 9}, {"seed": 4, "noise_seed": 0})
+    for extra in ({}, {"picked": "${oc.select:seed,0}"}, {"decoded": '${oc.decode:"${seed}"}'}):
+        cell = CellRestarts(OmegaConf.create({**base, **extra}))
+        for seeds in restarts:
+            alone = OmegaConf.create({**base, **extra})
+            for key, value in seeds.items():
+                alone[key] = value
+            assert cell.resolved(seeds) == OmegaConf.to_container(alone, resolve=True), (extra, seeds)
+    # worked by hand: seed 2 with data_seed 9 -> init_seed 9 (via data_seed), name run_9_x
+    cell = CellRestarts(OmegaConf.create(base))
+    out = cell.resolved({"seed": 2, "data_seed": 9})
+    assert (out["init_seed"], out["name"], out["copy"], out["listed"]) == (9, "run_9_x", {"s": 2}, [2, "k3"])
+    assert cell.template is not None  # the shortcut was taken, not the full resolution
