@@ -41,7 +41,7 @@ def test_a_study_over_the_limit_is_one_line_at_once_and_never_listed(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_a_study_just_over_the_limit_is_refused_and_one_at_it_is_not(tmp_path):
+def test_a_study_just_over_the_limit_is_refused(tmp_path):
     # smoke has 3 cells: 3,334 seeds are 10,002 runs
     code, _, err = run_cli(tmp_path, ["plan", "--seeds", str(MAX_RUNS // 3 + 1), "--results", str(tmp_path / "r")])
     assert f"{3 * (MAX_RUNS // 3 + 1):,} runs" in one_error_line(code, err)
