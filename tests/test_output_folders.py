@@ -185,3 +185,19 @@ def test_hpo_on_a_full_disk_is_one_line_and_leaves_no_empty_journal(tmp_path):
     line = one_error_line(code, err)
     assert "the disk is full" in line and "journal.log" in line and "--results DIR" in line
     assert not results.exists(), sorted(results.rglob("*"))
+
+
+def test_an_hpo_journal_in_a_system_folder_is_refused(tmp_path):
+    (tmp_path / "space.yaml").write_text(SPACE)
+    folder = Path("/usr/share/mixsweep-test-journal-36")  # removed again if a build without the check makes it
+    assert not folder.exists()
+    try:
+        code, _, err = run_cli(tmp_path, ["hpo", "--task", "rte", "--space", str(tmp_path / "space.yaml"),
+                                          "--results", str(tmp_path / "r"), "--storage", str(folder / "journal.log"),
+                                          "--trials", "1", "--study", "t", "model=tiny", "data.source=glue_dir",
+                                          f"data.glue_dir={GLUE}"], timeout=300)
+        line = one_error_line(code, err)
+        assert "journal folder" in line and "system directory" in line and "--storage PATH" in line, line
+        assert not folder.exists()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -65,6 +65,10 @@ def validate(req: HpoRequest) -> SearchSpace:
     from mixsweep.store import check_location
 
     check_location(req.results)
+    if req.storage and "://" not in req.storage:  # a journal file of the user's choosing
+        check_location(Path(req.storage).parent, what="journal folder",
+                       writes="the study's journal file (--storage PATH) would be written there",
+                       option="--storage PATH")
     if req.launcher not in LAUNCHERS:
         raise UserError(f"unknown launcher '{req.launcher}': choose one of {', '.join(LAUNCHERS)}")
     if req.launcher_overrides:
