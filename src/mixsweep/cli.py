@@ -14,11 +14,13 @@ import argparse
 import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 
-from mixsweep.errors import UserError
+from mixsweep.errors import Terminated, UserError
 
 # Modules that contribute subcommands; a module that is absent is skipped, so a partial
 # checkout still gives a working CLI for what exists.
@@ -87,6 +89,29 @@ def _environment(**values: str | None) -> Iterator[None]:
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` in the main thread for one command (Python's default is to
+    die at once, silently); the handler before it is restored after. A second SIGTERM while the first
+    unwinds is ignored, so that the cleanup finishes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+RESUME = "finished runs are kept; relaunch the same command to resume"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -102,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(`make setup`, i.e. pip install -e .) or set MIXSWEEP_ROOT=<checkout>", file=sys.stderr)
         return 2
     try:
-        with _environment(MIXSWEEP_DEBUG="1" if debug else None):  # jobs, here or launched, read it
+        with _sigterm_raises(), _environment(MIXSWEEP_DEBUG="1" if debug else None):  # jobs read it
             return int(args.func(args) or 0)
     except UserError as e:
         if debug:
@@ -112,8 +137,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mixsweep: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("mixsweep: interrupted", file=sys.stderr)
+        print(f"mixsweep: interrupted (Ctrl-C): {RESUME}", file=sys.stderr)
         return 130
+    except Terminated:
+        if debug:
+            traceback.print_exc()
+        print(f"mixsweep: stopped by SIGTERM (a scheduler's time limit or cancellation, or kill): {RESUME}",
+              file=sys.stderr)
+        return 128 + signal.SIGTERM
     except BrokenPipeError:
         # The reader went away (`mixsweep plan | head -1`): stop quietly, as Unix tools do.
         devnull = os.open(os.devnull, os.O_WRONLY)

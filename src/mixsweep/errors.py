@@ -8,3 +8,10 @@ class UserError(Exception):
     ``mixsweep: error: <message>`` and exits with status 2, without a traceback unless
     ``--debug`` (or ``MIXSWEEP_DEBUG=1``) is given.
     """
+
+
+class Terminated(BaseException):
+    """SIGTERM (a scheduler's time limit or cancellation, ``kill``), raised in the main thread like
+    Ctrl-C's KeyboardInterrupt, so that the run under way cleans up on its way out (its lock-only
+    folder is removed) and the command ends with one line. A BaseException: no ``except Exception``
+    (a run's own failure handling) may record it as the run's outcome."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,8 +60,17 @@ def _hub_error(name: str, err: Exception) -> UserError:
     local = Path(name).expanduser()
     if os.sep in name and not local.exists():
         return UserError(f"model directory '{name}' does not exist: pass an existing local path or a hub id")
+    # transformers' own sentence says what is wrong (a config.json that is no JSON, an unknown model_type,
+    # no tokenizer files); its advice paragraphs and links are left out
+    cause = " ".join((str(err).strip().split("\n\n")[0] or type(err).__name__).split())[:240].rstrip(".")
+    if isinstance(err.__context__, json.JSONDecodeError):
+        cause += f" ({err.__context__})"
+    if local.is_dir():
+        return UserError(f"cannot load model '{name}': {cause}: fix that folder (a model saved with "
+                         "save_pretrained(): config.json, weights and tokenizer files) or point model.name_or_path "
+                         f"at another one, or use an offline preset ({', '.join(OFFLINE_PRESETS)})")
     return UserError(
-        f"cannot load model '{name}' ({type(err).__name__}): use a hub id reachable from this machine, "
+        f"cannot load model '{name}' ({type(err).__name__}: {cause}): use a hub id reachable from this machine, "
         f"a local directory, or an offline preset ({', '.join(OFFLINE_PRESETS)})"
     )
 
@@ -73,7 +83,7 @@ def load_tokenizer(name_or_path: str, revision: str | None = None):
     src = _source(name_or_path)
     try:
         return AutoTokenizer.from_pretrained(src, revision=revision, use_fast=True)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, TypeError) as e:  # TypeError: a config.json that is no JSON object
         raise _hub_error(name_or_path, e) from e
 
 
@@ -99,7 +109,7 @@ def _pristine(name_or_path: str, revision: str | None, num_labels: int, tiny_key
             model = AutoModelForSequenceClassification.from_pretrained(
                 _source(name_or_path), revision=revision, num_labels=num_labels, problem_type=problem
             )
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, TypeError) as e:  # TypeError: a config.json that is no JSON object
             raise _hub_error(name_or_path, e) from e
     return model.eval()
 

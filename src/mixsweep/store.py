@@ -47,14 +47,20 @@ _SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/
 _SYSTEM_DIRS = ("/", "/home", "/mnt", "/media", "/opt", "/root", "/run", "/srv", "/tmp", "/var")
 
 
-def check_location(results: str | Path) -> None:
-    """Refuse the file-system root and the system's folders as a results directory."""
-    path = Path(results).expanduser().resolve()
-    where = str(path)
+def check_location(path: str | Path, *, what: str = "results directory",
+                   writes: str = "a store writes runs/ and one folder per study there",
+                   option: str = "RESULTS=DIR (e.g. RESULTS=results)") -> None:
+    """Refuse the file-system root and the system's folders as a place mixsweep writes to.
+
+    The one check of every output folder: a results store (``RESULTS=``/``--results``), a report's
+    or the figures' ``--out``, an HPO journal's folder. ``what`` names the folder in the error,
+    ``writes`` says what would land there, ``option`` is how to choose another.
+    """
+    resolved = Path(path).expanduser().resolve()
+    where = str(resolved)
     if where in _SYSTEM_DIRS or any(where == t or where.startswith(t + "/") for t in _SYSTEM_TREES):
-        what = "the file-system root" if where == "/" else f"a system directory ({where})"
-        raise UserError(f"results directory '{results}' is {what}: a store writes runs/ and one folder per study "
-                        "there; choose a folder of your own with RESULTS=DIR (e.g. RESULTS=results)")
+        kind = "the file-system root" if where == "/" else "a system directory" + (f" ({where})" if where != str(path) else "")
+        raise UserError(f"{what} '{path}' is {kind}: {writes}; choose a folder of your own with {option}")
 
 
 def run_dir(results: str | Path, rid: str) -> Path:

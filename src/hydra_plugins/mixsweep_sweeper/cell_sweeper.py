@@ -62,16 +62,18 @@ class CellSweeper(BasicSweeper):
 
     def sweep(self, arguments: List[str]) -> Any:
         from mixsweep.atomic import atomic_write_text
-        from mixsweep.sweeping.expand import expand_jobs, select_cells
+        from mixsweep.sweeping.expand import check_study_size, expand_jobs, select_cells
         from mixsweep.sweeping.plan import build_plan
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides(self._parse_config() + list(arguments))
+        cells = select_cells(self.cells, self.select)
+        check_study_size(str(self.config.get("sweep")), overrides, len(cells))  # before the grid is listed
         grid = BasicSweeper.split_arguments(overrides, None)[0]
         # What the user typed (ARGS) beats what a cell sets: drop the cell's override of that key.
         user_keys = {o.get_key_element() for o in parser.parse_overrides(list(arguments))}
-        jobs = expand_jobs(grid, select_cells(self.cells, self.select), keep_keys=user_keys)
+        jobs = expand_jobs(grid, cells, keep_keys=user_keys)
 
         loader = self.hydra_context.config_loader
         self.plan = build_plan(jobs, lambda ov: loader.load_sweep_config(self.config, list(ov)))

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 DEFAULT_RESULTS = Path("results")
@@ -24,7 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.set_defaults(func=cmd_report)
 
     table = subparsers.add_parser(
-        "table", help="print the paper-style table (mean (max) [#failed]) of a sweep or an external CSV")
+        "table", help="print the paper-style table (mean (max) [#failed]) of a sweep or an external CSV",
+        description="Print a study's results as the paper's table: per task and cell the mean (max) score over "
+                    "the restarts and the number of failed runs, as Markdown, LaTeX or CSV (every per-cell "
+                    "statistic). Reads the run records under --results (or an external CSV with --from-csv); "
+                    "writes nothing. --measure gives the instability measures beyond SD instead.")
     _add_source_args(table)
     _add_selection(table)
     table.add_argument("--failure", default="default",
@@ -39,7 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="md/latex: the paper-style table; csv: every per-cell statistic")
     table.set_defaults(func=cmd_table)
 
-    plots = subparsers.add_parser("plots", help="draw the paper-style figures (PNG and PDF)")
+    plots = subparsers.add_parser(
+        "plots", help="draw the paper-style figures (PNG and PDF)",
+        description="Draw the paper-style figures of a study (or an external CSV): every run's score per cell "
+                    "(Fig. 3), the p-sweeps (Fig. 4, App. F), the expected max over restarts and, for digits, "
+                    "Fig. 2, as PNG and PDF into results/<sweep>/figures/ (or --out DIR), with the paper's own "
+                    "points where it gives them.")
     _add_source_args(plots)
     _add_selection(plots)
     plots.add_argument("--out", type=Path, default=None,
@@ -79,6 +86,7 @@ def _load(args: argparse.Namespace):
 
 def cmd_report(args: argparse.Namespace) -> int:
     from mixsweep.analysis.load import export_runs, sweep_dir
+    from mixsweep.analysis.outdir import writing_into
     from mixsweep.analysis.report import build_report
 
     out = sweep_dir(args.results, args.sweep)
@@ -91,7 +99,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                         f"`make sweep SWEEP={args.sweep} RESULTS={args.results}` first, then the report")
     if args.out is not None:
         out = args.out
-    with _writable(out, given=args.out is not None):
+    with writing_into(out, what="report folder", given=args.out is not None, subdirs=("figures",),
+                      writes="the report writes report.md, report.html, runs.csv, runs.parquet and figures/ there"):
         report = build_report(table, out, f"mixsweep report: {args.sweep}", args.selection,
                               figures=not args.no_figures)
         export_runs(table.runs, out / "runs.parquet")
@@ -102,36 +111,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"wrote {report.markdown}, {report.html}, {len(report.figures)} figure(s) in {out / 'figures'}, "
           f"runs.parquet, runs.csv")
     return 0
-
-
-@contextlib.contextmanager
-def _writable(out: Path, given: bool) -> Iterator[None]:
-    """Check that ``out`` takes files before anything is drawn, and turn a failed write into one line."""
-    import errno
-    import os
-    import tempfile
-
-    from mixsweep.errors import UserError
-
-    def error(e: OSError) -> UserError:
-        where = e.filename or out
-        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            fix = "choose another folder with --out DIR" if given else "write the report elsewhere with --out DIR"
-            return UserError(f"the folder {where} is read-only ({e.strerror}): {fix}")
-        return UserError(f"cannot write the report to {where} ({e.strerror or e}): free disk space or write it "
-                         "elsewhere with --out DIR")
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-check.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise error(e) from e
-    try:
-        yield
-    except OSError as e:
-        raise error(e) from e
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -190,6 +169,7 @@ def _measure_table(args: argparse.Namespace, table) -> int:
 def cmd_plots(args: argparse.Namespace) -> int:
     from mixsweep.analysis.figures import draw_figures
     from mixsweep.analysis.load import sweep_dir
+    from mixsweep.analysis.outdir import writing_into
 
     table = _load(args)
     if args.out is not None:
@@ -198,7 +178,9 @@ def cmd_plots(args: argparse.Namespace) -> int:
         out = args.from_csv.parent / "figures"
     else:
         out = sweep_dir(args.results, args.sweep) / "figures"
-    written = draw_figures(table.runs, out, args.selection, overlay_paper=not args.no_paper)
+    with writing_into(out, what="figures folder", given=args.out is not None,
+                      writes="plots writes the figures (PNG and PDF) there"):
+        written = draw_figures(table.runs, out, args.selection, overlay_paper=not args.no_paper)
     for name, path in written.items():
         print(f"{name}: {path} (+ .pdf)")
     return 0

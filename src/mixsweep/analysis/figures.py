@@ -146,6 +146,9 @@ def fig_swarms(runs: pd.DataFrame, selection: str = "final", overlay_paper: bool
             drawn = _overlay_paper_h(ax, task, labels)
             if drawn is not None:
                 handles["the paper's runs (read off its figure)"] = drawn
+        if selection != "zhang2021":  # its scores are on half of dev; the majority score is of all of it
+            for value in majority_scores(cell):
+                handles["majority-class score (dev)"] = ax.axvline(value, **MAJORITY_STYLE)
         for i in range(len(labels) - 1):  # rows are told apart by rules, not by the grid
             ax.axhline(i + 0.5, color="white", lw=2.5)
         ax.grid(False, axis="y")
@@ -157,6 +160,19 @@ def fig_swarms(runs: pd.DataFrame, selection: str = "final", overlay_paper: bool
                frameon=False)
     fig.tight_layout(rect=(0, 0.06 if len(tasks) == 1 else 0.03, 1, 1))
     return fig
+
+
+MAJORITY_STYLE = {"color": "0.35", "ls": "--", "lw": 1.0, "zorder": 1}
+
+
+def majority_scores(runs: pd.DataFrame) -> list[float]:
+    """The distinct majority-class dev scores of the runs that have one (one per dev set: cells that
+    subsample dev differently have their own), rounded as the table shows scores; a score at or
+    below it is a failed run under Mosbach et al.'s rule."""
+    if "has_majority" not in runs:
+        return []
+    values = runs.loc[runs.has_majority.astype(bool), "majority_score"].astype(float)
+    return sorted({round(v, 6) for v in values if np.isfinite(v)})
 
 
 MEAN_OFFSET = 0.3  # the mean bar sits this far under its row's dots (rows are 1 apart)

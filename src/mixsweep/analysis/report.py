@@ -51,7 +51,9 @@ REPORT_PERMUTATIONS = 2000
 # One sentence per figure: what it shows (the file name says nothing to a reader).
 CAPTIONS = {
     "fig3_swarms": "Dev score of every run (dots) for each regularizer, with the mean ± std of the runs "
-                   "(black bar under each row); grey crosses are the paper's runs where its Fig. 3 shows the cell.",
+                   "(black bar under each row); grey crosses are the paper's runs where its Fig. 3 shows the cell; the "
+                   "dashed line, where the task has one, is the majority-class score of the dev set (a run at "
+                   "or left of it is a failed run by Mosbach et al.'s rule).",
     "fig4_p_sweep": "Dev scores against the probability p for dropout(p) (orange) and mixout(w_pre, p) (blue), "
                     "with the mean line of each family, as in the paper's Fig. 4.",
     "appF_dropout_sweep": "Dev scores of dropout(p) for decreasing p with the mean line (the paper's App. F), "

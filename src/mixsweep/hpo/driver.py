@@ -21,6 +21,7 @@ the same start-up points (a seeded sampler re-proposes them on every invocation)
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -64,6 +65,10 @@ def validate(req: HpoRequest) -> SearchSpace:
     from mixsweep.store import check_location
 
     check_location(req.results)
+    if req.storage and "://" not in req.storage:  # a journal file of the user's choosing
+        check_location(Path(req.storage).parent, what="journal folder",
+                       writes="the study's journal file (--storage PATH) would be written there",
+                       option="--storage PATH")
     if req.launcher not in LAUNCHERS:
         raise UserError(f"unknown launcher '{req.launcher}': choose one of {', '.join(LAUNCHERS)}")
     if req.launcher_overrides:
@@ -435,12 +440,44 @@ def run_study(req: HpoRequest, pruner: optuna.pruners.BasePruner | None = None) 
     from mixsweep.hpo.report import write_report
 
     space = validate(req)
-    try:
-        req.study_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create {req.study_dir} ({e.strerror}): choose another --results") from e
-    print(prepare(req, space, pruner), flush=True)
-    launch(req, pruner)
-    best, lines = write_report(open_study(req, space, pruner=pruner), req, space)
+    with _full_disk_is_one_line(req):
+        try:
+            req.study_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise UserError(f"cannot create {req.study_dir} ({e.strerror}): choose another --results") from e
+        print(prepare(req, space, pruner), flush=True)
+        launch(req, pruner)
+        best, lines = write_report(open_study(req, space, pruner=pruner), req, space)
     print("\n".join(lines), flush=True)
     return best
+
+
+@contextmanager
+def _full_disk_is_one_line(req: HpoRequest) -> Iterator[None]:
+    """A full disk (or quota) as one line; a study it stopped before its first write leaves nothing:
+    the empty journal Optuna created, the claim lock and the folders made for them are removed. A
+    journal that holds trials is kept: it is the study, and a relaunch continues it."""
+    from mixsweep.analysis.outdir import write_error
+
+    journal = None if req.storage and "://" in req.storage else Path(req.storage_target)
+    fresh = journal is not None and not journal.exists()
+    missing = [p for p in (req.study_dir, *req.study_dir.parents) if not p.exists()]
+    try:
+        yield
+    except BaseException as e:
+        cause = write_error(e)
+        if cause is None or cause.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        if fresh and journal.is_file() and journal.stat().st_size == 0:
+            journal.unlink()
+            (req.study_dir / CLAIM_LOCK).unlink(missing_ok=True)
+        for path in missing:  # deepest first; stops at the first that is not empty
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        raise UserError(f"the disk is full ({cause.strerror}: {cause.filename or journal or 'a study file'}): "
+                        "free disk space or choose another results directory with --results DIR, then relaunch "
+                        "the same command (finished trials are kept)") from e

@@ -70,7 +70,12 @@ def register(sub: argparse._SubParsersAction, *, summarize: Summarize | None = N
     m.add_argument("--dry-run", action="store_true", help="print what would be moved and written; change nothing")
     m.set_defaults(func=_migrate)
 
-    p = sub.add_parser("rerun", help="re-execute one stored run from its record and compare the metrics")
+    p = sub.add_parser(
+        "rerun", help="re-execute one stored run from its record and compare the metrics",
+        description="Re-execute one stored run from the config in its record (results/runs/RUN_ID/result.json) "
+                    "and compare: exit 0 when the final metrics and the whole eval curve match exactly, 1 when "
+                    "they differ or the rerun fails. The store is not changed. A record whose config no longer "
+                    "hashes to its run id (edited after the run) is refused.")
     p.add_argument("run_id", help="the run's id (its folder name) or an unambiguous prefix of it")
     p.add_argument("--results", default="results", metavar="DIR",
                    help="results directory holding the run (default: results)")

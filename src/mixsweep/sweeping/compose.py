@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from mixsweep.paths import CONF_DIR, hydra_searchpath_override
-from mixsweep.sweeping.expand import cross_cells, expand_jobs, select_cells
+from mixsweep.sweeping.expand import (
+    check_cell_names,
+    check_study_size,
+    cross_cells,
+    expand_jobs,
+    select_cells,
+)
 from mixsweep.sweeping.request import SweepRequest
 
 
@@ -37,8 +43,11 @@ def sweep_job_overrides(req: SweepRequest) -> list[list[str]]:
     if req.seeds:
         params["seed"] = f"range(0,{req.seeds})"
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    every_cell = cross_cells(_plain(sweeper.get("cells")), _plain(sweeper.get("cross")))
+    check_cell_names(req.sweep, every_cell)
+    cells = select_cells(every_cell, req.cells)
+    check_study_size(req.sweep, parsed, len(cells))  # before the grid is listed: it may not fit in memory
     grid = BasicSweeper.split_arguments(parsed, None)[0]
-    cells = select_cells(cross_cells(_plain(sweeper.get("cells")), _plain(sweeper.get("cross"))), req.cells)
     user_keys = {o.split("=", 1)[0].lstrip("+~") for o in req.overrides}
     return [[f"+sweeps='{req.sweep}'", f"paths.results={req.results}", *job, *req.overrides]
             for job in expand_jobs(grid, cells, keep_keys=user_keys)]

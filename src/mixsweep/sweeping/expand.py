@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from mixsweep.errors import UserError
 
 CROSS_SEP = "@"  # a crossed cell's name: <cell>@<value>[@<value>...]
+# A cell name travels as a Hydra override (cell=NAME) and into tables, CSVs and file names: plain characters only.
+CELL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*")
+CELL_NAME_RULE = "letters, digits and _ . - @ (starting with a letter, digit or _)"
+
+
+def check_cell_names(study: str, cells: Collection[str]) -> None:
+    """Every cell name (a crossed one is ``<cell>@<value>``) is made of :data:`CELL_NAME_RULE`'s characters."""
+    bad = [name for name in cells if not CELL_NAME.fullmatch(name)]
+    if bad:
+        raise UserError(f"cell name {', '.join(map(repr, bad))} of study '{study}' has other characters than "
+                        f"{CELL_NAME_RULE}: rename it in sweeps/{study}.yaml (hydra.sweeper.cells, or the values "
+                        "of hydra.sweeper.cross that name crossed cells), e.g. mixout_0.7")
 
 
 def cross_cells(cells: Mapping[str, Sequence[str]],
@@ -84,3 +99,53 @@ def method_settings_added(overrides: Sequence[str]) -> list[str]:
     every cell wdecay). Prefixed overrides (``+``, ``++``, ``~``) are left as written."""
     return [f"++{o}" if o.startswith("regularizer.") and o.count(".", 0, max(o.find("="), 0)) >= 2 else o
             for o in overrides]
+
+
+# The most runs one launch plans: a planned run costs ~a millisecond and a few kB, a study this size is
+# already weeks of GPU time, and a typo (SEEDS=100000000) must not exhaust the machine's memory.
+MAX_RUNS = 10_000
+
+
+def check_study_size(study: str, params: Sequence[Any], n_cells: int) -> int:
+    """The number of runs of ``study`` (its sweep params × ``n_cells``), counted from each factor's
+    size without expanding it; a one-line UserError for a factor with no value, or above :data:`MAX_RUNS`.
+
+    ``params`` are Hydra's parsed overrides; a later one replaces an earlier one of the same key, as in
+    Hydra's sweeper (the command line's ``seed=`` replaces the study file's). A range's size is
+    ``len(range(start, stop, step))``, or ``ceil((stop - start) / step)`` for a float step.
+    """
+    sizes: dict[str, tuple[int, str]] = {}
+    for override in params:
+        if not override.is_sweep_override():
+            sizes.pop(override.get_key_element(), None)
+            continue
+        key = override.get_key_element()
+        text = override.input_line or key
+        n = _values_in(override.value())
+        if n == 0:
+            raise UserError(f"sweep parameter {text} gives no values (a range(start, stop) needs start < stop): "
+                            f"fix it in sweeps/{study}.yaml (hydra.sweeper.params) or on the command line, "
+                            "e.g. seed=range(0,3) for seeds 0, 1, 2")
+        sizes[key] = (n, text)
+    total = max(1, n_cells)
+    for n, _ in sizes.values():
+        total *= n
+    if total > MAX_RUNS:
+        factors = " × ".join([f"{n:,} ({text})" for n, text in sizes.values()] + [f"{n_cells} cells"] * (n_cells > 1))
+        raise UserError(f"study '{study}' has {total:,} runs ({factors}), over the limit of {MAX_RUNS:,} runs per "
+                        f"launch: split it into launches of at most {MAX_RUNS:,} runs, each narrowed to some of its "
+                        "cells or tasks (--cells/CELLS=, --task/TASK=), or give fewer seeds (--seeds/SEEDS=); the "
+                        "launches add their runs to the same study")
+    return total
+
+
+def _values_in(sweep: Any) -> int:
+    """How many values one Hydra sweep (choice, range, glob) gives, without listing a range."""
+    if hasattr(sweep, "list"):  # ChoiceSweep
+        return len(sweep.list)
+    if hasattr(sweep, "step"):  # RangeSweep
+        start, stop, step = sweep.start, sweep.stop, sweep.step
+        if all(isinstance(v, int) for v in (start, stop, step)):
+            return len(range(start, stop, step))
+        return max(0, math.ceil((stop - start) / step))
+    return 1  # a glob over a config group's options: a handful, counted when Hydra lists them

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -10,6 +11,7 @@ from omegaconf import OmegaConf
 
 from mixsweep import store
 from mixsweep.errors import UserError
+from mixsweep.records import RunRecord
 
 _RUN_ID_PREFIX = re.compile(r"[0-9a-f]{1,12}")
 
@@ -24,8 +26,40 @@ def find_run(results: str | Path, rid: str) -> Path:
         raise UserError(f"no stored run '{rid}' under {results}/: a run id is the name of a run's folder "
                         f"(list them with `ls {results}/runs/`), or pass --results DIR where the runs live")
     if len(hits) > 1:
-        raise UserError(f"run id prefix '{rid}' is ambiguous ({len(hits)} runs): give more characters")
+        shown = ", ".join(_describe(hit) for hit in hits[:MAX_LISTED])
+        more = f" and {len(hits) - MAX_LISTED} more" if len(hits) > MAX_LISTED else ""
+        raise UserError(f"run id prefix '{rid}' is ambiguous ({len(hits)} runs: {shown}{more}): give more "
+                        "characters of the one you mean")
     return hits[0]
+
+
+MAX_LISTED = 8  # candidates an ambiguous prefix lists
+
+
+def _describe(directory: Path) -> str:
+    """``1ed530fd418e (rte dropout_0.1 seed 1)``: a candidate of an ambiguous prefix."""
+    record = store.read_record(directory)
+    return directory.name + (f" ({record.task} {record.cell} seed {record.seed})" if record is not None else "")
+
+
+def check_config(record: RunRecord, directory: Path) -> None:
+    """The record's config is a run config that still hashes to the record's run id: rerunning an
+    edited config would compare another experiment's metrics with this run's."""
+    from mixsweep.runid import run_id
+
+    config = record.config
+    where = directory / store.RESULT
+    if not isinstance(config, dict) or not config:
+        raise UserError(f"the record {where} holds no run config (config: {json.dumps(config)[:40]}): it cannot "
+                        "be rerun; relaunch its sweep to redo the run (delete the folder first)")
+    try:
+        hashed = run_id(config)
+    except (TypeError, ValueError, AttributeError) as e:
+        hashed = f"nothing ({type(e).__name__}: {e})"
+    if hashed != directory.name:
+        raise UserError(f"the config in {where} no longer matches its run id {directory.name} (it hashes to "
+                        f"{hashed}): the record was edited after its run; restore it, or run the changed config "
+                        "as a new run with `mixsweep sweep` (a rerun reproduces a stored run, unchanged)")
 
 
 def compare(a: dict[str, float], b: dict[str, float]) -> list[str]:
@@ -46,17 +80,22 @@ def rerun(results: str | Path, rid: str) -> int:
     record = store.read_record(directory)
     if record is None:
         raise UserError(f"the record in {directory} is unreadable: rerun the sweep to redo it")
+    check_config(record, directory)
     from mixsweep.schema import upgraded
 
     cfg = OmegaConf.create(upgraded(record.config))  # a record from before the schema: 0 meant "off"
     cfg.progress = True  # a bar on a terminal, else a line every ~30 s; not part of the run id
-    print(f"rerunning {record.run_id} ({record.task} {record.label} seed {record.seed}) from {directory}",
-          flush=True)
-    out = _dispatch(cfg)
+    what = f"{record.run_id} ({record.task} {record.label} seed {record.seed})"
+    print(f"rerunning {what} from {directory}", flush=True)
+    try:
+        out = _dispatch(cfg)
+    except UserError:
+        raise  # bad input on this machine (data, model, device): one line, exit 2
+    except Exception as e:  # noqa: BLE001 - the run's own failure is the rerun's answer, not a traceback
+        return _failed(record, e)
     diffs = compare(record.final, out.get("final", {}))
     curve_same = [e["metrics"] for e in record.eval_curve] == [e["metrics"] for e in out.get("eval_curve", [])]
-    print(f"run {record.run_id} ({record.task} {record.label} seed {record.seed}): "
-          f"stored status {record.status}, rerun status {out['status']}")
+    print(f"run {what}: stored status {record.status}, rerun status {out['status']}")
     if not diffs and curve_same and record.status == out["status"]:
         print("metrics match exactly (final metrics and the whole eval curve)")
         return 0
@@ -65,4 +104,22 @@ def rerun(results: str | Path, rid: str) -> int:
     if not curve_same:
         print("  the eval curves differ")
     print("metrics do NOT match (expected across devices or with nondeterministic GPU kernels)")
+    return 1
+
+
+def _failed(record: RunRecord, e: Exception) -> int:
+    """Exit status 1 and one line for a rerun whose run raised (its traceback with --debug)."""
+    import os
+    import sys
+    import traceback
+
+    if os.environ.get("MIXSWEEP_DEBUG") == "1":
+        traceback.print_exc()
+    error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}".rstrip(": ")
+    stored = (record.error or "").splitlines()[0] if record.error else ""
+    same = " as the stored run did" if record.status == "failed" and stored == error else \
+        f" (the stored run: {record.status}{', ' + stored if stored else ''})"
+    sys.stdout.flush()
+    print(f"mixsweep: the rerun of run {record.run_id} failed{same}: {error}; rerun with --debug for the "
+          "traceback", file=sys.stderr, flush=True)
     return 1
