@@ -219,7 +219,7 @@ def _read_checked(path: Path, warnings: list[str] | None) -> RunRecord | None:
     except (ValueError, TypeError, AttributeError) as e:
         if warnings is not None:
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
-            warnings.append(f"corrupt record {path}: {why}")
+            warnings.append(f"corrupt record {path}: {why}; left out (relaunching the sweep redoes the run)")
         return None
 
 
@@ -385,20 +385,43 @@ def write_outputs(directory: Path, outputs) -> None:
             "another results directory with RESULTS=DIR, or record less (record.representations=null)") from e
 
 
-def read_outputs(results: str | Path, rid: str):
+def read_outputs(results: str | Path, rid: str, warnings: list[str] | None = None):
     """``(arrays, meta)`` of run ``rid``'s ``outputs.npz``, or None for a run without one (recorded
-    before outputs were kept, with ``record.outputs=false``, or unreadable)."""
-    from mixsweep.run_outputs import load_npz
+    before outputs were kept, or with ``record.outputs=false``) or with a damaged one, which is
+    described in ``warnings`` (:func:`damaged_warning`)."""
+    from mixsweep.run_outputs import check_output_values, check_outputs
 
-    return load_npz(run_dir(results, rid) / OUTPUTS)
+    return _load_checked(run_dir(results, rid) / OUTPUTS, check_outputs, warnings, values=check_output_values)
 
 
-def read_representations(results: str | Path, rid: str):
+def read_representations(results: str | Path, rid: str, warnings: list[str] | None = None, data: bool = True):
     """``(arrays, meta)`` of run ``rid``'s ``representations.npz`` (arrays ``rep_<layer>`` fp16 and
-    ``positions``), or None for a run without one."""
-    from mixsweep.run_outputs import load_npz
+    ``positions``), or None for a run without one or with a damaged one (described in ``warnings``).
+    ``data=False`` checks the file without reading its matrices (the arrays come back empty)."""
+    from mixsweep.run_outputs import check_representations
 
-    return load_npz(run_dir(results, rid) / REPRESENTATIONS)
+    return _load_checked(run_dir(results, rid) / REPRESENTATIONS, check_representations, warnings, data)
+
+
+def _load_checked(path: Path, check, warnings: list[str] | None, data: bool = True, values=None):
+    """The one reading of a run's .npz: None when absent, or damaged (then one line in ``warnings``)."""
+    from mixsweep.run_outputs import DamagedFile, load_npz
+
+    try:
+        got = load_npz(path, check, data)
+        if got is not None and values is not None:
+            values(*got)
+        return got
+    except DamagedFile as e:
+        if warnings is not None:
+            warnings.append(damaged_warning(path, str(e)))
+        return None
+
+
+def damaged_warning(path: Path, why: str) -> str:
+    """The one line that reports a damaged outputs or representations file, and what to do."""
+    return (f"damaged {path} ({why}): the run is read as one without this file; to redo the run, delete "
+            f"{path.parent}/ and relaunch the sweep")
 
 
 def output_sizes(results: str | Path, rid: str) -> dict[str, int]:

@@ -68,6 +68,13 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
                         "Dodge), or the test half of dev at the best val-half eval (zhang2021)")
 
 
+def _warn(table) -> None:
+    """What was skipped while reading (corrupt records, damaged output files): one line each, on
+    stderr, so that a table printed as CSV stays parseable."""
+    for w in table.warnings:
+        print(f"mixsweep: warning: {w}", file=sys.stderr, flush=True)
+
+
 def _load(args: argparse.Namespace):
     from mixsweep.analysis.load import load_external_csv, load_results, select_cells
 
@@ -96,8 +103,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         export_runs(table.runs, out / "runs.parquet")
         export_runs(table.runs, out / "runs.csv")
     print(report.main_table)
-    for w in table.warnings:
-        print(f"warning: {w}")
+    _warn(table)
     print(f"wrote {report.markdown}, {report.html}, {len(report.figures)} figure(s) in {out / 'figures'}, "
           f"runs.parquet, runs.csv")
     return 0
@@ -140,6 +146,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     failures = parse_definitions(args.failure)
     table = _load(args)
+    _warn(table)
     if args.measure is not None:
         return _measure_table(args, table)
     agg = aggregate(table.runs, args.selection, failures)
@@ -189,6 +196,7 @@ def cmd_plots(args: argparse.Namespace) -> int:
     from mixsweep.analysis.load import sweep_dir
 
     table = _load(args)
+    _warn(table)
     if args.out is not None:
         out = args.out
     elif args.from_csv:

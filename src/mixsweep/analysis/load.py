@@ -71,14 +71,16 @@ def load_results(results: str | os.PathLike, sweep: str) -> RunTable:
     """Read the records of every run in the study's view of the store into a :class:`RunTable`.
 
     Runs without a record (in progress, or not run yet) are left out; a record that does not
-    parse or validate becomes a warning ``corrupt record <path>: <why>``.
+    parse or validate becomes a warning ``corrupt record <path>: <why>``, and a damaged outputs or
+    representations file one that names it (the run is read as one without that file).
     """
     root = sweep_dir(results, sweep)
     warnings: list[str] = []
     records = list(store.iter_records(results, sweep, warnings))
     from mixsweep.analysis.instability import run_fields
 
-    return RunTable(run_fields(records_frame(records), results), warnings, origin=str(root), records=records)
+    runs = run_fields(records_frame(records), results, warnings)
+    return RunTable(runs, warnings, origin=str(root), records=records)
 
 
 def select_cells(table: RunTable, names: list[str] | None) -> RunTable:
