@@ -156,7 +156,12 @@ def read_view(results: str | Path, sweep: str) -> list[dict[str, str]]:
     """The study's entries ``{run_id, task, cell}``, in the order they were first planned."""
     path = study_dir(results, sweep) / VIEW
     try:
-        return list(json.loads(path.read_text(encoding="utf-8"))["runs"])
+        entries = list(json.loads(path.read_text(encoding="utf-8"))["runs"])
+        for e in entries:  # each names a run folder under runs/: a plain name, never a path
+            if not isinstance(e, dict) or not isinstance(e.get("run_id"), str) or not e["run_id"] \
+                    or "/" in e["run_id"] or e["run_id"].startswith("."):
+                raise ValueError(f"entry {str(e)[:40]} is not {{run_id, task, cell}}")
+        return entries
     except FileNotFoundError:
         return []
     except (ValueError, KeyError, TypeError) as e:
