@@ -137,7 +137,10 @@ def _config(v: Any) -> str | None:
     if not isinstance(v, dict):
         return "must be a JSON object (the run's config)"
     bad = [k for k in _CONFIG_BLOCKS if v.get(k) is not None and not isinstance(v[k], dict)]
-    return f"block '{bad[0]}' must be a JSON object" if bad else None
+    if bad:
+        return f"block '{bad[0]}' must be a JSON object"
+    name = (v.get("optimizer") or {}).get("name")  # the analysis groups cells by it
+    return None if name is None or isinstance(name, str) else "optimizer.name must be a string"
 
 
 def _env(v: Any) -> str | None:

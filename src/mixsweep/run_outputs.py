@@ -272,7 +272,8 @@ class DamagedFile(ValueError):
     the analysis reads the run as one without that file and warns."""
 
 
-_NPY_MAGIC, _ZIP_MAGIC, _PICKLE_PROTOCOL = b"\x93NUMPY", b"PK\x03\x04", b"\x80"
+# the first bytes of an .npy (\\x93NUMPY), a zip archive (an .npz is one) and a pickle (protocol >= 2)
+_NPY_MAGIC, _ZIP_MAGIC, _PICKLE_PROTOCOL = b"\x93NUM", b"PK\x03\x04", b"\x80"
 
 
 def load_npz(path: Path, check: Callable[[dict[str, tuple], dict[str, Any]], None] | None = None,
@@ -296,7 +297,7 @@ def load_npz(path: Path, check: Callable[[dict[str, tuple], dict[str, Any]], Non
         raise DamagedFile(f"unreadable ({e.strerror or e})") from e
     if not head:
         raise DamagedFile("empty (0 bytes)")
-    if head.startswith(_NPY_MAGIC[:4]):
+    if head.startswith(_NPY_MAGIC):
         raise DamagedFile("a single .npy array, not an .npz archive")
     if head.startswith(_PICKLE_PROTOCOL):
         raise DamagedFile("a Python pickle, not an .npz archive (pickles are never loaded)")
