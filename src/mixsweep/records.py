@@ -58,7 +58,110 @@ class RunRecord:
             raise ValueError(f"run record lacks {sorted(missing)}")
         if d["status"] not in STATUSES:
             raise ValueError(f"run record has unknown status {d['status']!r}")
+        for key, value in d.items():
+            problem = _FIELDS[key](value) if key in _FIELDS else None
+            if problem:
+                raise ValueError(f"run record field '{key}' {problem}, not {_shown(value)}")
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# The record's schema, checked when a record is read (RunRecord.from_dict): each field -> what is wrong
+# with a value (None: nothing). A record that fails it is corrupt, like one that does not parse.
+def _text(v: Any) -> str | None:
+    return None if isinstance(v, str) else "must be a string"
+
+
+def _optional_text(v: Any) -> str | None:
+    return None if v is None or isinstance(v, str) else "must be a string or null"
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _integer(v: Any) -> str | None:
+    return None if _is_int(v) else "must be an integer"
+
+
+def _optional_integer(v: Any) -> str | None:
+    return None if v is None or _is_int(v) else "must be an integer or null"
+
+
+def _optional_number(v: Any) -> str | None:
+    return None if v is None or _is_number(v) else "must be a number or null"
+
+
+def _mapping(v: Any) -> str | None:
+    return None if isinstance(v, dict) else "must be a JSON object"
+
+
+def _metrics(v: Any) -> str | None:
+    """{metric: number or null} (null: an undefined correlation)."""
+    if not isinstance(v, dict) or not all(isinstance(k, str) and (x is None or _is_number(x)) for k, x in v.items()):
+        return "must be an object {metric: number or null}"
+    return None
+
+
+def _curve(v: Any) -> str | None:
+    """[{step, epoch, metrics, val_half?, test_half?}, ...]"""
+    if not isinstance(v, list):
+        return "must be a list of eval points"
+    for i, point in enumerate(v):
+        if not isinstance(point, dict) or not _is_int(point.get("step")):
+            return f"point {i} must be an object with an integer step"
+        for key in ("metrics", "val_half", "test_half"):
+            if point.get(key) is not None and _metrics(point[key]):
+                return f"point {i}: {key} must be an object {{metric: number or null}}"
+        if point.get("epoch") is not None and not _is_number(point["epoch"]):
+            return f"point {i}: epoch must be a number"
+    return None
+
+
+def _objects(v: Any) -> str | None:
+    return None if isinstance(v, list) and all(isinstance(x, dict) for x in v) else "must be a list of objects"
+
+
+def _texts(v: Any) -> str | None:
+    return None if isinstance(v, list) and all(isinstance(x, str) for x in v) else "must be a list of strings"
+
+
+# the blocks of the run config the analysis reads (cell identity, labels, recipe, provenance)
+_CONFIG_BLOCKS = ("task", "model", "data", "train", "optimizer", "regularizer", "record", "paths")
+
+
+def _config(v: Any) -> str | None:
+    if not isinstance(v, dict):
+        return "must be a JSON object (the run's config)"
+    bad = [k for k in _CONFIG_BLOCKS if v.get(k) is not None and not isinstance(v[k], dict)]
+    if bad:
+        return f"block '{bad[0]}' must be a JSON object"
+    name = (v.get("optimizer") or {}).get("name")  # the analysis groups cells by it
+    return None if name is None or isinstance(name, str) else "optimizer.name must be a string"
+
+
+def _env(v: Any) -> str | None:
+    if not isinstance(v, dict):
+        return "must be a JSON object"
+    bad = [k for k in ("git", "versions", "determinism") if v.get(k) is not None and not isinstance(v[k], dict)]
+    return f"'{bad[0]}' must be a JSON object" if bad else None
+
+
+_FIELDS = {
+    "run_id": _text, "sweep": _text, "task": _text, "cell": _text, "label": _text, "seed": _integer,
+    "headline": _text, "final": _metrics, "best": _metrics, "best_step": _optional_integer, "eval_curve": _curve,
+    "train_loss": _objects, "majority": _metrics, "distance_sq": _optional_number, "times": _mapping,
+    "seeds": _mapping, "config": _config, "overrides": _texts, "env": _env, "extra": _mapping,
+    "error": _optional_text, "created": _text, "schema": _integer,
+}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 def metric_value(x: Any) -> float:

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,15 +281,156 @@ def save_npz(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, An
         (np.savez_compressed if compress else np.savez)(fh, **payload)
 
 
-def load_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-    """The arrays and meta of a file written by :func:`save_npz`; None if absent or unreadable."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (FileNotFoundError, OSError, ValueError, EOFError):
+class DamagedFile(ValueError):
+    """A run's ``.npz`` that is there but is not what :func:`save_npz` writes (the message says why):
+    the analysis reads the run as one without that file and warns."""
+
+
+# the first bytes of an .npy (\\x93NUMPY), a zip archive (an .npz is one) and a pickle (protocol >= 2)
+_NPY_MAGIC, _ZIP_MAGIC, _PICKLE_PROTOCOL = b"\x93NUM", b"PK\x03\x04", b"\x80"
+
+
+def load_npz(path: Path, check: Callable[[dict[str, tuple], dict[str, Any]], None] | None = None,
+             data: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """The arrays and meta of a file written by :func:`save_npz`; None if there is no such file.
+
+    Anything else at ``path`` raises :class:`DamagedFile` with the reason: a folder, an empty file, a
+    single ``.npy``, a pickle (never unpickled), a truncated archive, a pickled (object) member, a
+    ``meta`` that is not a JSON object, or members that ``check(shapes, meta)`` rejects (``shapes``:
+    member name -> (shape, dtype), read from the .npy headers). ``data=False`` reads the headers and
+    ``meta`` only (the arrays come back empty): a cheap check of a large file."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
         return None
-    meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else {}
+    if path.is_dir():
+        raise DamagedFile("a folder where a file belongs")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_ZIP_MAGIC))
+    except OSError as e:
+        raise DamagedFile(f"unreadable ({e.strerror or e})") from e
+    if not head:
+        raise DamagedFile("empty (0 bytes)")
+    if head.startswith(_NPY_MAGIC):
+        raise DamagedFile("a single .npy array, not an .npz archive")
+    if head.startswith(_PICKLE_PROTOCOL):
+        raise DamagedFile("a Python pickle, not an .npz archive (pickles are never loaded)")
+    if head != _ZIP_MAGIC:
+        raise DamagedFile("not an .npz archive")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+            shapes = {key: _npy_header(archive, name) for key, name in members.items()}
+            meta = _meta(archive, members) if "meta" in members else {}
+            if check is not None:
+                check({k: v for k, v in shapes.items() if k != "meta"}, meta)
+            arrays = {key: _npy_array(archive, name) for key, name in members.items()
+                      if key != "meta" and data}
+    except DamagedFile:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, KeyError,
+            NotImplementedError) as e:  # truncated, bad CRC, a damaged deflate stream or npy header
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DamagedFile(f"truncated or damaged archive ({why})") from e
     return arrays, meta
+
+
+def _npy_header(archive: zipfile.ZipFile, name: str) -> tuple[tuple[int, ...], np.dtype]:
+    with archive.open(name) as fp:
+        version = np.lib.format.read_magic(fp)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _fortran, dtype = read(fp)
+    if dtype.hasobject:
+        raise DamagedFile(f"member '{name}' holds pickled Python objects (never loaded)")
+    return tuple(shape), dtype
+
+
+def _npy_array(archive: zipfile.ZipFile, name: str) -> np.ndarray:
+    with archive.open(name) as fp:
+        return np.lib.format.read_array(fp, allow_pickle=False)
+
+
+def _meta(archive: zipfile.ZipFile, members: dict[str, str]) -> dict[str, Any]:
+    text = str(_npy_array(archive, members["meta"]))
+    try:
+        meta = json.loads(text)
+    except ValueError as e:
+        raise DamagedFile(f"its meta is not JSON ({e})") from e
+    if not isinstance(meta, dict):
+        raise DamagedFile(f"its meta is a JSON {type(meta).__name__}, not an object")
+    return meta
+
+
+def _need(ok: bool, why: str) -> None:
+    if not ok:
+        raise DamagedFile(why)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def check_outputs(shapes: dict[str, tuple], meta: dict[str, Any]) -> None:
+    """What :func:`build_outputs` writes: ``labels`` (n,); per step of ``meta.points`` ``pred_<step>``
+    (n,) integers and ``prob_<step>`` (n, K), or ``score_<step>`` (n,) for regression; the halves (m,)
+    integers. Raises :class:`DamagedFile` naming the first member that is not so."""
+    points = meta.get("points")
+    _need(isinstance(points, dict) and all(_is_int(s) or s is None for s in points.values()),
+          "its meta has no points {protocol: step}")
+    _need(isinstance(meta.get("regression"), bool), "its meta says neither regression true nor false")
+    _need(isinstance(meta.get("dev_hash"), str), "its meta has no dev_hash")
+    _need("labels" in shapes and len(shapes["labels"][0]) == 1, "no labels (n,) array")
+    n = shapes["labels"][0][0]
+    _need(meta.get("n_examples", n) == n, f"{n} labels for n_examples={meta.get('n_examples')}")
+    for step in {s for s in points.values() if s is not None}:
+        names = [f"score_{step}"] if meta["regression"] else [f"pred_{step}", f"prob_{step}"]
+        for name in names:
+            _need(name in shapes, f"no {name} array for step {step} of its meta")
+            shape, dtype = shapes[name]
+            _need(shape[:1] == (n,), f"{name} has shape {shape}, not {n} rows like its labels")
+            if name.startswith("prob_"):
+                k = meta.get("num_classes")
+                _need(len(shape) == 2 and shape[1] >= 2 and (k is None or shape[1] == k),
+                      f"{name} has shape {shape}, not ({n}, num_classes={k})")
+                _need(dtype.kind == "f", f"{name} holds {dtype}, not probabilities")
+            else:
+                _need(len(shape) == 1, f"{name} has shape {shape}, not ({n},)")
+                _need(dtype.kind in ("i", "u") if name.startswith("pred_") else dtype.kind in ("f", "i", "u"),
+                      f"{name} holds {dtype}")
+    for name in ("val_half", "test_half"):
+        if name in shapes:
+            _need(len(shapes[name][0]) == 1 and shapes[name][1].kind in ("i", "u"),
+                  f"{name} is not a list of positions")
+
+
+def check_output_values(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """The values :func:`check_outputs` cannot see in the headers: class ids in 0..K-1 and dev
+    positions in 0..n-1."""
+    n = len(arrays["labels"])
+    k = next((a.shape[1] for name, a in arrays.items() if name.startswith("prob_")), None)
+    for name, a in arrays.items():
+        if name.startswith("pred_") and len(a) and k is not None:
+            _need(int(a.min()) >= 0 and int(a.max()) < k, f"{name} holds class ids outside 0..{k - 1}")
+        if name in ("val_half", "test_half") and len(a):
+            _need(int(a.min()) >= 0 and int(a.max()) < n, f"{name} holds positions outside 0..{n - 1}")
+
+
+def check_representations(shapes: dict[str, tuple], meta: dict[str, Any]) -> None:
+    """What :func:`run_outputs` writes: ``positions`` (m,) integers and, per name in ``meta.layers``,
+    ``rep_<layer>`` (m, hidden) floats."""
+    layers = meta.get("layers")
+    _need(isinstance(layers, list) and bool(layers) and all(isinstance(x, str) for x in layers),
+          "its meta lists no layers")
+    _need(isinstance(meta.get("dev_hash"), str), "its meta has no dev_hash")
+    _need("positions" in shapes and len(shapes["positions"][0]) == 1 and shapes["positions"][1].kind in ("i", "u"),
+          "no positions (m,) array")
+    m = shapes["positions"][0][0]
+    for layer in layers:
+        name = f"rep_{layer}"
+        _need(name in shapes, f"no {name} array for layer {layer} of its meta")
+        shape, dtype = shapes[name]
+        _need(len(shape) == 2 and shape[0] == m and shape[1] >= 1 and dtype.kind == "f",
+              f"{name} has shape {shape} ({dtype}), not ({m} positions, hidden) floats")
 
 
 @dataclass

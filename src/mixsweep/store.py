@@ -162,7 +162,12 @@ def read_view(results: str | Path, sweep: str) -> list[dict[str, str]]:
     """The study's entries ``{run_id, task, cell}``, in the order they were first planned."""
     path = study_dir(results, sweep) / VIEW
     try:
-        return list(json.loads(path.read_text(encoding="utf-8"))["runs"])
+        entries = list(json.loads(path.read_text(encoding="utf-8"))["runs"])
+        for e in entries:  # each names a run folder under runs/: a plain name, never a path
+            if not isinstance(e, dict) or not isinstance(e.get("run_id"), str) or not e["run_id"] \
+                    or "/" in e["run_id"] or e["run_id"].startswith("."):
+                raise ValueError(f"entry {str(e)[:40]} is not {{run_id, task, cell}}")
+        return entries
     except FileNotFoundError:
         return []
     except (ValueError, KeyError, TypeError) as e:
@@ -225,7 +230,7 @@ def _read_checked(path: Path, warnings: list[str] | None) -> RunRecord | None:
     except (ValueError, TypeError, AttributeError) as e:
         if warnings is not None:
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
-            warnings.append(f"corrupt record {path}: {why}")
+            warnings.append(f"corrupt record {path}: {why}; left out (relaunching the sweep redoes the run)")
         return None
 
 
@@ -391,20 +396,43 @@ def write_outputs(directory: Path, outputs) -> None:
             "another results directory with RESULTS=DIR, or record less (record.representations=null)") from e
 
 
-def read_outputs(results: str | Path, rid: str):
+def read_outputs(results: str | Path, rid: str, warnings: list[str] | None = None):
     """``(arrays, meta)`` of run ``rid``'s ``outputs.npz``, or None for a run without one (recorded
-    before outputs were kept, with ``record.outputs=false``, or unreadable)."""
-    from mixsweep.run_outputs import load_npz
+    before outputs were kept, or with ``record.outputs=false``) or with a damaged one, which is
+    described in ``warnings`` (:func:`damaged_warning`)."""
+    from mixsweep.run_outputs import check_output_values, check_outputs
 
-    return load_npz(run_dir(results, rid) / OUTPUTS)
+    return _load_checked(run_dir(results, rid) / OUTPUTS, check_outputs, warnings, values=check_output_values)
 
 
-def read_representations(results: str | Path, rid: str):
+def read_representations(results: str | Path, rid: str, warnings: list[str] | None = None, data: bool = True):
     """``(arrays, meta)`` of run ``rid``'s ``representations.npz`` (arrays ``rep_<layer>`` fp16 and
-    ``positions``), or None for a run without one."""
-    from mixsweep.run_outputs import load_npz
+    ``positions``), or None for a run without one or with a damaged one (described in ``warnings``).
+    ``data=False`` checks the file without reading its matrices (the arrays come back empty)."""
+    from mixsweep.run_outputs import check_representations
 
-    return load_npz(run_dir(results, rid) / REPRESENTATIONS)
+    return _load_checked(run_dir(results, rid) / REPRESENTATIONS, check_representations, warnings, data)
+
+
+def _load_checked(path: Path, check, warnings: list[str] | None, data: bool = True, values=None):
+    """The one reading of a run's .npz: None when absent, or damaged (then one line in ``warnings``)."""
+    from mixsweep.run_outputs import DamagedFile, load_npz
+
+    try:
+        got = load_npz(path, check, data)
+        if got is not None and values is not None:
+            values(*got)
+        return got
+    except DamagedFile as e:
+        if warnings is not None:
+            warnings.append(damaged_warning(path, str(e)))
+        return None
+
+
+def damaged_warning(path: Path, why: str) -> str:
+    """The one line that reports a damaged outputs or representations file, and what to do."""
+    return (f"damaged {path} ({why}): the run is read as one without this file; to redo the run, delete "
+            f"{path.parent}/ and relaunch the sweep")
 
 
 def output_sizes(results: str | Path, rid: str) -> dict[str, int]:

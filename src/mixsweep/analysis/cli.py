@@ -76,6 +76,13 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
                         "Dodge), or the test half of dev at the best val-half eval (zhang2021)")
 
 
+def _warn(table) -> None:
+    """What was skipped while reading (corrupt records, damaged output files): one line each, on
+    stderr, so that a table printed as CSV stays parseable."""
+    for w in table.warnings:
+        print(f"mixsweep: warning: {w}", file=sys.stderr, flush=True)
+
+
 def _load(args: argparse.Namespace):
     from mixsweep.analysis.load import load_external_csv, load_results, select_cells
 
@@ -105,9 +112,10 @@ def cmd_report(args: argparse.Namespace) -> int:
                               figures=not args.no_figures)
         export_runs(table.runs, out / "runs.parquet")
         export_runs(table.runs, out / "runs.csv")
-    print(report.main_table)
-    for w in table.warnings:
-        print(f"warning: {w}")
+    from mixsweep.analysis.load import unfinished_lines
+
+    print("\n".join([*unfinished_lines(table), report.main_table]))
+    _warn(table)
     print(f"wrote {report.markdown}, {report.html}, {len(report.figures)} figure(s) in {out / 'figures'}, "
           f"runs.parquet, runs.csv")
     return 0
@@ -120,11 +128,13 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     failures = parse_definitions(args.failure)
     table = _load(args)
+    _warn(table)
+    _say_unfinished(table, args.format)
     if args.measure is not None:
         return _measure_table(args, table)
     agg = aggregate(table.runs, args.selection, failures)
     if args.format == "csv":
-        print(agg.reset_index().to_csv(index=False), end="")
+        print(render(agg, "csv", index=True), end="")
         return 0
     print(render(paper_style(agg, failures), args.format, index=True), end="")
     tasks = sorted(set(table.runs["task"]))
@@ -133,6 +143,15 @@ def cmd_table(args: argparse.Namespace) -> int:
     for note in footnotes(agg, failures):
         print(("% " if args.format == "latex" else "") + note)
     return 0
+
+
+def _say_unfinished(table, fmt: str) -> None:
+    """The table's first lines for a study with planned runs that have no record (on stderr beside a
+    CSV, which stays parseable; as LaTeX comments above a tabular)."""
+    from mixsweep.analysis.load import unfinished_lines
+
+    for line in unfinished_lines(table):
+        print(("% " if fmt == "latex" else "") + line, file=sys.stderr if fmt == "csv" else sys.stdout)
 
 
 def _measure_table(args: argparse.Namespace, table) -> int:
@@ -154,7 +173,7 @@ def _measure_table(args: argparse.Namespace, table) -> int:
     else:
         frame = result.long[result.long["measure"] == name].reset_index(drop=True)
     if args.format == "csv":
-        print(frame.to_csv(index=False), end="")
+        print(render(frame, "csv"), end="")
     elif frame.empty:
         print(f"no cell has what {name} needs (stored per-example outputs"
               + (" and representations" if MEASURES.get(name, ("",))[0] == "representation" else "") + ")")
@@ -172,6 +191,7 @@ def cmd_plots(args: argparse.Namespace) -> int:
     from mixsweep.analysis.outdir import writing_into
 
     table = _load(args)
+    _warn(table)
     if args.out is not None:
         out = args.out
     elif args.from_csv:

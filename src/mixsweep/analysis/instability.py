@@ -124,9 +124,10 @@ def instability(runs: pd.DataFrame, records: list[RunRecord], results: str | os.
             missing = len(cell) - len(loaded)
             missing_total += missing
             if loaded:
-                common = Counter(p.dev_hash for _, p in loaded).most_common(1)[0][0]
-                mixed_total += sum(p.dev_hash != common for _, p in loaded)
-                loaded = [(rid, p) for rid, p in loaded if p.dev_hash == common]
+                group = Counter(_dev_set(p) for _, p in loaded).most_common(1)[0][0]
+                mixed_total += sum(_dev_set(p) != group for _, p in loaded)
+                loaded = [(rid, p) for rid, p in loaded if _dev_set(p) == group]
+                common = group[0]  # the dev hash
             row = {"task": task, "regularizer": display_name(label), "n": len(cell), "with outputs": len(loaded)}
             scores = cell.set_index("run_id")[f"{selection}_score"].astype(float)
             if not loaded:
@@ -179,8 +180,8 @@ def instability(runs: pd.DataFrame, records: list[RunRecord], results: str | os.
             wide_rows.append(row)
     if missing_total:
         notes.append(f"{missing_total} run(s) hold no per-example outputs at the {selection} point (recorded before "
-                     "outputs were kept, with record.outputs=false, or not reaching the point): left out of these "
-                     "measures; a cell with none shows –.")
+                     "outputs were kept, with record.outputs=false, not reaching the point, or a damaged file, "
+                     "warned about): left out of these measures; a cell with none shows –.")
     if mixed_total:
         notes.append(f"{mixed_total} run(s) were scored on a different dev set (content hash) than the rest of "
                      "their cell: left out.")
@@ -336,6 +337,12 @@ def symbol_matrix(pairs: pd.DataFrame, value: str = "tau") -> pd.DataFrame:
     return out.iloc[1:, :-1]  # the first row and the last column of a lower triangle are empty
 
 
+def _dev_set(p) -> tuple:
+    """What runs compared on the same examples share: the dev hash, and (for a file made by hand,
+    which could pair a hash with other arrays) the shapes of the outputs and the scored positions."""
+    return (p.dev_hash, p.pred.shape, None if p.prob is None else p.prob.shape, p.subset.tobytes())
+
+
 def _long(task, label, name, layer, est, measures):
     return {"task": task, "regularizer": label, "measure": name, "layer": layer, "value": est.value,
             "low": est.low, "high": est.high, "n_runs": measures.n_runs, "n_examples": measures.n_examples}
@@ -350,14 +357,19 @@ def _representations(results, rids: list[str], dev_hash: str) -> dict[str, list[
         return {}
     if any(not np.array_equal(arrays["positions"], got[0][0]["positions"]) for arrays, _ in got):
         return {}
-    common = set.intersection(*[set(meta.get("layers", [])) for _, meta in got])
+    common = set.intersection(*[set(meta["layers"]) for _, meta in got])
+    # a layer is compared only where every run stored it at one width (each file is checked on reading)
+    common = {layer for layer in common if len({arrays[f"rep_{layer}"].shape for arrays, _ in got}) == 1}
     return {layer: [arrays[f"rep_{layer}"] for arrays, _ in got] for layer in sorted(common, key=_layer_order)}
 
 
-def run_fields(runs: pd.DataFrame, results: str | os.PathLike | None) -> pd.DataFrame:
+def run_fields(runs: pd.DataFrame, results: str | os.PathLike | None,
+               warnings: list[str] | None = None) -> pd.DataFrame:
     """The tidy table's per-run fields: ``has_outputs``, ``has_representations``, ``dev_hash``, and
     ``pwd_<protocol>``: the run's mean disagreement with each other restart of its cell (same dev hash)
-    at that protocol's point — the per-run share of the cell's pairwise disagreement. NaN without outputs."""
+    at that protocol's point — the per-run share of the cell's pairwise disagreement. NaN without outputs.
+    Every run's files are checked here (the representations by their headers only); a damaged one
+    counts as absent and is described in ``warnings``."""
     runs = runs.copy()
     for col in ("has_outputs", "has_representations"):
         runs[col] = False
@@ -369,9 +381,9 @@ def run_fields(runs: pd.DataFrame, results: str | os.PathLike | None) -> pd.Data
         return runs
     loaded = {}
     for i, rid in runs["run_id"].astype(str).items():
-        got = store.read_outputs(results, rid)
+        got = store.read_outputs(results, rid, warnings)
         runs.at[i, "has_outputs"] = got is not None
-        runs.at[i, "has_representations"] = store.output_sizes(results, rid)["representations"] > 0
+        runs.at[i, "has_representations"] = store.read_representations(results, rid, warnings, data=False) is not None
         if got is not None:
             loaded[i] = got
             runs.at[i, "dev_hash"] = got[1].get("dev_hash")

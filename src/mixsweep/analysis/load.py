@@ -43,6 +43,8 @@ class RunTable:
     warnings: list[str] = field(default_factory=list)
     origin: str = ""
     records: list[RunRecord] = field(default_factory=list)  # the full records (config, env): provenance
+    # (task, cell) -> (runs planned, those without a record), per cell of the study as launched (its view)
+    planned: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
 
 
 def sweep_dir(results: str | os.PathLike, sweep: str) -> Path:
@@ -71,14 +73,19 @@ def load_results(results: str | os.PathLike, sweep: str) -> RunTable:
     """Read the records of every run in the study's view of the store into a :class:`RunTable`.
 
     Runs without a record (in progress, or not run yet) are left out; a record that does not
-    parse or validate becomes a warning ``corrupt record <path>: <why>``.
+    parse or validate becomes a warning ``corrupt record <path>: <why>``, and a damaged outputs or
+    representations file one that names it (the run is read as one without that file).
     """
     root = sweep_dir(results, sweep)
     warnings: list[str] = []
     records = list(store.iter_records(results, sweep, warnings))
     from mixsweep.analysis.instability import run_fields
 
-    return RunTable(run_fields(records_frame(records), results), warnings, origin=str(root), records=records)
+    runs = run_fields(records_frame(records), results, warnings)
+    from mixsweep.sweeping.plan import planned_without_record
+
+    planned = planned_without_record(results, sweep, {r.run_id for r in records})
+    return RunTable(runs, warnings, origin=str(root), records=records, planned=planned)
 
 
 def select_cells(table: RunTable, names: list[str] | None) -> RunTable:
@@ -92,7 +99,24 @@ def select_cells(table: RunTable, names: list[str] | None) -> RunTable:
                         f"choose from {', '.join(sorted(known)) or '(no runs yet)'}")
     runs = table.runs[table.runs["cell"].isin(names)].reset_index(drop=True)
     kept = set(runs["run_id"].astype(str)) if "run_id" in runs else set()
-    return RunTable(runs, table.warnings, table.origin, [r for r in table.records if r.run_id in kept])
+    return RunTable(runs, table.warnings, table.origin, [r for r in table.records if r.run_id in kept],
+                    {cell: n for cell, n in table.planned.items() if cell[1] in names})
+
+
+def unfinished_lines(table: RunTable) -> list[str]:
+    """What opens a table or report of a study whose planned runs do not all have a record: the
+    total, then one line per cell with runs missing. None for a finished study (or a CSV)."""
+    missing = {cell: n for cell, n in table.planned.items() if n[1]}
+    if not missing:
+        return []
+    planned = sum(n for n, _ in table.planned.values())
+    absent = sum(m for _, m in table.planned.values())
+    lines = [f"unfinished study: {absent} of {planned} planned runs have no record yet, so every number here "
+             f"covers the {planned - absent} that do; relaunch the sweep to run the rest (finished runs are kept)"]
+    width = max(len(task) for task, _ in missing)
+    lines += [f"  {task:<{width}}  {cell}: {m} of {n} planned runs without a record"
+              for (task, cell), (n, m) in missing.items()]
+    return lines
 
 
 def records_frame(records: list[RunRecord]) -> pd.DataFrame:
@@ -176,13 +200,14 @@ def load_external_csv(path: str | os.PathLike) -> RunTable:
     if missing:
         raise UserError(f"{path} lacks columns {missing}: the header must include {','.join(CSV_COLUMNS)}")
     rows = []
-    for rec in raw.to_dict("records"):
+    for line, rec in enumerate(raw.to_dict("records"), start=2):  # line 1 is the header
         task = normalize_task(rec["task"])
         label = label_of(rec["config"])
         metric = str(rec.get("metric") or _headline_of(task))
-        score = metric_value(rec["score"])
+        seed = _csv_seed(path, line, rec["seed"])
+        score = _csv_number(path, line, "score", rec["score"])
         family, p = sweep_family(label)
-        majority = metric_value(rec.get("majority"))
+        majority = _csv_number(path, line, "majority", rec.get("majority"))
         rows.append(
             {
                 "source": "csv",
@@ -194,7 +219,7 @@ def load_external_csv(path: str | os.PathLike) -> RunTable:
                 "label": label,
                 "optimizer": None,  # a CSV names no optimizer
                 "delta": label,
-                "seed": int(rec["seed"]),
+                "seed": seed,
                 "run_id": f"{task}/{label}/{rec['seed']}",
                 "status": str(rec.get("status") or "ok"),
                 "headline": metric,
@@ -217,6 +242,35 @@ def load_external_csv(path: str | os.PathLike) -> RunTable:
             }
         )
     return RunTable(_frame(rows), [], origin=str(path))
+
+
+def _csv_seed(path: Path, line: int, value: Any) -> int:
+    """A CSV row's seed: a whole number (``3`` or ``3.0``); anything else is a one-line error."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number != int(number):
+        raise UserError(f"{path} line {line}: seed {_cell(value)} is not a whole number: give each run's seed as "
+                        "an integer (e.g. 0, 1, 2)")
+    return int(number)
+
+
+def _csv_number(path: Path, line: int, column: str, value: Any) -> float:
+    """A CSV row's score (or majority): a number, or empty / NaN for a run without one (a diverged
+    run); text such as ``abc`` is a one-line error, never a silent NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{path} line {line}: {column} {_cell(value)} is not a number: give a number, or leave "
+                        "the cell empty for a run without one") from None
+
+
+def _cell(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @cache
@@ -247,7 +301,9 @@ def export_runs(runs: pd.DataFrame, path: str | os.PathLike) -> Path:
 
     path = Path(path)
     if path.suffix == ".csv":
-        atomic_write_text(path, runs.to_csv(index=False))
+        from mixsweep.analysis.tables import csv_text
+
+        atomic_write_text(path, csv_text(runs))
     elif path.suffix == ".parquet":
         atomic_write_with(path, lambda tmp: runs.to_parquet(tmp, index=False))
     else:

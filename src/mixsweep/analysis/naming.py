@@ -136,7 +136,7 @@ def sweep_family(label: str, regularizer: Mapping[str, Any] | None = None) -> tu
 
         try:
             methods = build_methods(upgrade(regularizer))  # records written before the methods too
-        except RegularizerError:
+        except (RegularizerError, ValueError, TypeError):  # a hand-edited record: no family, never a traceback
             return None, float("nan")
         if not methods:
             return "none", 0.0

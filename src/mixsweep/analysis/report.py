@@ -130,6 +130,7 @@ def build_report(
         drawn = draw_figures(runs, out / "figures", selection)
     what_ran = [_runs_paragraph(table, selection), "\n".join(provenance_lines(table.records))]
     sections = [
+        *_unfinished_section(table),
         Section("What ran", what_ran + ([_warning_list(table.warnings)] if table.warnings else [])),
         Section("Per-cell results", [main, _legend(tasks, failures, shown), *_notes(agg, shown)]),
         Section(f"Paper-style table (mean (max) [#failed: {'/'.join(shown) or 'no definition applies'}])",
@@ -147,6 +148,19 @@ def build_report(
     atomic_write_text(md_path, render_markdown(title, sections, out))
     atomic_write_text(html_path, render_html(title, sections))
     return Report(md_path, html_path, drawn, render(main, "md"))
+
+
+def _unfinished_section(table: RunTable) -> list[Section]:
+    """First in the report of a study whose planned runs do not all have a record: how many, per cell."""
+    from mixsweep.analysis.load import unfinished_lines
+
+    lines = unfinished_lines(table)
+    if not lines:
+        return []
+    cells = pd.DataFrame([{"task": task, "cell": cell, "planned": n, "without a record": m}
+                          for (task, cell), (n, m) in table.planned.items() if m])
+    text = lines[0].removeprefix("unfinished study: ")
+    return [Section("Unfinished study", [text[0].upper() + text[1:] + ".", cells])]
 
 
 def _recipe_blocks(table: RunTable) -> list[Block]:

@@ -130,10 +130,36 @@ def render(table: pd.DataFrame, fmt: str = "md", index: bool = False) -> str:
     if index:
         table = table.reset_index()
     if fmt == "csv":
-        return table.to_csv(index=False)
+        return csv_text(table)
     if table.empty:
         return "(no runs)\n"
     return markdown_table(table) if fmt == "md" else latex_table(table)
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection, OWASP): '=1+1',
+# '+1+cmd|calc', '-2+3|x', '@SUM(..)', and a tab or CR before one of them.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.IGNORECASE)
+
+
+def csv_cell(value):
+    """``value`` as a CSV may hold it: a string that a spreadsheet would run as a formula gets a
+    leading ``'`` (shown as text, never run); a number, or a string that is a plain number such as
+    ``-4.1`` or ``+1.5`` (a spreadsheet reads it as that number), and every other value are kept."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_text(table: pd.DataFrame) -> str:
+    """The one CSV writer of the package (``table --format csv``, ``runs.csv``, ``trials.csv``):
+    ``DataFrame.to_csv`` without the index, every text cell and header through :func:`csv_cell`."""
+    safe = table.copy()
+    for col in safe.columns:
+        if not (pd.api.types.is_numeric_dtype(safe[col]) or pd.api.types.is_bool_dtype(safe[col])):
+            safe[col] = safe[col].map(csv_cell).astype(object)
+    safe.columns = [csv_cell(c) for c in safe.columns]
+    return safe.to_csv(index=False)
 
 
 def markdown_table(table: pd.DataFrame) -> str:

@@ -126,7 +126,9 @@ def _write_trials_csv(study: optuna.Study, path: Path) -> Path:
     frame = study.trials_dataframe(attrs=("number", "state", "value", "values", "params", "user_attrs",
                                           "datetime_start", "duration"), multi_index=False)
     frame = frame.drop(columns=[c for c in frame.columns if c in ("user_attrs_heartbeat", "user_attrs_run_ids")])
-    atomic_write_text(path, frame.to_csv(index=False))
+    from mixsweep.analysis.tables import csv_text  # a user attribute or parameter may read as a formula
+
+    atomic_write_text(path, csv_text(frame))
     return path
 
 

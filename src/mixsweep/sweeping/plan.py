@@ -148,8 +148,7 @@ def build_plan(jobs: Sequence[Sequence[str]], compose: Callable[[Sequence[str]],
         seen.add(rid)
         task = str(cfg["task"]["name"])
         directory = store.run_dir(results, rid)
-        record = store.read_record(directory)
-        state = "todo" if record is None else {"ok": "done"}.get(record.status, record.status)
+        state = run_state(store.read_record(directory))
         reg = dict(cfg["regularizer"])
         check_regularizer(reg)  # before anything is launched or written
         label = cell_label(reg)
@@ -160,6 +159,23 @@ def build_plan(jobs: Sequence[Sequence[str]], compose: Callable[[Sequence[str]],
     for job in planned:
         job.label = labels[job.cell_id]
     return Plan(planned, results or Path("results"), sweep, duplicates)
+
+
+def run_state(record) -> str:
+    """A planned run's state from its stored record (None: absent or corrupt): done | diverged | failed | todo."""
+    return "todo" if record is None else {"ok": "done"}.get(record.status, record.status)
+
+
+def planned_without_record(results: str | Path, sweep: str, recorded: set[str]) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per (task, cell) of the study as launched (its view, which :meth:`Plan.write_view` writes with
+    every run of the plan, done or not): ``(runs planned, those without a record)``, where ``recorded``
+    holds the run ids that have a (readable) record. Nothing is re-planned or composed."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for e in store.read_view(results, sweep):
+        n = counts.setdefault((str(e.get("task", "")), str(e.get("cell", ""))), [0, 0])
+        n[0] += 1
+        n[1] += e["run_id"] not in recorded
+    return {cell: (planned, missing) for cell, (planned, missing) in counts.items()}
 
 
 def progress_line(results: Path, sweep: str) -> str | None:
