@@ -7,7 +7,9 @@ final_score / best_score (the headline metric at the end of training / at the be
 majority_score and has_majority, family and p (p-sweep cells, see
 :func:`~mixsweep.analysis.naming.sweep_family`), p_family and p_values (the sort key of
 :func:`~mixsweep.analysis.naming.probability_key`, from the record's config), metrics (comma-joined names the run recorded),
-best_step, n_evals, distance_sq, and ``final_<metric>`` / ``best_<metric>`` for every metric;
+best_step, n_evals, distance_sq, and ``final_<metric>`` / ``best_<metric>`` for every metric (``best_<metric>``
+at the point the headline chose); ``best_on_<metric>``: the best point chosen on that metric itself, scored on it
+(what a paper that early-stops on another metric than our headline reports, e.g. MRPC's acc_and_f1);
 has_halves, zhang2021_score and ``zhang2021_<metric>``: the ``zhang2021`` selection (see
 :mod:`~mixsweep.analysis.selection`), NaN for runs whose curve has no val/test halves.
 From a store also (:func:`~mixsweep.analysis.instability.run_fields`): has_outputs, has_representations,
@@ -154,6 +156,12 @@ def _record_row(r: RunRecord) -> dict[str, Any]:
         row[f"final_{name}"] = metric_value(value)
     for name, value in best.items():
         row[f"best_{name}"] = metric_value(value)
+    for name in best:
+        if r.eval_curve:
+            on = best_point(r.eval_curve, name)
+            row[f"best_on_{name}"] = metric_value(on["metrics"].get(name)) if on else math.nan
+        elif name == r.headline:  # no curve: only the headline's best is known
+            row[f"best_on_{name}"] = metric_value(best.get(name))
     for name, value in (zhang or {}).items():
         row[f"zhang2021_{name}"] = metric_value(value)
     return row
@@ -214,6 +222,7 @@ def load_external_csv(path: str | os.PathLike) -> RunTable:
                 "zhang2021_score": math.nan,
                 f"final_{metric}": score,
                 f"best_{metric}": score,
+                f"best_on_{metric}": score,
             }
         )
     return RunTable(_frame(rows), [], origin=str(path))
