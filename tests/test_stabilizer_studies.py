@@ -132,3 +132,32 @@ def test_evals_per_run_evaluates_every_total_over_n_steps_and_at_the_end(run_tin
     out = run_tiny("regularizer=none", "train.max_steps=null", "train.epochs=5", "+train.evals_per_run=5",
                    "train.evals_per_epoch=2")  # the per-run setting wins over the per-epoch one
     assert [e["step"] for e in out["eval_curve"]] == [2, 4, 6, 8, 10]
+
+
+def test_plan_of_the_lab_on_stsb_runs_no_r3f_cell_and_says_why(tmp_path):
+    """R3F adds nothing on a regression target (fairseq's sentence_prediction_r3f.py: plain MSE when
+    regression_target), so its STS-B cells would be devlin's runs under R3F's name (issue 32 item 7):
+    the plan lists no R3F cell there and says why; on RTE both R3F cells are planned."""
+    from helpers import run_cli
+
+    code, out, err = run_cli(tmp_path, ["plan", "--sweep", "stabilizers", "--task", "stsb", "--seeds", "1",
+                                        "--results", str(tmp_path / "r")])
+    assert code == 0, err
+    cells = [line.split()[1] for line in out.splitlines() if line.startswith("  stsb ")]
+    assert len(cells) == 17 and not [c for c in cells if c.startswith("r3f")]  # 19 cells less r3f@{bertadam,adamw_hf}
+    why = [line for line in out.splitlines() if line.startswith("  not run on stsb:")]
+    assert why == ["  not run on stsb: r3f@bertadam, r3f@adamw_hf -- r3f is inactive there: fairseq's R3F adds no "
+                   "term on a regression target (sentence_prediction_r3f.py: plain MSE), so its runs would be the "
+                   "baseline's; regularizer.r3f.regression=gaussian is our extension that adds one"]
+    assert "17 runs in 17 cells" in out
+
+
+def test_r3f_is_inert_only_on_a_regression_task_without_its_gaussian_extension():
+    from mixsweep.regularizers.base import inert_methods
+    from mixsweep.tasks import get_task
+
+    r3f = {"dropout": {"p": 0.1}, "r3f": {"lam": 1.0}}
+    assert set(inert_methods(r3f, get_task("stsb"))) == {"r3f"}
+    assert inert_methods(r3f, get_task("rte")) == {} and inert_methods(r3f, get_task("mrpc")) == {}
+    assert inert_methods({"r3f": {"lam": 1.0, "regression": "gaussian"}}, get_task("stsb")) == {}
+    assert inert_methods({"dropout": {"p": 0.1}}, get_task("stsb")) == {}

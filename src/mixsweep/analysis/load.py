@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -77,10 +78,36 @@ def load_results(results: str | os.PathLike, sweep: str) -> RunTable:
     """
     root = sweep_dir(results, sweep)
     warnings: list[str] = []
-    records = list(store.iter_records(results, sweep, warnings))
+    records = without_inert(list(store.iter_records(results, sweep, warnings)), warnings)
     from mixsweep.analysis.instability import run_fields
 
     return RunTable(run_fields(records_frame(records), results), warnings, origin=str(root), records=records)
+
+
+def without_inert(records: list[RunRecord], warnings: list[str]) -> list[RunRecord]:
+    """The records less those of a cell whose method does nothing on the run's task (R3F on STS-B,
+    :meth:`~mixsweep.regularizers.base.Method.inert_on`): the baseline's runs under the method's name,
+    stored before planning left such cells out. Each left-out cell becomes one line in ``warnings``."""
+    from mixsweep.sweeping.checks import inert_methods
+
+    verdicts: dict[tuple[str, str], dict[str, str]] = {}
+    kept, dropped = [], Counter()
+    for r in records:
+        key = (r.task, r.cell)
+        if key not in verdicts:
+            config = r.config or {}
+            try:
+                verdicts[key] = inert_methods(config.get("regularizer") or {}, config.get("task") or {})
+            except (UserError, ValueError, KeyError, TypeError):  # a config this code cannot read: keep the runs
+                verdicts[key] = {}
+        if verdicts[key]:
+            dropped[key] += 1
+        else:
+            kept.append(r)
+    for (task, cell), n in dropped.items():
+        why = "; ".join(f"{m} is inactive on {task}: {reason}" for m, reason in verdicts[(task, cell)].items())
+        warnings.append(f"{n} runs of {cell} on {task} left out: {why}")
+    return kept
 
 
 def select_cells(table: RunTable, names: list[str] | None) -> RunTable:

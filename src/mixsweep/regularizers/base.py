@@ -119,6 +119,12 @@ class Method:
         defaults; the base returns the settings as given."""
         return dict(self.cfg)
 
+    def inert_on(self, task: Any) -> str | None:
+        """Why the method, with these settings, changes nothing on ``task`` (a :class:`~mixsweep.tasks.TaskSpec`),
+        or None where it acts. A cell whose method is inert on a task would train the baseline's run under
+        the method's name, so planning leaves it out there and the analysis leaves out any stored one."""
+        return None
+
     # -- hooks ----------------------------------------------------------------------------
     def prepare(self, ctx: RunContext) -> None:
         pass
@@ -244,6 +250,11 @@ def build_methods(reg: Mapping[str, Any] | None) -> list[Method]:
         raise RegularizerError(f"regularizer methods {' and '.join(owners)} each replace the optimizer's update: "
                                f"keep one of them in the regularizer block")
     return sorted(out, key=lambda m: (m.order, m.name))
+
+
+def inert_methods(reg: Mapping[str, Any] | None, task: Any) -> dict[str, str]:
+    """``{method: why}`` for each active method of ``reg`` that is inert on ``task`` (:meth:`Method.inert_on`)."""
+    return {m.name: why for m in build_methods(reg) if (why := m.inert_on(task))}
 
 
 def label_of(methods: Sequence[Method]) -> str:
