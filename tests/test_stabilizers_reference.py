@@ -222,6 +222,43 @@ def test_llrd_matches_revisit_bert_finetuning_groups(optimizer):
     assert_same(got, expected)
 
 
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_llrd_with_devlins_decay_leaves_the_pooler_and_head_undecayed(optimizer, correct_bias):
+    """Issue 32 item 4: LLRD's pooler and head train at η with weight decay 0 (revisit-bert-finetuning
+    run_glue.py ``get_optimizer_grouped_parameters``: the classifier and pooler group has
+    ``"weight_decay": 0.0``; in each of [embeddings] + layers reversed, names without "bias" or
+    "LayerNorm.weight" get ``args.weight_decay`` and the rest 0) also when the decay is the lab's: devlin's
+    wdecay(0, λ), head "zero", decoupled on the pre-update θ at each group's lr (BertAdam's placement, what
+    the cell runs). λ = 5 makes one step's decay lr·λ = 5e-3 of a weight, far above the tolerance."""
+    xi, lr, lam = 0.5, 1e-3, 5.0
+    model, ref = models()
+    batches = fixed_batches()
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [([p for n, p in ref.named_parameters() if "classifier" in n or "pooler" in n], lr, 0.0)]
+    layer_lr = lr
+    for layer in reversed([ref.bert.embeddings, *ref.bert.encoder.layer]):
+        layer_lr *= xi
+        named = list(layer.named_parameters())
+        groups.append(([p for n, p in named if not any(nd in n for nd in no_decay)], layer_lr, lam))
+        groups.append(([p for n, p in named if any(nd in n for nd in no_decay)], layer_lr, 0.0))
+    assert sum(len(ps) for ps, _, _ in groups) == len(list(ref.parameters()))
+    state: dict = {}
+
+    @torch.no_grad()
+    def update(step, lr_t):
+        factor = lr_t / lr
+        for ps, g_lr, wd in groups:
+            for p in ps:
+                p.mul_(1 - g_lr * factor * wd)  # decoupled decay of the pre-update θ
+        hf_adam_(state, [(p, g_lr * factor) for ps, g_lr, _ in groups for p in ps], correct_bias=correct_bias)
+
+    expected = reference_loop(ref, batches, lr=lr, max_norm=1.0, update=update)
+    devlins_decay = {"lam": lam, "target": "zero", "form": "decoupled", "head": "zero"}
+    got = run_harness(model, {"llrd": {"xi": xi}, "wdecay": devlins_decay}, batches, optimizer=optimizer, lr=lr,
+                      max_norm=1.0)
+    assert_same(got, expected)
+
+
 # -- Child-Tuning_F ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])

@@ -88,6 +88,9 @@ class RunContext:
     # Penalty values a method adds to the objective outside the autograd graph this step (e.g. wdecay's
     # fused L2 gradient), by method name; the runner logs them next to the task loss and clears them.
     penalties: dict[str, Tensor] = field(default_factory=dict)
+    # Qualified names of parameters that no decay may touch, filled in prepare() (LLRD: the pooler and the
+    # head, revisit-bert-finetuning's weight_decay 0.0 group); wdecay leaves them out of every form.
+    no_decay: set[str] = field(default_factory=set)
     # The context the runner's own forward pass runs in (its bf16 autocast), set by the runner: a method
     # that runs another forward pass (R3F's noisy one) enters it too, so both passes share one precision.
     forward_context: Callable[[], AbstractContextManager] = nullcontext
