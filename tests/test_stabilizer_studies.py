@@ -55,6 +55,33 @@ def test_mosbach_recipe_preset():
     assert "evals_per_run" not in compose_run(["+sweeps=stabilizers", "task=rte", *mosbach]).train
 
 
+def test_zhang2021_recipe_preset_is_their_sample_commands_setup():
+    """asappresearch/revisit-bert-finetuning sample_commands/{reinit,llrd,debiased_adam_baseline}.sh:
+    --use_torch_adamw, --weight_decay 0, --per_gpu_train_batch_size 32, --num_train_epochs 3.0,
+    --warmup_ratio 0.1, --learning_rate 2e-05, --num_loggings 10, --max_seq_length 128; options.py
+    defaults --adam_epsilon 1e-8 and --max_grad_norm 1.0 (issue 32 item 5)."""
+    import torch
+
+    from mixsweep import schema
+    from mixsweep.optim import build_optimizer
+    from mixsweep.records import cell_label
+
+    # weight decay 0: devlin's wdecay(0, 0.01) is off in every cell; its dropout 0.1 stays (their BERT's own)
+    labels = {(): "dropout(0.1)", ("+regularizer.reinit.k=5",): "reinit(5)+dropout(0.1)",
+              ("+regularizer.llrd.xi=0.95",): "dropout(0.1)+llrd(0.95)"}
+    for cell, label in labels.items():
+        cfg = compose_run(["+sweeps=stabilizers", "task=rte", "regularizer=devlin", *cell, "+recipe=zhang2021"])
+        assert schema.problems(OmegaConf.to_container(cfg, resolve=True)) == []
+        assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.eps) == ("adamw", 2e-5, 1e-8)
+        assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.warmup_ratio, cfg.train.max_grad_norm,
+                cfg.train.evals_per_run, cfg.data.max_length) == (3, 32, 0.1, 1.0, 10, 128)
+        opt = build_optimizer([{"params": [torch.nn.Parameter(torch.zeros(2))]}],
+                              OmegaConf.to_container(cfg.optimizer))
+        assert type(opt) is torch.optim.AdamW  # torch's AdamW, as --use_torch_adamw
+        assert (opt.param_groups[0]["eps"], opt.param_groups[0]["weight_decay"]) == (1e-8, 0.0)
+        assert cell_label(OmegaConf.to_container(cfg.regularizer, resolve=True)) == label
+
+
 def test_the_stabilizer_lab_crosses_every_method_with_both_optimizers():
     sweeper = OmegaConf.to_container(compose_run(["+sweeps=stabilizers"], hydra=True).hydra.sweeper)
     assert sweeper["cross"] == {"optimizer": ["bertadam", "adamw_hf"]}
