@@ -146,3 +146,36 @@ def test_export_round_trips(tmp_path, suffix):
     assert list(back.columns) == list(runs.columns)
     with pytest.raises(UserError):
         export_runs(runs, tmp_path / "runs.xlsx")
+
+
+def test_stored_r3f_runs_on_stsb_are_left_out_with_a_line_saying_why(tmp_path):
+    """R3F adds nothing on STS-B (fairseq: no R3F term on a regression target), so runs stored under an R3F
+    cell there are devlin's runs: the analysis must not call them R3F (issue 32 item 7). The same cell on
+    RTE, and devlin on STS-B, stay."""
+    from omegaconf import OmegaConf
+
+    from mixsweep.analysis.load import load_results
+    from mixsweep.analysis.synthetic import write_records
+    from mixsweep.paths import CONF_DIR
+    from mixsweep.records import RunRecord
+
+    devlin = {"dropout": {"p": 0.1, "head": True}, "wdecay": {"lam": 0.01, "target": "zero", "form": "decoupled",
+                                                              "head": "zero"}}
+    r3f = {**devlin, "r3f": {"lam": 1.0, "eps": 1e-5, "noise": "uniform", "regression": "none"}}
+
+    def rec(task: str, cell: str, reg: dict, seed: int) -> RunRecord:
+        headline = {"stsb": "spearman", "rte": "accuracy"}[task]
+        task_cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "task" / f"{task}.yaml"))
+        return RunRecord(run_id=f"{task}-{cell}-{seed}", sweep="s", task=task, cell=cell, label=cell, seed=seed,
+                         status="ok", headline=headline, final={headline: 80.0 + seed}, best={headline: 80.0 + seed},
+                         config={"task": task_cfg, "regularizer": reg, "seed": seed})
+
+    write_records([rec(task, cell, reg, seed) for task in ("stsb", "rte")
+                   for cell, reg in (("devlin", devlin), ("r3f", r3f)) for seed in (0, 1)], tmp_path)
+    table = load_results(tmp_path, "s")
+    kept = set(zip(table.runs["task"], table.runs["cell"], strict=True))
+    assert kept == {("stsb", "devlin"), ("rte", "devlin"), ("rte", "r3f")}
+    assert [w for w in table.warnings if "r3f" in w] == [
+        "2 runs of r3f on stsb left out: r3f is inactive on stsb: fairseq's R3F adds no term on a regression "
+        "target (sentence_prediction_r3f.py: plain MSE), so its runs would be the baseline's; "
+        "regularizer.r3f.regression=gaussian is our extension that adds one"]

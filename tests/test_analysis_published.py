@@ -7,10 +7,13 @@ import pandas as pd
 from mixsweep.analysis.published import beside_ours, published_numbers
 
 
-def _runs(study: str, cell: str, task: str, final: list[float], best: list[float] | None = None) -> pd.DataFrame:
+def _runs(study: str, cell: str, task: str, final: list[float], best: list[float] | None = None,
+          metric: str = "accuracy") -> pd.DataFrame:
+    """Runs whose headline is ``metric`` (the table's ``<protocol>_score`` and ``<protocol>_<metric>`` agree)."""
+    best = best if best is not None else final
     return pd.DataFrame({"sweep": study, "task": task, "cell": cell, "label": "x", "seed": range(len(final)),
-                         "final_score": final, "best_score": best if best is not None else final,
-                         "zhang2021_score": float("nan")})
+                         "final_score": final, "best_score": best, "zhang2021_score": float("nan"),
+                         f"final_{metric}": final, f"best_{metric}": best, f"best_on_{metric}": best})
 
 
 def test_stabilizers_ship_mosbachs_table1_rows():
@@ -81,3 +84,52 @@ def test_fisher_falls_back_to_a_definition_that_covers_the_task(tmp_path):
     assert fisher["reinit(3)+" + base] == "0.143"
     # the legend names the definition the default falls back to on this task
     assert "rt_polarity: majority" in md
+
+
+def _mrpc_run(cell: str, seed: int, curve: list[tuple[float, float]]):
+    """An MRPC run (headline F1) whose eval curve has (accuracy, F1) at steps 1, 2, ...; acc_and_f1 is their
+    mean, ``best`` the point F1 chose (as the runner records it), ``final`` the last point."""
+    from mixsweep.records import RunRecord
+
+    points = [{"step": i + 1, "epoch": float(i + 1),
+               "metrics": {"accuracy": acc, "f1": f1, "acc_and_f1": (acc + f1) / 2}}
+              for i, (acc, f1) in enumerate(curve)]
+    by_f1 = max(points, key=lambda p: p["metrics"]["f1"])
+    return RunRecord(run_id=f"{cell}-{seed}", sweep="stabilizers", task="mrpc", cell=cell, label="x", seed=seed,
+                     status="ok", headline="f1", final=dict(points[-1]["metrics"]), best=dict(by_f1["metrics"]),
+                     best_step=by_f1["step"], eval_curve=points)
+
+
+# Two MRPC runs where accuracy != F1 and F1 and their mean peak at different points:
+#   run 0: (acc 80, F1 90) -> mean 85.0;  (88, 88) -> 88.0
+#   run 1: (84, 93)        -> mean 88.5;  (90, 92) -> 91.0
+# F1 peaks at step 1 in both (90, 93); the mean at step 2 in both (88.0, 91.0), which is also the end.
+_CURVES = [[(80.0, 90.0), (88.0, 88.0)], [(84.0, 93.0), (90.0, 92.0)]]
+
+
+def test_mrpc_is_scored_on_the_published_rows_acc_and_f1_where_accuracy_and_f1_differ():
+    """Mosbach et al.'s MRPC rows are acc_and_f1 and their early stopping chooses on it (issue 32 item 1).
+    Ours beside their recipe row (best, 89.6): the mean at the point the mean chose, 88.0 and 91.0 ->
+    89.5 ± 1.5 (91.0), Δ -0.1; F1 at the point F1 chose would read 90 and 93 -> 91.5, Δ +1.9. Beside
+    their Devlin row (final, 79.0): the mean at the end, again 88.0 and 91.0 -> Δ +10.5 (F1 at the end,
+    88 and 92 -> 90.0, would read +11.0)."""
+    from mixsweep.analysis.load import records_frame
+
+    runs = records_frame([_mrpc_run(cell, seed, curve) for cell in ("mosbach", "devlin@bertadam")
+                          for seed, curve in enumerate(_CURVES)])
+    rows = beside_ours(runs).set_index("cell")
+    best, final = rows.loc["mosbach"], rows.loc["devlin@bertadam"]
+    assert (best["ours mean ± std (max)"], best["Δmean"]) == ("89.5 ± 1.5 (91.0)", "-0.1")
+    assert (final["ours mean ± std (max)"], final["Δmean"]) == ("89.5 ± 1.5 (91.0)", "+10.5")
+    assert best["protocol (both)"] == "best" and final["protocol (both)"] == "final"
+    assert best["metric (both)"] == final["metric (both)"] == "acc_and_f1"
+
+
+def test_every_published_row_names_a_metric_our_runs_record():
+    from mixsweep.tasks import get_task
+
+    pub = published_numbers("stabilizers")
+    for _, row in pub.iterrows():
+        assert row["metric"] in get_task(row["task"]).metrics, (row["task"], row["metric"])
+    # Mosbach's MRPC rows: mean(acc, F1) (their configs' metric and early-stopping metric), not F1
+    assert set(pub.loc[pub["task"] == "mrpc", "metric"]) == {"acc_and_f1"}

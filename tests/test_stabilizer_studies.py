@@ -55,6 +55,33 @@ def test_mosbach_recipe_preset():
     assert "evals_per_run" not in compose_run(["+sweeps=stabilizers", "task=rte", *mosbach]).train
 
 
+def test_zhang2021_recipe_preset_is_their_sample_commands_setup():
+    """asappresearch/revisit-bert-finetuning sample_commands/{reinit,llrd,debiased_adam_baseline}.sh:
+    --use_torch_adamw, --weight_decay 0, --per_gpu_train_batch_size 32, --num_train_epochs 3.0,
+    --warmup_ratio 0.1, --learning_rate 2e-05, --num_loggings 10, --max_seq_length 128; options.py
+    defaults --adam_epsilon 1e-8 and --max_grad_norm 1.0 (issue 32 item 5)."""
+    import torch
+
+    from mixsweep import schema
+    from mixsweep.optim import build_optimizer
+    from mixsweep.records import cell_label
+
+    # weight decay 0: devlin's wdecay(0, 0.01) is off in every cell; its dropout 0.1 stays (their BERT's own)
+    labels = {(): "dropout(0.1)", ("+regularizer.reinit.k=5",): "reinit(5)+dropout(0.1)",
+              ("+regularizer.llrd.xi=0.95",): "dropout(0.1)+llrd(0.95)"}
+    for cell, label in labels.items():
+        cfg = compose_run(["+sweeps=stabilizers", "task=rte", "regularizer=devlin", *cell, "+recipe=zhang2021"])
+        assert schema.problems(OmegaConf.to_container(cfg, resolve=True)) == []
+        assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.eps) == ("adamw", 2e-5, 1e-8)
+        assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.warmup_ratio, cfg.train.max_grad_norm,
+                cfg.train.evals_per_run, cfg.data.max_length) == (3, 32, 0.1, 1.0, 10, 128)
+        opt = build_optimizer([{"params": [torch.nn.Parameter(torch.zeros(2))]}],
+                              OmegaConf.to_container(cfg.optimizer))
+        assert type(opt) is torch.optim.AdamW  # torch's AdamW, as --use_torch_adamw
+        assert (opt.param_groups[0]["eps"], opt.param_groups[0]["weight_decay"]) == (1e-8, 0.0)
+        assert cell_label(OmegaConf.to_container(cfg.regularizer, resolve=True)) == label
+
+
 def test_the_stabilizer_lab_crosses_every_method_with_both_optimizers():
     sweeper = OmegaConf.to_container(compose_run(["+sweeps=stabilizers"], hydra=True).hydra.sweeper)
     assert sweeper["cross"] == {"optimizer": ["bertadam", "adamw_hf"]}
@@ -132,3 +159,32 @@ def test_evals_per_run_evaluates_every_total_over_n_steps_and_at_the_end(run_tin
     out = run_tiny("regularizer=none", "train.max_steps=null", "train.epochs=5", "+train.evals_per_run=5",
                    "train.evals_per_epoch=2")  # the per-run setting wins over the per-epoch one
     assert [e["step"] for e in out["eval_curve"]] == [2, 4, 6, 8, 10]
+
+
+def test_plan_of_the_lab_on_stsb_runs_no_r3f_cell_and_says_why(tmp_path):
+    """R3F adds nothing on a regression target (fairseq's sentence_prediction_r3f.py: plain MSE when
+    regression_target), so its STS-B cells would be devlin's runs under R3F's name (issue 32 item 7):
+    the plan lists no R3F cell there and says why; on RTE both R3F cells are planned."""
+    from helpers import run_cli
+
+    code, out, err = run_cli(tmp_path, ["plan", "--sweep", "stabilizers", "--task", "stsb", "--seeds", "1",
+                                        "--results", str(tmp_path / "r")])
+    assert code == 0, err
+    cells = [line.split()[1] for line in out.splitlines() if line.startswith("  stsb ")]
+    assert len(cells) == 17 and not [c for c in cells if c.startswith("r3f")]  # 19 cells less r3f@{bertadam,adamw_hf}
+    why = [line for line in out.splitlines() if line.startswith("  not run on stsb:")]
+    assert why == ["  not run on stsb: r3f@bertadam, r3f@adamw_hf -- r3f is inactive there: fairseq's R3F adds no "
+                   "term on a regression target (sentence_prediction_r3f.py: plain MSE), so its runs would be the "
+                   "baseline's; regularizer.r3f.regression=gaussian is our extension that adds one"]
+    assert "17 runs in 17 cells" in out
+
+
+def test_r3f_is_inert_only_on_a_regression_task_without_its_gaussian_extension():
+    from mixsweep.regularizers.base import inert_methods
+    from mixsweep.tasks import get_task
+
+    r3f = {"dropout": {"p": 0.1}, "r3f": {"lam": 1.0}}
+    assert set(inert_methods(r3f, get_task("stsb"))) == {"r3f"}
+    assert inert_methods(r3f, get_task("rte")) == {} and inert_methods(r3f, get_task("mrpc")) == {}
+    assert inert_methods({"r3f": {"lam": 1.0, "regression": "gaussian"}}, get_task("stsb")) == {}
+    assert inert_methods({"dropout": {"p": 0.1}}, get_task("stsb")) == {}

@@ -332,3 +332,42 @@ def test_every_stabilizer_together_on_one_model():
     assert all(m.record() for m in methods)
     records = {m.name: m.record() for m in methods}
     assert records["recadam"]["last_lambda"] is not None and records["child_tuning"]["kept_last_step"] is not None
+
+
+def test_recadam_init_setting_label_and_the_ids_of_stored_runs():
+    """Issue 32 item 3: ``init`` random (run_glue_with_RecAdam.py without --start_from_pretrain, the
+    README's commands; the default) or pretrained (--start_from_pretrain, what every run before the
+    setting did). The stored runs keep their ids under init=pretrained: a3e42b556609 is the run id of the
+    stabilizers lab's recadam@bertadam cell on RTE, seed 0, computed at c58dbc6 (before the setting)."""
+    from mixsweep.runid import run_id
+    from mixsweep.sweeping.compose import compose_run
+
+    cell = ["+sweeps=stabilizers", "task=rte", "seed=0", "optimizer=bertadam", "regularizer=devlin",
+            "++regularizer.recadam.gamma=5000", "++regularizer.recadam.k=0.5", "++regularizer.recadam.t0=100"]
+    assert run_id(compose_run([*cell, "++regularizer.recadam.init=pretrained"])) == "a3e42b556609"
+    assert run_id(compose_run(cell)) == run_id(compose_run([*cell, "++regularizer.recadam.init=random"]))
+    assert run_id(compose_run(cell)) != "a3e42b556609"  # the random start is another experiment
+    assert label_of(build_methods({"recadam": {"t0": 100}})) == "recadam(5000,0.5,100)"
+    assert label_of(build_methods({"recadam": {"t0": 100, "init": "pretrained"}})) == "recadam(5000,0.5,100)[pretrained]"
+    with pytest.raises(RegularizerError, match=r"regularizer\.recadam\.init='warm' is not one of random, pretrained"):
+        build_methods({"recadam": {"init": "warm"}})
+
+
+def test_recadam_random_init_is_the_models_own_init_and_the_pull_targets_the_pretrained_weights():
+    """With init=random the body starts at BERT's _init_weights (LayerNorm 1 and 0, biases 0, weights of
+    std initializer_range), the head is left at the runner's init, and ctx.reference (taken after
+    prepare, what other methods pull toward) is the random start, while RecAdam keeps θ_pre."""
+    model = constant_bert(7.0, initializer_range=0.5)
+    head_before = model.classifier.weight.detach().clone()
+    methods = build_methods({"recadam": {}})
+    ctx = ctx_for(model)
+    lifecycle.prepare(methods, ctx)
+    ln = model.bert.encoder.layer[0].output.LayerNorm
+    assert ln.weight.eq(1.0).all() and ln.bias.eq(0.0).all()
+    assert model.bert.pooler.dense.bias.eq(0.0).all()
+    q = model.bert.encoder.layer[0].attention.self.query.weight.detach()
+    assert abs(float(q.std()) - 0.5) < 0.1 and abs(float(q.mean())) < 0.1  # was constant 7
+    assert torch.equal(model.classifier.weight, head_before)
+    assert torch.equal(ctx.reference["bert.encoder.layer.0.attention.self.query.weight"], q)
+    pre = methods[0]._references(ctx)[id(model.bert.encoder.layer[0].attention.self.query.weight)]
+    assert pre.eq(7.0).all()  # the pull's target is the pretrained weight, not the random start

@@ -182,12 +182,59 @@ def test_recadam_matches_the_reference_optimizer_step(optimizer, correct_bias):
                 p.sub_(size * m / denom)
 
     expected = reference_loop(ref, batches, lr=lr, max_norm=1.0, update=update)
-    got = run_harness(model, {"recadam": {"gamma": gamma, "k": k, "t0": t0}}, batches,
+    got = run_harness(model, {"recadam": {"gamma": gamma, "k": k, "t0": t0, "init": "pretrained"}}, batches,
                       optimizer=optimizer, lr=lr, max_norm=1.0)
     assert_same(got, expected)
     # The head trains at Adam's pace while the body is held near θ_pre early on (λ(1) ≈ 0.12).
     head_move = float((got[-1]["classifier.weight"] - pre["classifier.weight"]).abs().max())
     assert head_move > 1e-4
+
+
+@pytest.mark.parametrize("optimizer,correct_bias", [("adamw_hf", True)])
+def test_recadam_by_default_starts_from_a_random_init_pulled_toward_the_pretrained_weights(optimizer, correct_bias):
+    """Sanyuan-Chen/RecAdam run_glue_with_RecAdam.py without --start_from_pretrain (both README commands):
+    ``new_model = model_class(config=config)`` (BERT's _init_weights: Linear and Embedding weights
+    N(0, initializer_range²), biases 0, padding row 0, LayerNorm 1 and 0) is trained, and the pull goes
+    toward the separately loaded ``pretrained_model``. The draws come from the stream the harness uses
+    (``generator(init_seed, "recadam")``, in ``named_modules`` order); the head keeps its own init."""
+    gamma, k, t0, lr = 100.0, 1.0, 3.0, 1e-3
+    model, ref = models()
+    batches = fixed_batches()
+    pre = snapshot(ref)
+    std = ref.config.initializer_range
+    gen = generator(0, "recadam")
+    with torch.no_grad():  # model_class(config): the body at its own random init
+        for m in ref.bert.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                m.weight.copy_(torch.empty(m.weight.shape).normal_(0.0, std, generator=gen))
+                if isinstance(m, nn.Linear) and m.bias is not None:
+                    m.bias.zero_()
+                if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+                    m.weight[m.padding_idx].zero_()
+            elif isinstance(m, nn.LayerNorm):
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+    start = snapshot(ref)
+    assert float((start["bert.encoder.layer.0.attention.self.query.weight"]
+                  - pre["bert.encoder.layer.0.attention.self.query.weight"]).abs().max()) > 1e-3
+    state: dict = {}
+
+    @torch.no_grad()
+    def update(step, lr_t):
+        for name, p in ref.named_parameters():
+            t, m, denom = moments(state, p, p.grad)
+            size = hf_step_size(lr_t, t, correct_bias)
+            if "bert" in name:
+                lam = 1 / (1 + math.exp(-k * (t - t0)))
+                p.sub_(size * lam * m / denom)
+                p.sub_(lr_t * (1 - lam) * gamma * (p - pre[name]))  # toward θ_pre, not the random start
+            else:
+                p.sub_(size * m / denom)
+
+    expected = reference_loop(ref, batches, lr=lr, max_norm=1.0, update=update)
+    got = run_harness(model, {"recadam": {"gamma": gamma, "k": k, "t0": t0}}, batches,
+                      optimizer=optimizer, lr=lr, max_norm=1.0)
+    assert_same(got, expected)
 
 
 # -- LLRD --------------------------------------------------------------------------------------------
@@ -219,6 +266,43 @@ def test_llrd_matches_revisit_bert_finetuning_groups(optimizer):
 
     expected = reference_loop(ref, batches, lr=lr, max_norm=1.0, update=update)
     got = run_harness(model, {"llrd": {"xi": xi}}, batches, optimizer=optimizer, lr=lr, max_norm=1.0)
+    assert_same(got, expected)
+
+
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_llrd_with_devlins_decay_leaves_the_pooler_and_head_undecayed(optimizer, correct_bias):
+    """Issue 32 item 4: LLRD's pooler and head train at η with weight decay 0 (revisit-bert-finetuning
+    run_glue.py ``get_optimizer_grouped_parameters``: the classifier and pooler group has
+    ``"weight_decay": 0.0``; in each of [embeddings] + layers reversed, names without "bias" or
+    "LayerNorm.weight" get ``args.weight_decay`` and the rest 0) also when the decay is the lab's: devlin's
+    wdecay(0, λ), head "zero", decoupled on the pre-update θ at each group's lr (BertAdam's placement, what
+    the cell runs). λ = 5 makes one step's decay lr·λ = 5e-3 of a weight, far above the tolerance."""
+    xi, lr, lam = 0.5, 1e-3, 5.0
+    model, ref = models()
+    batches = fixed_batches()
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [([p for n, p in ref.named_parameters() if "classifier" in n or "pooler" in n], lr, 0.0)]
+    layer_lr = lr
+    for layer in reversed([ref.bert.embeddings, *ref.bert.encoder.layer]):
+        layer_lr *= xi
+        named = list(layer.named_parameters())
+        groups.append(([p for n, p in named if not any(nd in n for nd in no_decay)], layer_lr, lam))
+        groups.append(([p for n, p in named if any(nd in n for nd in no_decay)], layer_lr, 0.0))
+    assert sum(len(ps) for ps, _, _ in groups) == len(list(ref.parameters()))
+    state: dict = {}
+
+    @torch.no_grad()
+    def update(step, lr_t):
+        factor = lr_t / lr
+        for ps, g_lr, wd in groups:
+            for p in ps:
+                p.mul_(1 - g_lr * factor * wd)  # decoupled decay of the pre-update θ
+        hf_adam_(state, [(p, g_lr * factor) for ps, g_lr, _ in groups for p in ps], correct_bias=correct_bias)
+
+    expected = reference_loop(ref, batches, lr=lr, max_norm=1.0, update=update)
+    devlins_decay = {"lam": lam, "target": "zero", "form": "decoupled", "head": "zero"}
+    got = run_harness(model, {"llrd": {"xi": xi}, "wdecay": devlins_decay}, batches, optimizer=optimizer, lr=lr,
+                      max_norm=1.0)
     assert_same(got, expected)
 
 

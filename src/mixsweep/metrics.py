@@ -95,3 +95,4 @@ _METRICS = {
     "pearson": _correlation(stats.pearsonr),
     "spearman": _correlation(stats.spearmanr),
 }
+METRIC_NAMES = tuple(_METRICS)  # every metric a run can record, under the name its record uses

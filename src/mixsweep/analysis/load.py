@@ -7,7 +7,9 @@ final_score / best_score (the headline metric at the end of training / at the be
 majority_score and has_majority, family and p (p-sweep cells, see
 :func:`~mixsweep.analysis.naming.sweep_family`), p_family and p_values (the sort key of
 :func:`~mixsweep.analysis.naming.probability_key`, from the record's config), metrics (comma-joined names the run recorded),
-best_step, n_evals, distance_sq, and ``final_<metric>`` / ``best_<metric>`` for every metric;
+best_step, n_evals, distance_sq, and ``final_<metric>`` / ``best_<metric>`` for every metric (``best_<metric>``
+at the point the headline chose); ``best_on_<metric>``: the best point chosen on that metric itself, scored on it
+(what a paper that early-stops on another metric than our headline reports, e.g. MRPC's acc_and_f1);
 has_halves, zhang2021_score and ``zhang2021_<metric>``: the ``zhang2021`` selection (see
 :mod:`~mixsweep.analysis.selection`), NaN for runs whose curve has no val/test halves.
 From a store also (:func:`~mixsweep.analysis.instability.run_fields`): has_outputs, has_representations,
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -78,7 +81,7 @@ def load_results(results: str | os.PathLike, sweep: str) -> RunTable:
     """
     root = sweep_dir(results, sweep)
     warnings: list[str] = []
-    records = list(store.iter_records(results, sweep, warnings))
+    records = without_inert(list(store.iter_records(results, sweep, warnings)), warnings)
     from mixsweep.analysis.instability import run_fields
 
     runs = run_fields(records_frame(records), results, warnings)
@@ -86,6 +89,32 @@ def load_results(results: str | os.PathLike, sweep: str) -> RunTable:
 
     planned = planned_without_record(results, sweep, {r.run_id for r in records})
     return RunTable(runs, warnings, origin=str(root), records=records, planned=planned)
+
+
+def without_inert(records: list[RunRecord], warnings: list[str]) -> list[RunRecord]:
+    """The records less those of a cell whose method does nothing on the run's task (R3F on STS-B,
+    :meth:`~mixsweep.regularizers.base.Method.inert_on`): the baseline's runs under the method's name,
+    stored before planning left such cells out. Each left-out cell becomes one line in ``warnings``."""
+    from mixsweep.sweeping.checks import inert_methods
+
+    verdicts: dict[tuple[str, str], dict[str, str]] = {}
+    kept, dropped = [], Counter()
+    for r in records:
+        key = (r.task, r.cell)
+        if key not in verdicts:
+            config = r.config or {}
+            try:
+                verdicts[key] = inert_methods(config.get("regularizer") or {}, config.get("task") or {})
+            except (UserError, ValueError, KeyError, TypeError):  # a config this code cannot read: keep the runs
+                verdicts[key] = {}
+        if verdicts[key]:
+            dropped[key] += 1
+        else:
+            kept.append(r)
+    for (task, cell), n in dropped.items():
+        why = "; ".join(f"{m} is inactive on {task}: {reason}" for m, reason in verdicts[(task, cell)].items())
+        warnings.append(f"{n} runs of {cell} on {task} left out: {why}")
+    return kept
 
 
 def select_cells(table: RunTable, names: list[str] | None) -> RunTable:
@@ -178,6 +207,12 @@ def _record_row(r: RunRecord) -> dict[str, Any]:
         row[f"final_{name}"] = metric_value(value)
     for name, value in best.items():
         row[f"best_{name}"] = metric_value(value)
+    for name in best:
+        if r.eval_curve:
+            on = best_point(r.eval_curve, name)
+            row[f"best_on_{name}"] = metric_value(on["metrics"].get(name)) if on else math.nan
+        elif name == r.headline:  # no curve: only the headline's best is known
+            row[f"best_on_{name}"] = metric_value(best.get(name))
     for name, value in (zhang or {}).items():
         row[f"zhang2021_{name}"] = metric_value(value)
     return row
@@ -239,6 +274,7 @@ def load_external_csv(path: str | os.PathLike) -> RunTable:
                 "zhang2021_score": math.nan,
                 f"final_{metric}": score,
                 f"best_{metric}": score,
+                f"best_on_{metric}": score,
             }
         )
     return RunTable(_frame(rows), [], origin=str(path))

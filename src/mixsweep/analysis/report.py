@@ -379,8 +379,9 @@ def _published_section(runs: pd.DataFrame) -> list[Section]:
         return []
     return [Section("Published numbers beside ours", [
         table, "Only numbers we can cite are listed. Ours is scored under each source's selection protocol "
-               "(the protocol column, whatever --selection says); their metric and optimizer are given because "
-               "they can differ from this study's (see each source)."])]
+               "and on its metric (the protocol and metric columns, whatever --selection and the task's headline "
+               "say: `best` chooses the checkpoint on that metric); their optimizer is given because it can "
+               "differ from this study's (see each source)."])]
 
 
 def _expected_max_table(runs: pd.DataFrame, agg: pd.DataFrame, selection: str) -> pd.DataFrame | str:

@@ -88,6 +88,9 @@ class RunContext:
     # Penalty values a method adds to the objective outside the autograd graph this step (e.g. wdecay's
     # fused L2 gradient), by method name; the runner logs them next to the task loss and clears them.
     penalties: dict[str, Tensor] = field(default_factory=dict)
+    # Qualified names of parameters that no decay may touch, filled in prepare() (LLRD: the pooler and the
+    # head, revisit-bert-finetuning's weight_decay 0.0 group); wdecay leaves them out of every form.
+    no_decay: set[str] = field(default_factory=set)
     # The context the runner's own forward pass runs in (its bf16 autocast), set by the runner: a method
     # that runs another forward pass (R3F's noisy one) enters it too, so both passes share one precision.
     forward_context: Callable[[], AbstractContextManager] = nullcontext
@@ -118,6 +121,12 @@ class Method:
         its default and the same value written out are one run. Override when ``__init__`` fills
         defaults; the base returns the settings as given."""
         return dict(self.cfg)
+
+    def inert_on(self, task: Any) -> str | None:
+        """Why the method, with these settings, changes nothing on ``task`` (a :class:`~mixsweep.tasks.TaskSpec`),
+        or None where it acts. A cell whose method is inert on a task would train the baseline's run under
+        the method's name, so planning leaves it out there and the analysis leaves out any stored one."""
+        return None
 
     # -- hooks ----------------------------------------------------------------------------
     def prepare(self, ctx: RunContext) -> None:
@@ -244,6 +253,11 @@ def build_methods(reg: Mapping[str, Any] | None) -> list[Method]:
         raise RegularizerError(f"regularizer methods {' and '.join(owners)} each replace the optimizer's update: "
                                f"keep one of them in the regularizer block")
     return sorted(out, key=lambda m: (m.order, m.name))
+
+
+def inert_methods(reg: Mapping[str, Any] | None, task: Any) -> dict[str, str]:
+    """``{method: why}`` for each active method of ``reg`` that is inert on ``task`` (:meth:`Method.inert_on`)."""
+    return {m.name: why for m in build_methods(reg) if (why := m.inert_on(task))}
 
 
 def label_of(methods: Sequence[Method]) -> str:

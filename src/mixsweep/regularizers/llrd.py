@@ -13,8 +13,14 @@ Any other parameter outside the layers and the embeddings keeps η. Issue 14's f
 η·ξ^(L − l), top layer at η) is one factor of ξ off the reference everywhere and was replaced (issue 20).
 The schedule (warmup, decay) multiplies every group alike. Each incoming optimizer group is split by
 depth and its ``lr_scale`` (or absolute ``lr``) multiplied by the factor above, so LLRD composes with
-any method that shapes the groups before or after it; a group that carries ``weight_decay`` keeps it
-in the layers and the embeddings and gets 0 for the pooler and the head, as in the reference.
+any method that shapes the groups before or after it.
+
+Weight decay 0 for the pooler and the head, as the reference's first group: the lab's decay is the
+``wdecay`` method (``devlin``'s wdecay(0, 0.01) decays the head too), not a group's ``weight_decay``, so
+:meth:`LLRD.prepare` names every parameter outside the embeddings and the layers in ``ctx.no_decay`` and
+wdecay decays none of them, in any form (issue 32 item 4: before, only a group carrying a
+``weight_decay`` key lost it, and the runner builds none). A group that carries ``weight_decay`` still
+gets 0 for them too.
 
 Settings: ``xi`` ∈ (0, 1] (ξ = 1 is plain finetuning). Record: the scale of every depth.
 """
@@ -59,6 +65,10 @@ class LLRD(Method):
             self.scales[name] = scale
             out.update({id(p): scale for p in model.get_submodule(name).parameters()})
         return out
+
+    def prepare(self, ctx: RunContext) -> None:
+        deep = set(self.depth_scales(ctx))
+        ctx.no_decay |= {name for name, p in ctx.model.named_parameters() if id(p) not in deep}
 
     def param_groups(self, groups: list[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any]]:
         scale_of = self.depth_scales(ctx)

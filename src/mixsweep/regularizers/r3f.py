@@ -16,7 +16,8 @@ about two forwards and two backwards. The rest of the
 model receives gradients through both passes, as in fairseq.
 
 Regression (one output column, STS-B): fairseq adds no R3F term (``regression_target``: plain MSE), and
-neither do we by default (``regression: none``). ``regression: gaussian`` is our extension, off by
+neither do we by default (``regression: none``); such a cell would be the baseline's run under R3F's name,
+so :meth:`R3F.inert_on` says so, planning runs no such cell and the analysis leaves out stored ones. ``regression: gaussian`` is our extension, off by
 default: the output read as the mean of a unit-variance Gaussian, whose symmetric KL is (f(x) − f(x̃))²
 averaged over the batch. z is drawn from a generator derived from ``noise_seed``.
 
@@ -74,6 +75,12 @@ class R3F(Method):
 
     def active(self) -> bool:
         return self.lam > 0
+
+    def inert_on(self, task) -> str | None:
+        if task.is_regression and self.regression == "none":
+            return ("fairseq's R3F adds no term on a regression target (sentence_prediction_r3f.py: plain MSE), so "
+                    "its runs would be the baseline's; regularizer.r3f.regression=gaussian is our extension that adds one")
+        return None
 
     def _noise(self, like: Tensor, ctx: RunContext) -> Tensor:
         if self._gen is None:

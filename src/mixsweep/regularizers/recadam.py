@@ -21,8 +21,27 @@ An earlier formula (issue 14: λ(t)·L + (1 − λ(t))·γ/2·‖θ − θ_pre�
 differs from the reference and was replaced (issue 20): Adam's scale invariance made λ·L a no-op until
 the gradient fell below ε, and the pull went through the moments.
 
+The starting point, ``init`` (issue 32 item 3). ``run_glue_with_RecAdam.py`` loads the pretrained
+weights into the trained model only with ``--start_from_pretrain``; otherwise ``new_model =
+model_class(config=config)`` starts from a random init and is pulled toward θ_pre (a separate
+``pretrained_model``) -- the paper's "pretraining simulation". Neither README command passes the flag, so
+the default here is theirs, ``init: random``: in ``prepare`` (first of all methods) θ_pre is copied, then
+the pretrained body is re-initialized with the model's own init (BERT's ``_init_weights``, as
+``model_class(config)``: N(0, initializer_range²) for Linear and Embedding weights, biases 0, LayerNorm
+1 and 0; drawn from ``init_seed``'s own stream); the new head keeps the runner's init. The pull goes
+toward the copied θ_pre; every other method (and ``ctx.reference``) sees the random init as the point
+finetuning starts from. ``init: pretrained`` is ``--start_from_pretrain``: start from θ_pre. Memory: one
+more copy of the body's parameters under ``init: random``.
+
+Ours, not the reference's: bias correction off (``optimizer=bertadam``, the lab's ``recadam@bertadam``);
+the reference always corrects bias (``RecAdam.step``: ``correct_bias=True``). The reference's other run
+settings are not the lab's recipe: ``--adam_epsilon`` 1e-8 (the lab: 1e-6) and no warmup in the README's
+BERT command (the lab: 10%).
+
 Defaults: γ = 5000 (``--recadam_pretrain_cof``), k = 0.5 and t₀ = 250 (``run_glue_with_RecAdam.py``).
-t₀ is in steps: a 3-epoch RTE run at batch 32 has only ~234, so the studies set t₀ for their budget.
+t₀ is in steps: a 3-epoch RTE run at batch 32 has only ~234, so the studies set t₀ for their budget. The
+README's grids: k ∈ {0.05, 0.1, 0.2, 0.5, 1}; t₀ ∈ {100, 250, 500} for ALBERT's small tasks,
+{250, 500, 1000} for BERT-base (whose runs it lengthened to 7,800-61,360 steps).
 """
 
 from __future__ import annotations
@@ -34,7 +53,12 @@ import torch
 from torch import Tensor
 
 from mixsweep.optim import bias_corrected
+from mixsweep.regularizers.anatomy import base_prefix, generator
 from mixsweep.regularizers.base import Method, RegularizerError, RunContext, register
+from mixsweep.regularizers.reinit import reinit_module
+from mixsweep.regularizers.wdecay import pretrained_reference
+
+INITS = ("random", "pretrained")  # run_glue_with_RecAdam.py without / with --start_from_pretrain
 
 
 def anneal(step: float, k: float, t0: float) -> float:
@@ -54,24 +78,38 @@ class RecAdam(Method):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.known_keys("gamma", "k", "t0")
+        self.known_keys("gamma", "k", "t0", "init")
         self.gamma = self.number("gamma", default=5000.0, lo=0.0)
         self.k = self.number("k", default=0.5, lo=0.0, open_lo=True)
         self.t0 = self.number("t0", default=250.0, lo=0.0)
+        self.init = self.choice("init", INITS, default="random")
+        self._pretrained: dict[str, Tensor] | None = None  # θ_pre copied before a random init
         self._refs: dict[int, Tensor] | None = None
         self.last_lambda: float | None = None
 
     def settings(self) -> dict[str, Any]:
-        return {"gamma": self.gamma, "k": self.k, "t0": self.t0}
+        # init=pretrained is what every run stored before the setting existed did: it hashes as they did
+        # (no key), so those runs keep their ids; the random start is a new experiment with new ids.
+        return {"gamma": self.gamma, "k": self.k, "t0": self.t0, **({"init": "random"} if self.init == "random" else {})}
 
     def label(self) -> str:
-        return f"recadam({self.gamma:g},{self.k:g},{self.t0:g})"
+        return f"recadam({self.gamma:g},{self.k:g},{self.t0:g})" + ("[pretrained]" if self.init == "pretrained" else "")
+
+    @torch.no_grad()
+    def prepare(self, ctx: RunContext) -> None:
+        if self.init != "random":
+            return
+        self._pretrained = pretrained_reference(ctx.model, ctx.head)
+        body = base_prefix(ctx.model)
+        std = float(getattr(getattr(ctx.model, "config", None), "initializer_range", 0.02))
+        reinit_module(ctx.model.get_submodule(body) if body else ctx.model, std, generator(ctx.init_seed, self.name))
 
     def _references(self, ctx: RunContext) -> dict[int, Tensor]:
-        """id(parameter) → θ_pre, for every parameter that has one."""
+        """id(parameter) → θ_pre, for every parameter that has one (the copy taken before a random init)."""
         if self._refs is None:
             named = dict(ctx.model.named_parameters())
-            self._refs = {id(named[n]): ref.to(named[n]) for n, ref in ctx.reference.items() if n in named}
+            pre = self._pretrained if self._pretrained is not None else ctx.reference
+            self._refs = {id(named[n]): ref.to(named[n]) for n, ref in pre.items() if n in named}
         return self._refs
 
     @torch.no_grad()
@@ -109,4 +147,4 @@ class RecAdam(Method):
                 p.add_(p - ref, alpha=-lr * (1.0 - lam) * self.gamma)
 
     def record(self) -> dict[str, Any]:
-        return {"gamma": self.gamma, "k": self.k, "t0": self.t0, "last_lambda": self.last_lambda}
+        return {"gamma": self.gamma, "k": self.k, "t0": self.t0, "init": self.init, "last_lambda": self.last_lambda}

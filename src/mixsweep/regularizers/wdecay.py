@@ -8,7 +8,8 @@ Two forms; the paper defines the first and does not say which its experiments us
   decaying θ just before ``optimizer.step()`` gives the same θ. With u = w_pre it is Zhang et al.'s
   PriorWD, which also decays before the Adam step. lr is each parameter group's current lr.
 
-Decayed: every trainable parameter except biases and normalization (LayerNorm) weights. u is w_pre
+Decayed: every trainable parameter except biases, normalization (LayerNorm) weights and the names in
+``keep_out`` (``ctx.no_decay``: LLRD's pooler and head). u is w_pre
 (``target="pretrained"``) or 0 (``target="zero"``). The new head has no w_pre; it is decayed only if
 asked: ``head="none"`` (not decayed), ``"zero"`` (u = 0), or ``"init"`` (u = its own initialisation
 w0). Zhang et al.'s PriorWD pulled the head toward w0 by accident (revisit-bert-finetuning issue #4),
@@ -26,7 +27,7 @@ whose target still equals its weight lends its target buffer instead of a second
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,6 +160,7 @@ class WDecay:
         head: str = "none",
         head_names: Sequence[str] | None = None,
         reference: Mapping[str, Tensor] | None = None,
+        keep_out: Collection[str] = (),
     ) -> None:
         assert lam >= 0 and target in TARGETS and form in FORMS and head in HEAD_DECAY, (lam, target, form, head)
         self.lam, self.target, self.form, self.head = float(lam), target, form, head
@@ -173,6 +175,7 @@ class WDecay:
             for n, m in model.named_modules()
             if isinstance(m, MixLinear) and self.reference.get(f"{n}.weight") is m.target
         }
+        self.keep_out = frozenset(keep_out)  # parameter names never decayed (LLRD's pooler and head)
         self.terms = self._build_terms(head_set)
         self._lists: tuple | None = None  # cached foreach operand lists, see _operands()
         self._diffs: list[Tensor] | None = None  # w − u buffers of the L2 form, see add_l2_grad_()
@@ -185,6 +188,8 @@ class WDecay:
         for module_name, param_name, module, param in _own_parameters(self.model):
             name = _qualified(module_name, param_name)
             if not is_decayed(param_name, module) or (module_name in head_set and self.head == "none"):
+                continue
+            if name in self.keep_out:
                 continue
             if module_name in head_set:
                 terms.append(_Term(name, param, param.detach().clone() if self.head == "init" else None))
@@ -369,7 +374,7 @@ class WDecayMethod(Method):
     def _ready(self, ctx: RunContext) -> WDecay:
         if self.wdecay is None:
             self.wdecay = WDecay(ctx.model, self.lam, target=self.target, form=self.form, head=self.head,
-                                 head_names=ctx.head, reference=ctx.reference or None)
+                                 head_names=ctx.head, reference=ctx.reference or None, keep_out=ctx.no_decay)
         return self.wdecay
 
     def param_groups(self, groups: list[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from mixsweep.identity import cell_config, cell_id, table_labels
 from mixsweep.progress import duration
 from mixsweep.records import cell_label
 from mixsweep.runid import SEED_KEYS, run_id
-from mixsweep.sweeping.checks import check_regularizer
+from mixsweep.sweeping.checks import check_regularizer, inert_methods
 from mixsweep.sweeping.restarts import CellRestarts
 
 PROGRESS = ".progress.json"
@@ -42,6 +42,8 @@ class Plan:
     results: Path
     sweep: str
     duplicates: int = 0  # grid points that resolve to a run already in the plan
+    # (task, cell) -> {method: why}: cells left out on a task where a method of theirs does nothing
+    inert: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
 
     @property
@@ -64,6 +66,7 @@ class Plan:
         ]
         if self.duplicates:
             lines.append(f"  ({self.duplicates} grid points are the same run as another and are run once)")
+        lines += inert_lines(self.inert)
         # one row per cell: the name CELLS= takes, and its label where that says more than the name
         by_cell: dict[tuple[str, str, str, str], Counter] = {}
         for j in self.jobs:
@@ -136,6 +139,7 @@ def build_plan(jobs: Sequence[Sequence[str]], compose: Callable[[Sequence[str]],
     seen: set[str] = set()
     cells: dict[str, tuple[str, str, dict]] = {}
     duplicates = 0
+    left_out: dict[tuple[str, str], dict[str, str]] = {}
     results: Path | None = None
     sweep = ""
     for overrides in jobs:
@@ -151,6 +155,10 @@ def build_plan(jobs: Sequence[Sequence[str]], compose: Callable[[Sequence[str]],
         state = run_state(store.read_record(directory))
         reg = dict(cfg["regularizer"])
         check_regularizer(reg)  # before anything is launched or written
+        inert = inert_methods(reg, dict(cfg["task"]))
+        if inert:  # the baseline's run under the method's name: not run
+            left_out.setdefault((task, str(cfg.get("cell") or cell_label(reg))), inert)
+            continue
         label = cell_label(reg)
         cid = cell_id(cfg)
         cells.setdefault(cid, (task, label, cell_config(cfg)))
@@ -158,7 +166,17 @@ def build_plan(jobs: Sequence[Sequence[str]], compose: Callable[[Sequence[str]],
     labels = table_labels(cells)
     for job in planned:
         job.label = labels[job.cell_id]
-    return Plan(planned, results or Path("results"), sweep, duplicates)
+    return Plan(planned, results or Path("results"), sweep, duplicates, left_out)
+
+
+def inert_lines(inert: dict[tuple[str, str], dict[str, str]]) -> list[str]:
+    """``  not run on stsb: r3f@bertadam, r3f@adamw_hf -- r3f is inactive there: <why>``, one line per
+    task and reason."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for (task, cell), methods in inert.items():
+        why = "; ".join(f"{m} is inactive there: {reason}" for m, reason in methods.items())
+        grouped.setdefault((task, why), []).append(cell)
+    return [f"  not run on {task}: {', '.join(cells)} -- {why}" for (task, why), cells in grouped.items()]
 
 
 def run_state(record) -> str:
