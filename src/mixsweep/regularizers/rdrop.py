@@ -38,7 +38,8 @@ from mixsweep.regularizers.base import Method, RegularizerError, RunContext, reg
 def rdrop_kl(logits1: Tensor, logits2: Tensor) -> Tensor:
     """KL(P₂‖P₁) + KL(P₁‖P₂) of the two passes' softmax outputs, summed over classes and batch, over 2."""
     p, q = F.log_softmax(logits1.float(), dim=-1), F.log_softmax(logits2.float(), dim=-1)
-    return ((q.exp() - p.exp()) * (q - p)).sum() / 2.0
+    # kl_div(log P, Q) = Σ Q·(log Q − log P) = KL(Q‖P)
+    return (F.kl_div(p, q.exp(), reduction="sum") + F.kl_div(q, p.exp(), reduction="sum")) / 2.0
 
 
 @register
