@@ -13,8 +13,8 @@ from mixsweep.sweeping.compose import compose_run
 from mixsweep.sweeping.expand import cross_cells, select_cells
 
 STUDIES = {"stabilizers": ["rte", "mrpc", "cola", "stsb"], "stabilizers_smoke": ["rt_polarity"]}
-# 10 methods × {bertadam, adamw_hf} + mosbach (its recipe's optimizer); the smoke study is not crossed
-N_CELLS = {"stabilizers": 19, "stabilizers_smoke": 11}
+# 12 methods × {bertadam, adamw_hf} + mosbach (its recipe's optimizer); the smoke study is not crossed
+N_CELLS = {"stabilizers": 23, "stabilizers_smoke": 11}
 STABILIZERS = {
     "reinit": ["+regularizer.reinit.k=1"],
     "llrd": ["+regularizer.llrd.xi=0.8"],
@@ -22,6 +22,8 @@ STABILIZERS = {
     "child_tuning": ["+regularizer.child_tuning.p_f=0.5"],
     "noisytune": ["+regularizer.noisytune.lam=0.15"],
     "r3f": ["+regularizer.r3f.eps=1.0e-3"],
+    "hype": ["+regularizer.hype.eps=1.0e-3"],
+    "rdrop": ["+regularizer.rdrop.alpha=0.5", "++regularizer.dropout.p=0.1"],  # mixout alone has no dropout
 }
 
 
@@ -87,7 +89,7 @@ def test_the_stabilizer_lab_crosses_every_method_with_both_optimizers():
     assert sweeper["cross"] == {"optimizer": ["bertadam", "adamw_hf"]}
     cells = cross_cells(sweeper["cells"], sweeper["cross"])
     methods = {name.split("@")[0] for name in cells} - {"mosbach"}
-    assert len(methods) == 9
+    assert len(methods) == 11 and {"hype", "rdrop"} <= methods
     for m in methods:
         assert cells[f"{m}@bertadam"][-1] == "optimizer=bertadam"
         assert cells[f"{m}@adamw_hf"][-1] == "optimizer=adamw_hf"
@@ -112,9 +114,9 @@ def test_plan_of_the_stabilizer_lab_shows_both_optimizers():
     from mixsweep.sweeping.request import SweepRequest
 
     jobs = sweep_job_overrides(SweepRequest(sweep="stabilizers", task="rte", seeds=1, results="/nonexistent"))
-    assert len(jobs) == 19
+    assert len(jobs) == 23
     opts = [next((o.split("=", 1)[1] for o in job if o.startswith("optimizer=")), None) for job in jobs]
-    assert opts.count("bertadam") == 9 and opts.count("adamw_hf") == 10
+    assert opts.count("bertadam") == 11 and opts.count("adamw_hf") == 12
     # a study without `cross` (the smoke study) expands as before: its 11 cells, named as in its file
     smoke = sweep_job_overrides(SweepRequest(sweep="stabilizers_smoke", seeds=1, results="/nonexistent"))
     assert [o for job in smoke for o in job if o.startswith("cell=")][:2] == ["cell=devlin", "cell=devlin@adamw_hf"]

@@ -445,3 +445,126 @@ def test_two_methods_that_replace_the_update_are_refused(monkeypatch):
     monkeypatch.setitem(base._REGISTRY, "other_update", Other)
     with pytest.raises(RegularizerError, match="other_update and recadam each replace the optimizer's update"):
         build_methods({"recadam": {}, "other_update": {}})
+
+
+# -- HyPe --------------------------------------------------------------------------------------------
+
+def _hype_encoder_forward(encoder, eps, noise_type, gen):
+    """Yuanhy1997/HyPe: hype_modeling_bert.py ``BertEncoder.forward`` with ``layer_range`` None (main.py's
+    ``[]`` for BERT without --hype_top_layers/--hype_low_layers): before every layer, in training,
+    ``hidden_states + eps * FloatTensor(shape).normal_()`` or ``.uniform_()`` (U[0, 1), not centred)."""
+    from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
+
+    def forward(hidden_states, attention_mask=None, *args, **kwargs):
+        for layer_module in encoder.layer:
+            if encoder.training:
+                draw = torch.empty(hidden_states.shape)
+                draw = draw.normal_(generator=gen) if noise_type == "normal" else draw.uniform_(generator=gen)
+                hidden_states = hidden_states + eps * draw
+            hidden_states = layer_module(hidden_states, attention_mask, *args, **kwargs)
+        return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=hidden_states)
+    return forward
+
+
+def _train_without_dropout(model):
+    """Training mode (HyPe's noise is on) with every dropout at 0, as the harness's runs start."""
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+    return model.train()
+
+
+@pytest.mark.parametrize("noise_type", ["uniform", "normal"])
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_hype_matches_the_reference_encoder(noise_type, optimizer, correct_bias):
+    """Yuanhy1997/HyPe: hype_modeling_bert.py ``BertEncoder.forward`` (noise before each layer) under
+    main.py's Trainer (transformers AdamW, clipping). ε is large so a layer missed or noise centred shows."""
+    eps, lr, seed = 0.5, 1e-3, 11
+    model, ref = models()
+    _train_without_dropout(ref)
+    batches = fixed_batches()
+    ref.bert.encoder.forward = _hype_encoder_forward(ref.bert.encoder, eps, noise_type, generator(seed, "hype"))
+    state: dict = {}
+    expected = reference_loop(ref, batches, lr=lr, max_norm=1.0,
+                              update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], correct_bias))
+    got = run_harness(model, {"hype": {"eps": eps, "noise": noise_type}}, batches, optimizer=optimizer, lr=lr,
+                      max_norm=1.0, seed=seed)
+    assert_same(got, expected)
+
+
+def test_hype_adds_nothing_at_eval():
+    """The reference's ``if self.training``: in eval mode the perturbed model's logits are the plain model's."""
+    model, plain = models()
+    methods = build_methods({"hype": {"eps": 0.5}})
+    ctx = RunContext(model=model, head=head_module_names(model), init_seed=0, noise_seed=0, total_steps=1)
+    lifecycle.prepare(methods, ctx)
+    batch = {k: v for k, v in fixed_batches()[0].items() if k != "labels"}
+    with torch.no_grad():
+        model.eval()
+        assert torch.equal(model(**batch).logits, plain(**batch).logits)
+        model.train()  # the harness's dropout is 0, so only HyPe's noise can move the logits
+        assert float((model(**batch).logits - plain(**batch).logits).abs().max()) > 1e-3
+
+
+# -- R-Drop ------------------------------------------------------------------------------------------
+
+def _rdrop_loss(ref, batch, num_labels):
+    """dropreg/R-Drop: huggingface_transformer_src/src/transformers/models/bert/modeling_bert.py
+    ``BertForSequenceClassification.bert_kl``: two passes of the same batch (``for i in range(2)``), each
+    task loss at alpha = 1.0, then 0.5·(kl_div(p, q_tec).sum() + kl_div(q, p_tec).sum())/2, or for
+    regression 1.0·MSE(logits₁, logits₂)."""
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    logits_list = [ref(**inputs).logits for _ in range(2)]
+    labels = batch["labels"]
+    loss = None
+    for logits in logits_list:
+        if num_labels == 1:
+            term = F.mse_loss(logits.view(-1), labels.view(-1))
+        else:
+            term = F.cross_entropy(logits.view(-1, num_labels), labels.view(-1))
+        loss = term if loss is None else loss + term
+    if num_labels == 1:
+        return loss + 1.0 * F.mse_loss(logits_list[0].view(-1), logits_list[-1].view(-1))
+    p = torch.log_softmax(logits_list[0].view(-1, num_labels), dim=-1)
+    p_tec = torch.softmax(logits_list[0].view(-1, num_labels), dim=-1)
+    q = torch.log_softmax(logits_list[-1].view(-1, num_labels), dim=-1)
+    q_tec = torch.softmax(logits_list[-1].view(-1, num_labels), dim=-1)
+    kl_loss = F.kl_div(p, q_tec, reduction="none").sum()
+    reverse_kl_loss = F.kl_div(q, p_tec, reduction="none").sum()
+    return loss + 0.5 * (kl_loss + reverse_kl_loss) / 2.0
+
+
+@pytest.mark.parametrize("num_labels", [2, 1], ids=["classification", "regression"])
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_rdrop_matches_the_reference_bert_kl(num_labels, optimizer, correct_bias):
+    """The reference's two dropout passes with dropout everywhere (head included; 0.3 rather than BERT's 0.1,
+    and a head scaled ×30, so that the passes' distributions differ
+    enough for a one-sided KL to show: KL(P‖Q) and KL(Q‖P) agree to second order); dropout masks from the global stream,
+    seeded alike on both sides, pass 1 then pass 2 as the reference draws them."""
+    lr, seed, drop = 1e-3, 13, 0.3
+    model, ref = models(num_labels)
+    with torch.no_grad():  # sharp outputs, so the two passes' distributions differ far from second order
+        for m in (model, ref):
+            m.classifier.weight.mul_(30.0)
+    for m in ref.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = drop
+    ref.train()
+    batches = fixed_batches(num_labels)
+    state: dict = {}
+    torch.manual_seed(seed)
+    expected = reference_loop(ref, batches, lr=lr, max_norm=1.0,
+                              loss_fn=lambda step, batch: _rdrop_loss(ref, batch, num_labels),
+                              update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], correct_bias))
+    torch.manual_seed(seed)
+    got = run_harness(model, {"dropout": {"p": drop, "head": True}, "rdrop": {}}, batches, optimizer=optimizer,
+                      lr=lr, max_norm=1.0, seed=seed)
+    assert_same(got, expected)
+
+
+def test_rdrop_without_dropout_is_refused():
+    model, _ = models()
+    methods = build_methods({"rdrop": {}})
+    ctx = RunContext(model=model, head=head_module_names(model), init_seed=0, noise_seed=0, total_steps=1)
+    with pytest.raises(RegularizerError, match=r"regularizer.rdrop needs dropout.*regularizer.dropout.p=0.1"):
+        lifecycle.prepare(methods, ctx)
