@@ -173,12 +173,12 @@ def test_plan_of_the_lab_on_stsb_runs_no_r3f_cell_and_says_why(tmp_path):
                                         "--results", str(tmp_path / "r")])
     assert code == 0, err
     cells = [line.split()[1] for line in out.splitlines() if line.startswith("  stsb ")]
-    assert len(cells) == 17 and not [c for c in cells if c.startswith("r3f")]  # 19 cells less r3f@{bertadam,adamw_hf}
+    assert len(cells) == 21 and not [c for c in cells if c.startswith("r3f")]  # 23 cells less r3f@{bertadam,adamw_hf}
     why = [line for line in out.splitlines() if line.startswith("  not run on stsb:")]
     assert why == ["  not run on stsb: r3f@bertadam, r3f@adamw_hf -- r3f is inactive there: fairseq's R3F adds no "
                    "term on a regression target (sentence_prediction_r3f.py: plain MSE), so its runs would be the "
                    "baseline's; regularizer.r3f.regression=gaussian is our extension that adds one"]
-    assert "17 runs in 17 cells" in out
+    assert "21 runs in 21 cells" in out
 
 
 def test_r3f_is_inert_only_on_a_regression_task_without_its_gaussian_extension():

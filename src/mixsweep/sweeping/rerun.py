@@ -50,8 +50,7 @@ def check_config(record: RunRecord, directory: Path) -> None:
     config = record.config
     where = directory / store.RESULT
     if not isinstance(config, dict) or not config:
-        raise UserError(f"the record {where} holds no run config (config: {json.dumps(config)[:40]}): it cannot "
-                        "be rerun; relaunch its sweep to redo the run (delete the folder first)")
+        raise UserError(_no_config(where, config))
     try:
         hashed = run_id(config)
     except (TypeError, ValueError, AttributeError) as e:
@@ -73,13 +72,32 @@ def compare(a: dict[str, float], b: dict[str, float]) -> list[str]:
     return diffs
 
 
+def _no_config(where: Path, config) -> str:
+    return (f"the record {where} holds no run config (config: {json.dumps(config)[:40]}): it cannot be rerun; "
+            "relaunch its sweep to redo the run (delete the folder first)")
+
+
+def _unreadable(directory: Path) -> str:
+    """Why the record in ``directory`` could not be read, in one line: a record whose config is gone or
+    not an object gets :func:`check_config`'s wording, anything else the reader's reason."""
+    where = directory / store.RESULT
+    try:
+        raw = json.loads(where.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return f"the record {where} is unreadable ({e}): rerun the sweep to redo it"
+    config = raw.get("config") if isinstance(raw, dict) else None
+    if isinstance(raw, dict) and (not isinstance(config, dict) or not config):
+        return _no_config(where, config)
+    return f"the record {where} is not a valid run record: rerun the sweep to redo it"
+
+
 def rerun(results: str | Path, rid: str) -> int:
     from mixsweep.sweeping.execute import _dispatch
 
     directory = find_run(results, rid)
     record = store.read_record(directory)
     if record is None:
-        raise UserError(f"the record in {directory} is unreadable: rerun the sweep to redo it")
+        raise UserError(_unreadable(directory))
     check_config(record, directory)
     from mixsweep.schema import upgraded
 

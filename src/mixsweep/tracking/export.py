@@ -156,7 +156,7 @@ def _instability(table: RunTable, results: Path) -> dict[tuple[str, str], dict[s
     """``instability.<measure>[.<layer>]`` per (task, label) from the stored outputs (point values)."""
     from mixsweep.analysis.instability import instability
 
-    long = instability(table.runs, table.records, results, "final", n_boot=0).long
+    long = instability(table.runs, table.records, results, "final").long
     out: dict[tuple[str, str], dict[str, float]] = {}
     for row in long.itertuples(index=False):
         key = f"instability.{row.measure}" + (f".{row.layer}" if row.layer else "")
