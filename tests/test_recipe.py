@@ -132,6 +132,30 @@ def test_clipping_acts_on_the_gradient_the_optimizer_sees_penalty_included():
     assert seen[0][0].tolist() == pytest.approx([0.599999880000024, 0.799999840000032], abs=1e-12)
 
 
+@pytest.mark.parametrize("max_grad_norm", [None, 1.0, 100.0])
+def test_the_step_returns_the_gradient_norm_before_clipping(max_grad_norm):
+    """The task gradient g = (0.5, −0.25): ‖g‖ = √(0.25 + 0.0625) = √0.3125 = 0.5590169943749474,
+    whether or not the step clips it (clipping at 1.0 or 100 leaves it; the norm is taken first)."""
+    toy = _toy(THETA)
+    methods = build_methods({})
+    ctx = RunContext(model=toy, head=[], init_seed=0, noise_seed=0, total_steps=1)
+    lifecycle.prepare(methods, ctx)
+    opt = torch.optim.SGD(lifecycle.param_groups(methods, ctx), lr=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    loss = (toy.weight * torch.tensor([GRAD], dtype=torch.float64)).sum()
+    norm = lifecycle.optimizer_step(methods, ctx, loss, 0, opt, scheduler, max_grad_norm)
+    assert norm == pytest.approx(0.5590169943749474, abs=1e-12)
+
+
+def test_a_run_records_the_gradient_norm_of_every_step(tmp_path):
+    from mixsweep.train import run
+
+    cfg = compose_run([*tiny_overrides(tmp_path), "regularizer=none", "train.max_steps=3"])
+    out = run(cfg)
+    norms = [e.get("grad_norm") for e in out["train_loss"]]
+    assert len(norms) == out["extra"]["steps"] >= 2 and all(isinstance(n, float) and n > 0 for n in norms)
+
+
 def test_a_default_run_clips_the_global_gradient_norm_at_one(tmp_path, monkeypatch):
     from mixsweep.train import run
 

@@ -118,10 +118,10 @@ def run(
                 status = "diverged"
                 losses.append({"step": step + 1, "loss": float(loss.detach())})
                 break
-            lifecycle.optimizer_step(methods, ctx, loss, step, optimizer, scheduler, max_norm)
+            grad_norm = lifecycle.optimizer_step(methods, ctx, loss, step, optimizer, scheduler, max_norm)
             step += 1
             bar.update(1, loss=float(loss.detach()))
-            losses.append(lifecycle.loss_entry(step, task_loss, added, ctx.penalties))
+            losses.append(lifecycle.loss_entry(step, task_loss, added, ctx.penalties, grad_norm))
             ctx.penalties.clear()
             ctx.batch = ctx.outputs = None
             if step % eval_every == 0 or step == total:

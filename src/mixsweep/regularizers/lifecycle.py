@@ -47,19 +47,23 @@ def transform_loss(methods: Sequence[Method], loss: Tensor, step: int,
 
 
 def loss_entry(step: int, task_loss: Tensor, added: Mapping[str, Tensor],
-               penalties: Mapping[str, Tensor]) -> dict[str, Any]:
-    """``{"step", "loss", "task_loss"[, "penalty": {method: value}]}`` for ``train_loss``: ``loss`` is the
-    objective (task loss + every penalty), ``task_loss`` what the model learned apart from them."""
+               penalties: Mapping[str, Tensor], grad_norm: float | None = None) -> dict[str, Any]:
+    """``{"step", "loss", "task_loss"[, "grad_norm"][, "penalty": {method: value}]}`` for ``train_loss``:
+    ``loss`` is the objective (task loss + every penalty), ``task_loss`` what the model learned apart from
+    them, ``grad_norm`` the global L2 norm of the step's gradient before clipping (what
+    :func:`optimizer_step` returns)."""
     task = float(task_loss.detach())
     terms = {name: float(v) for name, v in {**added, **penalties}.items()}
     entry: dict[str, Any] = {"step": step, "loss": task + sum(terms.values()), "task_loss": task}
+    if grad_norm is not None:
+        entry["grad_norm"] = grad_norm
     if terms:
         entry["penalty"] = terms
     return entry
 
 
 def optimizer_step(methods: Sequence[Method], ctx: RunContext, loss: Tensor, step: int, optimizer: Any,
-                   scheduler: Any, max_grad_norm: float | None = None) -> None:
+                   scheduler: Any, max_grad_norm: float | None = None) -> float:
     """One update from the objective ``loss``, the runners' shared step (hook order of ``base``)::
 
         loss.backward() → after_backward (each method; e.g. wdecay's L2 gradient) → clip the global
@@ -69,12 +73,18 @@ def optimizer_step(methods: Sequence[Method], ctx: RunContext, loss: Tensor, ste
     The update is ``optimizer.step()``, or ``update()`` of the one method that sets ``owns_update``
     (RecAdam). Clipping therefore acts on exactly the gradient the optimizer sees, penalty gradients
     included, and a gradient edit in before_step is one inside the optimizer's step.
+
+    Returns the global L2 norm of the gradient before clipping, ``‖g‖ = sqrt(Σ_p ‖∇p‖²)`` over every
+    parameter with a gradient (the training-curve diagnostics record it per step).
     """
     loss.backward()
     for m in methods:
         m.after_backward(step, ctx)
+    params = [p for p in ctx.model.parameters() if p.grad is not None]
     if max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(ctx.model.parameters(), max_grad_norm)
+        norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    else:  # the same norm clipping would compute, so a run without clipping records it too
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
     lr = scheduler.get_last_lr()[0]
     for m in methods:
         m.before_step(step, lr, ctx)
@@ -90,3 +100,4 @@ def optimizer_step(methods: Sequence[Method], ctx: RunContext, loss: Tensor, ste
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
+    return float(norm)

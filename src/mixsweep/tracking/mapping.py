@@ -120,11 +120,13 @@ def curve_point(point: Mapping[str, Any]) -> list[Metric]:
 
 
 def loss_entry(entry: Mapping[str, Any]) -> list[Metric]:
-    """One training step: ``train.loss`` (the objective), ``train.task_loss``, ``train.penalty.<method>``."""
+    """One training step: ``train.loss`` (the objective), ``train.task_loss``, ``train.grad_norm``,
+    ``train.penalty.<method>``."""
     step = int(entry["step"])
     out: list[Metric] = [("train.loss", _number(entry["loss"]), step)]
-    if entry.get("task_loss") is not None:
-        out.append(("train.task_loss", _number(entry["task_loss"]), step))
+    for key in ("task_loss", "grad_norm"):
+        if entry.get(key) is not None:
+            out.append((f"train.{key}", _number(entry[key]), step))
     for name, value in (entry.get("penalty") or {}).items():
         out.append((f"train.penalty.{name}", _number(value), step))
     return out
