@@ -43,6 +43,7 @@ from mixsweep.analysis.calibration import (
 from mixsweep.analysis.failures import MAJORITY, failure_mask
 from mixsweep.analysis.load import load_results
 from mixsweep.analysis.tables import render
+from mixsweep.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY, RERUN = "testbed_calibration", "testbed_calibration_x2"
@@ -68,7 +69,11 @@ def launch(study: str, results: str, workers: int, extra: list[str]) -> float:
 
 
 def load(study: str, results: str):
-    loaded = load_results(results, study)
+    """The study's runs in its current cells, and their records; nothing yet: empty."""
+    try:
+        loaded = load_results(results, study)
+    except UserError:  # no run of this study in the store yet
+        return pd.DataFrame(columns=["cell", "seed", "run_id"]), []
     cells = study_cells(study)
     keep = loaded.runs["cell"].isin(cells) if not loaded.runs.empty else []
     runs = loaded.runs[keep].reset_index(drop=True) if len(keep) else loaded.runs
@@ -142,6 +147,9 @@ def main() -> None:
     if not args.no_run:
         wall += launch(STUDY, args.results, args.workers, [])
     runs, records = load(STUDY, args.results)
+    if runs.empty:
+        print(f"calibrate_testbed: no run of {STUDY} in {args.results} yet: run it (make calibrate)")
+        return
     table = regime_table(runs, records)
     for _, row in table.iterrows():
         seeds = str(row["failed_seeds"]).split()
