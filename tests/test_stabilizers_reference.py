@@ -780,3 +780,28 @@ def test_smart_refuses_bad_settings(cfg, match):
 def test_spd_refuses_a_negative_strength():
     with pytest.raises(RegularizerError, match=r"regularizer\.spd\.lam=-1 must be a number in \[0, inf\)"):
         build_methods({"spd": {"lam": -1}})
+
+
+def test_smart_draws_dropout_in_the_references_pass_order():
+    """With dropout on (mt-dnn trains with 0.1), every pass draws its own masks from the global stream in
+    mt-dnn's order: the step's pass, embed_encode's own pass through the embedding layer, the K ascent passes,
+    the final perturbed pass. Seeded alike on both sides; a pass missing, reused or reordered shows."""
+    settings = {"alpha": 1.0, "k": 1, "step_size": 0.3, "noise_var": 0.5, "epsilon": 1e-6}
+    lr, seed, drop = 1e-3, 23, 0.3
+    model, ref = models()
+    for m in ref.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = drop
+    ref.train()
+    batches = _with_token_types(fixed_batches())
+    gen = generator(seed, "smart")
+    state: dict = {}
+    torch.manual_seed(seed)
+    expected = reference_loop(
+        ref, batches, lr=lr, max_norm=1.0,
+        loss_fn=lambda step, batch: _mtdnn_smart_loss(ref, batch, gen=gen, regression=False, **settings),
+        update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], True))
+    torch.manual_seed(seed)
+    got = run_harness(model, {"dropout": {"p": drop, "head": True}, "smart": settings}, batches, optimizer="adamw_hf",
+                      lr=lr, max_norm=1.0, seed=seed)
+    assert_same(got, expected)
