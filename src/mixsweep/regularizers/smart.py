@@ -148,11 +148,12 @@ class SMART(Method):
         if embeddings is None:
             raise RegularizerError(f"regularizer.smart perturbs the output of the encoder's embedding layer, and "
                                    f"{type(ctx.model).__name__} has none (base_model.embeddings): drop regularizer.smart")
-        ids, token_types = ctx.batch["input_ids"], ctx.batch.get("token_type_ids")
+        ids = ctx.batch["input_ids"]
+        types = {"token_type_ids": ctx.batch["token_type_ids"]} if "token_type_ids" in ctx.batch else {}
         rest = {k: v for k, v in ctx.batch.items() if k not in ("labels", "input_ids")}
         clean = ctx.outputs.logits
         with ctx.forward_context():  # mt-dnn's embed_encode: its own pass through the embedding layer
-            embed = embeddings(input_ids=ids, token_type_ids=token_types)
+            embed = embeddings(input_ids=ids, **types)
         noise = self._noise(embed, ctx)
         for _ in range(self.k):
             noise.requires_grad_()
