@@ -568,3 +568,240 @@ def test_rdrop_without_dropout_is_refused():
     ctx = RunContext(model=model, head=head_module_names(model), init_seed=0, noise_seed=0, total_steps=1)
     with pytest.raises(RegularizerError, match=r"regularizer.rdrop needs dropout.*regularizer.dropout.p=0.1"):
         lifecycle.prepare(methods, ctx)
+
+
+# -- SPD ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer,adam_form", [("adamw", "torch"), ("adamw_hf", "hf"), ("bertadam", "bert")])
+def test_spd_matches_adam_spd(optimizer, adam_form):
+    """GT-RIPL/Selective-Projection-Decay: adamSPD.py ``AdamSPD.adam`` and ``AdamSPD._ratio``, with the README's
+    anchors (``params_anchor = copy.deepcopy(params_to_opt)``: every trainable tensor, head included, at its
+    value when the optimizer is built). Per tensor: new_p = param − Adam step; condition = −Σ grad·(param − pre)
+    on the pre-step param; if condition < 0: ratio = hardtanh((‖new_p − pre‖ − ‖param − pre‖)/‖new_p − pre‖, 0, 1),
+    new_p −= weight_decay·ratio·(new_p − pre). The reference's Adam is torch's form (optimizer=adamw); the
+    transformers form (adamw_hf) and no bias correction (bertadam) under the same SPD are our extension."""
+    lam, lr = 0.7, 1e-3
+    model, ref = models()
+    batches = fixed_batches()
+    pre = snapshot(ref)
+    state: dict = {}
+    decided = {"decayed": 0, "kept": 0}
+
+    @torch.no_grad()
+    def update(step, lr_t):
+        for name, param in ref.named_parameters():
+            grad = param.grad
+            st = state.setdefault(name, {"step": 0, "exp_avg": torch.zeros_like(param),
+                                         "exp_avg_sq": torch.zeros_like(param)})
+            st["step"] += 1
+            t = st["step"]
+            exp_avg, exp_avg_sq = st["exp_avg"], st["exp_avg_sq"]
+            exp_avg.mul_(BETAS[0]).add_(grad, alpha=1 - BETAS[0])
+            exp_avg_sq.mul_(BETAS[1]).addcmul_(grad, grad, value=1 - BETAS[1])
+            bias_correction1, bias_correction2 = 1 - BETAS[0] ** t, 1 - BETAS[1] ** t
+            if adam_form == "torch":  # AdamSPD.adam's own lines
+                denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(EPS)
+                step_size = lr_t / bias_correction1
+            else:  # the extension: transformers' / BERTAdam's step, SPD unchanged
+                denom = exp_avg_sq.sqrt().add_(EPS)
+                step_size = hf_step_size(lr_t, t, correct_bias=adam_form == "hf")
+            new_p = param - step_size * exp_avg / denom
+            condition = -torch.sum(torch.mul(grad, param - pre[name]))
+            if condition < 0.0:
+                curr_norm, prev_norm = torch.norm(new_p - pre[name]), torch.norm(param - pre[name])
+                ratio = torch.nn.functional.hardtanh((curr_norm - prev_norm) / curr_norm, 0.0, 1.0)
+                new_p = new_p - lam * ratio * (new_p - pre[name])
+                decided["decayed"] += 1
+            else:
+                decided["kept"] += 1
+            param.copy_(new_p)
+
+    expected = reference_loop(ref, batches, lr=lr, max_norm=1.0, update=update)
+    assert decided["decayed"] > 0 and decided["kept"] > 0  # both branches ran
+    got = run_harness(model, {"spd": {"lam": lam}}, batches, optimizer=optimizer, lr=lr, max_norm=1.0)
+    assert_same(got, expected)
+
+
+def test_spd_record_counts_the_tensors_it_decayed():
+    model, _ = models()
+    methods = build_methods({"spd": {"lam": 1.0}})
+    ctx = RunContext(model=model, head=head_module_names(model), init_seed=0, noise_seed=0, total_steps=K)
+    lifecycle.prepare(methods, ctx)
+    opt = build_optimizer(lifecycle.param_groups(methods, ctx),
+                          {"name": "adamw", "lr": 1e-3, "betas": list(BETAS), "eps": EPS})
+    scheduler = linear_warmup_decay(opt, K, 0.0)
+    for step, batch in enumerate(fixed_batches()[:3]):
+        lifecycle.optimizer_step(methods, ctx, model(**batch).loss, step, opt, scheduler, 1.0)
+    rec = methods[0].record()
+    assert rec["last_tensors"] == len(list(model.parameters()))
+    assert 0 < rec["last_decayed"] < rec["last_tensors"]
+
+
+# -- SMART -------------------------------------------------------------------------------------------
+
+def _mtdnn_stable_kl(logit, target, epsilon=1e-6, reduce=True):
+    """namisan/mt-dnn mt_dnn/loss.py ``stable_kl``, line for line."""
+    logit = logit.view(-1, logit.size(-1)).float()
+    target = target.view(-1, target.size(-1)).float()
+    bs = logit.size(0)
+    p = F.log_softmax(logit, 1).exp()
+    y = F.log_softmax(target, 1).exp()
+    rp = -(1.0 / (p + epsilon) - 1 + epsilon).detach().log()
+    ry = -(1.0 / (y + epsilon) - 1 + epsilon).detach().log()
+    if reduce:
+        return (p * (rp - ry) * 2).sum() / bs
+    return (p * (rp - ry) * 2).sum()
+
+
+def _mtdnn_sym_kl(input, target):
+    """namisan/mt-dnn mt_dnn/loss.py ``SymKlCriterion.forward`` (alpha 1, reduction batchmean)."""
+    input, target = input.float(), target.float()
+    return (F.kl_div(F.log_softmax(input, dim=-1, dtype=torch.float32),
+                     F.softmax(target.detach(), dim=-1, dtype=torch.float32), reduction="batchmean")
+            + F.kl_div(F.log_softmax(target, dim=-1, dtype=torch.float32),
+                       F.softmax(input.detach(), dim=-1, dtype=torch.float32), reduction="batchmean"))
+
+
+def _mtdnn_smart_loss(ref, batch, *, alpha, k, step_size, noise_var, epsilon, gen, regression):
+    """namisan/mt-dnn: mt_dnn/model.py ``MTDNNModel.update`` (loss + adv_alpha · adv_loss) around
+    mt_dnn/perturbation.py ``SmartPerturbation.forward`` (norm_p "inf", norm_level 0): embed = the embedding
+    layer's output (matcher.py ``embed_encode``, fwd_type 1), noise = N(0, 1)·noise_var, K ascent steps on
+    stable_kl / summed MSE w.r.t. the noise, then adv_lc(logits, adv_logits): SymKlCriterion, or for regression
+    MseCriterion, ``F.mse_loss(input.squeeze(), target)``. The noise comes from ``gen`` (the reference draws
+    from the global CUDA stream) in the reference's order: one draw per step, before the ascent."""
+    ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+    logits = ref(input_ids=ids, token_type_ids=types, attention_mask=mask).logits
+    if regression:
+        task_loss = F.mse_loss(logits.squeeze(), batch["labels"])
+    else:
+        task_loss = F.cross_entropy(logits, batch["labels"], ignore_index=-1)
+    embed = ref.bert.embeddings(ids, types)
+    noise = torch.empty(embed.size()).normal_(0, 1, generator=gen) * noise_var
+    noise.detach()
+    noise.requires_grad_()
+    for _ in range(k):
+        adv_logits = ref(token_type_ids=types, attention_mask=mask, inputs_embeds=embed + noise).logits
+        if regression:
+            adv_loss = F.mse_loss(adv_logits, logits.detach(), reduction="sum")
+        else:
+            adv_loss = _mtdnn_stable_kl(adv_logits, logits.detach(), reduce=False)
+        (delta_grad,) = torch.autograd.grad(adv_loss, noise, only_inputs=True, retain_graph=False)
+        delta_grad = noise + delta_grad * step_size
+        noise = delta_grad / (delta_grad.abs().max(-1, keepdim=True)[0] + epsilon)
+        noise = noise.detach()
+        noise.requires_grad_()
+    adv_logits = ref(token_type_ids=types, attention_mask=mask, inputs_embeds=embed + noise).logits
+    if regression:
+        with pytest.warns(UserWarning, match="target size"):  # the reference's (B,) against (B, 1)
+            adv_loss = F.mse_loss(logits.squeeze(), adv_logits)
+    else:
+        adv_loss = _mtdnn_sym_kl(logits, adv_logits)
+    return task_loss + alpha * adv_loss
+
+
+def _with_token_types(batches):
+    """Segment ids 1 from position 3 on, so a pass that drops them differs."""
+    out = []
+    for b in batches:
+        types = torch.zeros_like(b["input_ids"])
+        types[:, 3:] = 1
+        out.append({**b, "token_type_ids": types})
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_smart_matches_mtdnn_smart_perturbation(k, optimizer, correct_bias):
+    """namisan/mt-dnn SmartPerturbation.forward with SymKlCriterion (glue_task_def.yml's adv_loss for RTE,
+    MRPC, CoLA). step_size and noise_var are large, so the ascent's direction and the initial noise both
+    move the result; the head is scaled so the two passes' distributions differ well beyond second order."""
+    settings = {"alpha": 1.5, "k": k, "step_size": 0.3, "noise_var": 0.5, "epsilon": 1e-6}
+    lr, seed = 1e-3, 17
+    model, ref = models()
+    with torch.no_grad():
+        for m in (model, ref):
+            m.classifier.weight.mul_(30.0)
+    batches = _with_token_types(fixed_batches())
+    gen = generator(seed, "smart")
+    state: dict = {}
+    expected = reference_loop(
+        ref, batches, lr=lr, max_norm=1.0,
+        loss_fn=lambda step, batch: _mtdnn_smart_loss(ref, batch, gen=gen, regression=False, **settings),
+        update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], correct_bias))
+    got = run_harness(model, {"smart": settings}, batches, optimizer=optimizer, lr=lr, max_norm=1.0, seed=seed)
+    assert_same(got, expected)
+
+
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_smart_regression_broadcast_reproduces_mtdnn_mse_criterion(optimizer, correct_bias):
+    """STS-B in mt-dnn (adv_loss: MseCriterion): the ascent on Σ(f(x̃) − sg f(x))², the final term
+    ``F.mse_loss(logits.squeeze(), adv_logits)``, (B,) against (B, 1) broadcast to every pair; our
+    ``regression: broadcast``."""
+    settings = {"alpha": 1.0, "k": 1, "step_size": 0.3, "noise_var": 0.5, "epsilon": 1e-6, "regression": "broadcast"}
+    lr, seed = 1e-3, 19
+    model, ref = models(num_labels=1)
+    batches = _with_token_types(fixed_batches(num_labels=1))
+    gen = generator(seed, "smart")
+    state: dict = {}
+    expected = reference_loop(
+        ref, batches, lr=lr, max_norm=1.0,
+        loss_fn=lambda step, batch: _mtdnn_smart_loss(ref, batch, gen=gen, regression=True,
+                                                      **{k: v for k, v in settings.items() if k != "regression"}),
+        update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], correct_bias))
+    got = run_harness(model, {"smart": settings}, batches, optimizer=optimizer, lr=lr, max_norm=1.0, seed=seed)
+    assert_same(got, expected)
+
+
+def test_smart_regression_default_is_the_per_example_mse():
+    """``regression: mse`` (our default, the evident intent of MseCriterion): the final term is the batch mean of
+    (f(x_i) − f(x̃_i))², worked here from the two passes by hand; the broadcast form differs on the same passes."""
+    from mixsweep.regularizers.smart import SMART
+
+    clean = torch.tensor([[1.0], [3.0], [-2.0]])
+    adv = torch.tensor([[1.5], [2.0], [-2.0]])
+    per_example = (0.25 + 1.0 + 0.0) / 3
+    pairs = sum((c - a) ** 2 for c in (1.0, 3.0, -2.0) for a in (1.5, 2.0, -2.0)) / 9
+    assert float(SMART({})._adv_loss(clean, adv)) == pytest.approx(per_example)
+    assert float(SMART({"regression": "broadcast"})._adv_loss(clean, adv)) == pytest.approx(pairs)
+
+
+@pytest.mark.parametrize("cfg,match", [
+    ({"k": 0}, r"regularizer\.smart\.k=0 must be an integer in \[1, inf\)"),
+    ({"k": 1.5}, r"regularizer\.smart\.k=1\.5 must be an integer"),
+    ({"epsilon": 0}, r"regularizer\.smart\.epsilon=0 must be a number in \(0, inf\)"),
+    ({"regression": "pairs"}, r"regularizer\.smart\.regression='pairs' is not one of mse, broadcast"),
+    ({"mu": 1.0}, r"unknown setting regularizer\.smart\.mu"),
+])
+def test_smart_refuses_bad_settings(cfg, match):
+    with pytest.raises(RegularizerError, match=match):
+        build_methods({"smart": cfg})
+
+
+def test_spd_refuses_a_negative_strength():
+    with pytest.raises(RegularizerError, match=r"regularizer\.spd\.lam=-1 must be a number in \[0, inf\)"):
+        build_methods({"spd": {"lam": -1}})
+
+
+def test_smart_draws_dropout_in_the_references_pass_order():
+    """With dropout on (mt-dnn trains with 0.1), every pass draws its own masks from the global stream in
+    mt-dnn's order: the step's pass, embed_encode's own pass through the embedding layer, the K ascent passes,
+    the final perturbed pass. Seeded alike on both sides; a pass missing, reused or reordered shows."""
+    settings = {"alpha": 1.0, "k": 1, "step_size": 0.3, "noise_var": 0.5, "epsilon": 1e-6}
+    lr, seed, drop = 1e-3, 23, 0.3
+    model, ref = models()
+    for m in ref.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = drop
+    ref.train()
+    batches = _with_token_types(fixed_batches())
+    gen = generator(seed, "smart")
+    state: dict = {}
+    torch.manual_seed(seed)
+    expected = reference_loop(
+        ref, batches, lr=lr, max_norm=1.0,
+        loss_fn=lambda step, batch: _mtdnn_smart_loss(ref, batch, gen=gen, regression=False, **settings),
+        update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], True))
+    torch.manual_seed(seed)
+    got = run_harness(model, {"dropout": {"p": drop, "head": True}, "smart": settings}, batches, optimizer="adamw_hf",
+                      lr=lr, max_norm=1.0, seed=seed)
+    assert_same(got, expected)
