@@ -80,7 +80,9 @@ def optimizer_step(methods: Sequence[Method], ctx: RunContext, loss: Tensor, ste
     loss.backward()
     for m in methods:
         m.after_backward(step, ctx)
-    params = [p for p in ctx.model.parameters() if p.grad is not None]
+    # the model's parameters; a run without methods (the digits pretraining phase) has no ctx: the optimizer's
+    source = ctx.model.parameters() if ctx is not None else (p for g in optimizer.param_groups for p in g["params"])
+    params = [p for p in source if p.grad is not None]
     if max_grad_norm is not None:
         norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     else:  # the same norm clipping would compute, so a run without clipping records it too
