@@ -117,6 +117,15 @@ def test_bad_settings_name_the_key(method, cfg, message):
         build_methods({method: cfg})
 
 
+def test_lora_without_peft_installed_says_how_to_install_it(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "peft" else real(name, *a))
+    with pytest.raises(RegularizerError, match=r"regularizer.lora needs the package peft: run `make setup`"):
+        build_methods({"lora": {}})
+
+
 def test_lora_targets_the_model_lacks_are_a_one_line_error():
     with pytest.raises(RegularizerError, match=r"regularizer.lora.targets=\['q_lin'\] names no linear layer"):
         prepared({"lora": {"targets": ["q_lin"]}})
@@ -243,8 +252,9 @@ def test_bitfit_matches_plain_adam_on_the_bias_terms(optimizer, correct_bias):
 
 # -- whole runs ---------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("task", ["rte", "stsb"])
 @pytest.mark.parametrize("setting,trained,total", [("lora.r=4", 2146, 37026), ("bitfit.pooler=false", 706, 36002)])
-def test_a_tiny_run_with_each_method_records_what_trained(tmp_path, setting, trained, total):
+def test_a_tiny_run_with_each_method_records_what_trained(tmp_path, setting, trained, total, task):
     """A devlin cell plus the method on model=tiny: tiny_bert()'s shape with the MiniLM tokenizer's vocabulary,
     so the total counts its word embeddings instead of tiny_bert()'s 40 rows; no embedding trains."""
     from mixsweep.models import load_tokenizer
@@ -252,10 +262,14 @@ def test_a_tiny_run_with_each_method_records_what_trained(tmp_path, setting, tra
     from mixsweep.train import run
 
     reg = setting.split(".")[0]
-    result = run(compose_run([*tiny_overrides(tmp_path), "regularizer=devlin", f"+regularizer.{setting}",
+    result = run(compose_run([*tiny_overrides(tmp_path, task), "regularizer=devlin", f"+regularizer.{setting}",
                               "train.max_steps=3"]))
+    if task == "stsb":  # one output: the head is 32 + 1 wide, not 32·2 + 2
+        trained, total = trained - (H + 1), total - (H + 1)
     assert result["status"] == "ok", result
     record = result["extra"]["methods"][reg]
     assert record["trainable"] == trained
     assert record["total"] == total + (load_tokenizer("tiny").vocab_size - V) * H
     assert result["distance_sq"] is not None and result["distance_sq"] > 0
+    reps = result["outputs"].representations  # the record's default capture: head and layer states, fp16
+    assert {"rep_head", "rep_layer_2"} <= set(reps) and reps["rep_head"].shape[1] == reps["rep_layer_2"].shape[1] == H

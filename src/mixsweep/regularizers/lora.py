@@ -41,6 +41,7 @@ modules, the trainable and total parameter counts, Σ‖(α/r)·BA‖² at the e
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -97,6 +98,9 @@ class LoRA(Method):
         self.pooler = self.cfg.get("pooler", True)
         if not isinstance(self.pooler, bool):
             raise self.error("pooler", self.pooler, "true or false", "true")
+        if importlib.util.find_spec("peft") is None:  # a .venv set up before peft joined the dependencies
+            raise RegularizerError("regularizer.lora needs the package peft: run `make setup` "
+                                   "(or pip install -c constraints.txt peft)")
         self._layers: list[tuple[str, nn.Module]] = []
         self.counts: dict[str, Any] = {}
 
