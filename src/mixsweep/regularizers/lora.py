@@ -20,14 +20,15 @@ default), the pooler. Chen et al.'s code (guanzhchen/PETuning ``model/sequence_c
 ``RobertaLoraForSequenceClassification``) freezes every ``roberta.*`` parameter whose name lacks "lora"
 and trains RoBERTa's whole classification head, a dense + tanh layer and the output projection; in
 ``BertForSequenceClassification`` that dense + tanh layer is the pooler, so the lab trains it too
-(``pooler: false`` is peft's ``SEQ_CLS`` default, ``modules_to_save = ["classifier", "score"]``). Every
+(``pooler: false`` is peft's ``TaskType.SEQ_CLS`` default: ``PeftModelForSequenceClassification`` adds
+only ``["classifier", "score"]`` to ``modules_to_save``). Every
 bias, LayerNorm and embedding of the body is frozen (``bias="none"``).
 
 Defaults: r = 8, α = 8 (scaling 1): peft's defaults and Chen et al.'s RTE and CoLA commands
 (``scripts/mulitruns_scripts/lora/run_{rte,cola}_roberta_both.sh``; MRPC and STS-B use α = 16). Those
 commands also set lr 1e-3 (RTE, CoLA), 5e-4 (MRPC), 1e-4 (STS-B), batch 16/32, 50 epochs with early
-stopping on the dev loss and hidden dropout 0.1: the recipe, not this method (a cell sets
-``optimizer.lr``).
+stopping on the dev loss (patience 10), no warmup, weight decay 0 and hidden dropout 0.1: the recipe,
+not this method (the lab's cell takes the RTE command's lr 1e-3 through ``optimizer.lr``).
 
 Other methods see the wrapped model: ``ctx.reference`` (w_pre) holds A₀, B₀ = 0 and the pooler, so
 ``wdecay(w_pre)`` pulls BA toward 0 (toward the pretrained weights) and ‖w − w_pre‖² (``distance_sq``)
