@@ -21,7 +21,10 @@ The runner calls the hooks in this order, each method in ``order`` (ascending):
    bad value is caught before anything is launched.
 2. ``prepare(ctx)`` changes the model before training (surgery, re-initialization, noise). It runs
    after the new head is initialized and the model is on its device, before ``ctx.reference`` is
-   taken, so ``ctx.reference`` is w_pre as finetuning sees it.
+   taken, so ``ctx.reference`` is w_pre as finetuning sees it. A method that sets ``sets_trainable``
+   (LoRA, BitFit) freezes every parameter outside its trainable set here
+   (:mod:`~mixsweep.regularizers.trainable`): the groups, ``ctx.reference`` and every decay then hold only
+   what still requires a gradient. At most one method of a run chooses the set.
 3. ``param_groups(groups, ctx)`` reshapes the optimizer's parameter groups (per-layer learning
    rates); each group is a dict with ``params`` and optionally ``lr`` (absolute) or
    ``lr_scale`` (multiplies the optimizer's lr).
@@ -103,6 +106,7 @@ class Method:
     name: ClassVar[str] = ""
     order: ClassVar[int] = 50  # hook and label order: lower first
     owns_update: ClassVar[bool] = False  # True: update() replaces optimizer.step() (one method at most)
+    sets_trainable: ClassVar[bool] = False  # True: prepare() chooses which parameters train (one method at most)
 
     def __init__(self, cfg: Mapping[str, Any]):
         self.cfg = dict(cfg or {})
@@ -251,6 +255,10 @@ def build_methods(reg: Mapping[str, Any] | None) -> list[Method]:
     owners = sorted(m.name for m in out if m.owns_update)
     if len(owners) > 1:
         raise RegularizerError(f"regularizer methods {' and '.join(owners)} each replace the optimizer's update: "
+                               f"keep one of them in the regularizer block")
+    choosers = sorted(m.name for m in out if m.sets_trainable)
+    if len(choosers) > 1:
+        raise RegularizerError(f"regularizer methods {' and '.join(choosers)} each choose which parameters train: "
                                f"keep one of them in the regularizer block")
     return sorted(out, key=lambda m: (m.order, m.name))
 
