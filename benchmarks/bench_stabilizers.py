@@ -44,6 +44,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "r3f(1,1e-5)": {"r3f": {"lam": 1.0, "eps": 1e-5, "noise": "uniform"}},
     "mixout(w_pre,0.9)": {"mixout": {"p": 0.9, "layers": "paper", "granularity": "neuron", "grad": "exact"}},
     "wdecay(w_pre,0.01)": {"wdecay": {"lam": 0.01, "target": "pretrained", "form": "l2"}},
+    "hype(1e-5)": {"hype": {"eps": 1e-5, "noise": "uniform"}},
+    # R-Drop refuses a run without dropout: compare its row with dropout(0.1)'s
+    "dropout(0.1)+rdrop(0.5)": {"dropout": {"p": 0.1, "head": True}, "rdrop": {"alpha": 0.5}},
+    "spd(1)": {"spd": {"lam": 1.0}},
+    "smart(1,k=1)": {"smart": {"alpha": 1.0, "k": 1, "step_size": 1e-5, "noise_var": 1e-5}},
+    "lora(8,8)": {"lora": {"r": 8, "alpha": 8}},
+    "bitfit": {"bitfit": {}},
 }
 
 
