@@ -175,3 +175,46 @@ def best_table(frame: pd.DataFrame, fractions: Sequence[float], n_start: Sequenc
                                  "compute": big_n * f + k * (1 - f), "m": m, "discarding": discard,
                                  "full": full, "difference": discard - full})
     return pd.DataFrame(rows)
+
+
+def _num(x: float, digits: int) -> str:
+    return "–" if not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def early_discarding_tables(runs: pd.DataFrame, records: Sequence[RunRecord], fractions: Sequence[float],
+                            n_start: Sequence[int], keep: Sequence[int], n_boot: int = 1000, offset: float = 0.0,
+                            seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(a) and (b) for every cell of ``runs``, as plain values: failure at majority + ``offset`` points."""
+    from mixsweep.analysis.failure_kinds import failed_at
+
+    frame = early_frame(runs, records, fractions)
+    return (auc_table(frame, failed_at(runs, offset), fractions, n_boot, seed),
+            best_table(frame, fractions, n_start, keep))
+
+
+def display_auc(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`auc_table` as the report prints it."""
+    out = pd.DataFrame({
+        "cell": table["cell"], "at f": table["fraction"].map(lambda f: f"{f:g}"),
+        "restarts (failed)": [f"{n} ({k})" for n, k in zip(table["n"], table["failed"], strict=True)],
+        "AUC [95% CI]": [f"{_num(a, 2)} [{_num(lo, 2)}, {_num(hi, 2)}]" if np.isfinite(a) else "– (one class)"
+                         for a, lo, hi in zip(table["auc"], table["ci_low"], table["ci_high"], strict=True)]})
+    if table["task"].nunique() > 1:
+        out.insert(0, "task", table["task"])
+    return out
+
+
+def display_best(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`best_table` as the report prints it."""
+    values = np.abs(table[["discarding", "full"]].to_numpy(float)) if len(table) else np.zeros(0)
+    digits = 3 if np.isfinite(values).any() and values[np.isfinite(values)].max() <= 1.5 else 1
+    out = pd.DataFrame({
+        "cell": table["cell"], "at f": table["fraction"].map(lambda f: f"{f:g}"),
+        "start N, keep k": [f"{a}, {b}" for a, b in zip(table["N"], table["k"], strict=True)],
+        "compute (runs)": table["compute"].map(lambda c: f"{c:.2f}"),
+        "E[best], discarding": table["discarding"].map(lambda x: _num(x, digits)),
+        "E[best], m full": [f"{_num(x, digits)} (m={m})" for x, m in zip(table["full"], table["m"], strict=True)],
+        "Δ": table["difference"].map(lambda x: "–" if not np.isfinite(x) else f"{x:+.{digits}f}")})
+    if table["task"].nunique() > 1:
+        out.insert(0, "task", table["task"])
+    return out
