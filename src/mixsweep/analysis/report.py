@@ -166,7 +166,7 @@ def _design_sections(table: RunTable, design: Design, seed: int) -> list[Section
     runs, records = table.runs, table.records
     rows = comparisons(runs, records, design)
     primary = threshold_label(design.primary_threshold)
-    how = (f"Stated in the study's design before it ran ({design.source}). Failed: final {primary} (the "
+    how = (f"The tests the study's design states ({design.source}). Failed: final {primary} (the "
            f"majority-class score of the dev set{'' if design.primary_threshold == 0 else ' plus the points given'}; "
            "diverged runs and NaN scores count as failed). Each failed run is classified from its own curves: "
            f"**never learned** (the mean training task loss of every quarter of training within "
@@ -190,8 +190,9 @@ def _design_sections(table: RunTable, design: Design, seed: int) -> list[Section
     contrast = contrast_table(runs, records, design)
     if contrast is not None:
         sections.append(Section(f"Compute contrast: {design.contrast.label}", [
-            "These cells differ in more than one factor (the optimizer and the training budget), so they are "
-            "reported side by side with their counts, without a test or a verdict.", contrast]))
+            "A compute contrast the design names: its cells differ in more than one factor, "
+            "so they are reported side by side with their counts (failures on the primary "
+            "threshold, by kind) and final scores, without a test or a verdict.", contrast]))
     ed = design.early_discarding
     auc, best = early_discarding_tables(runs, records, ed.fractions, ed.n_start, ed.keep, ed.n_boot,
                                         design.primary_threshold, seed)
