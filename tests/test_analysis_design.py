@@ -7,7 +7,14 @@ import pytest
 import yaml
 
 from helpers import one_error_line, run_cli, unpadded, write_study
-from mixsweep.analysis.design import Compared, Contrast, EarlyDiscarding, check_cells, parse_design, read_design
+from mixsweep.analysis.design import (
+    Compared,
+    Contrast,
+    EarlyDiscarding,
+    check_cells,
+    parse_design,
+    read_design,
+)
 from mixsweep.analysis.design_report import comparisons, contrast_table, mde_lines, sensitivity_table
 from mixsweep.analysis.load import load_results
 from mixsweep.analysis.report import build_report

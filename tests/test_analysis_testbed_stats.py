@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from scipy.stats import binom, fisher_exact
 
-from mixsweep.analysis.stats import fisher_one_sided, fisher_power, holm, mannwhitney_p, minimum_detectable_rate
+from mixsweep.analysis.stats import (
+    fisher_one_sided,
+    fisher_power,
+    holm,
+    mannwhitney_p,
+    minimum_detectable_rate,
+)
 
 
 def test_one_sided_fisher_is_the_hypergeometric_tail_on_the_claimed_side():

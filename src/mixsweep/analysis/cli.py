@@ -188,8 +188,13 @@ def _comment(fmt: str) -> str:
 
 def _testbed_view(args: argparse.Namespace, table, design) -> int:
     """``table --view testbed``: the design's compared cells, threshold sensitivity and contrast."""
-    from mixsweep.analysis.design_report import comparison_table, comparisons, contrast_table, mde_lines, \
-        sensitivity_table
+    from mixsweep.analysis.design_report import (
+        comparison_table,
+        comparisons,
+        contrast_table,
+        mde_lines,
+        sensitivity_table,
+    )
     from mixsweep.analysis.tables import render
     from mixsweep.errors import UserError
 

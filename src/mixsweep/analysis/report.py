@@ -159,8 +159,14 @@ def build_report(
 def _design_sections(table: RunTable, design: Design, seed: int) -> list[Section]:
     """The design's tests (one-sided Fisher with Holm, Mann–Whitney, verdicts, minimum detectable effect),
     the threshold-sensitivity table, the compute contrast and early discarding."""
-    from mixsweep.analysis.design_report import comparison_table, comparisons, contrast_table, mde_lines, \
-        sensitivity_table, threshold_label
+    from mixsweep.analysis.design_report import (
+        comparison_table,
+        comparisons,
+        contrast_table,
+        mde_lines,
+        sensitivity_table,
+        threshold_label,
+    )
     from mixsweep.analysis.early_discarding import display_auc, display_best, early_discarding_tables
 
     runs, records = table.runs, table.records
