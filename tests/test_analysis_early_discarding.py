@@ -23,6 +23,7 @@ from mixsweep.analysis.early_discarding import (
     auc,
     auc_ci,
     early_discarding_tables,
+    early_frame,
     early_score,
     equal_compute_restarts,
     expected_best_discarding,
@@ -139,3 +140,16 @@ def test_tables_from_records(tmp_path):
     assert row["m"] == 2 and row["compute"] == pytest.approx(2.5)
     assert row["discarding"] == pytest.approx(14725 / 256) and row["full"] == pytest.approx(1075 / 16)
     assert row["difference"] == pytest.approx(14725 / 256 - 1075 / 16)
+
+
+def test_a_run_that_diverged_is_read_on_its_cells_clock(tmp_path):
+    """B ran to step 40; E diverged after its evaluation at step 20 (curve 50, 52). At f = 0.5 the cell's T is
+    40, so E's early score is its step-20 value 52 (on its own clock, T = 20, it would be step 10's 50)."""
+    diverged = RunRecord(run_id="cell-E", sweep="early", task="rt_polarity", cell="cell", label="cell", seed=9,
+                         status="diverged", headline="accuracy", eval_curve=curve([50, 52]),
+                         majority={"accuracy": 50.0})
+    write_records([_record("B", 0), diverged], tmp_path)
+    table = load_results(tmp_path, "early")
+    frame = early_frame(table.runs, table.records, [0.5]).set_index("run_id")
+    assert frame.loc["cell-E", "early_0.5"] == 52 and frame.loc["cell-B", "early_0.5"] == 60
+    assert early_score(curve([50, 52]), "accuracy", 0.5) == 50  # its own clock

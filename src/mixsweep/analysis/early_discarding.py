@@ -3,8 +3,8 @@
 Two questions per cell, at each fraction f of training:
 
 (a) **Does the dev score early on predict a final failure?** The early score of a run is its headline
-    score at the last evaluation at or before f·T (T: the step of its last evaluation; NaN if none is
-    that early). The ROC AUC of "lower early score → failed" is
+    score at the last evaluation at or before f·T (T: the last evaluation step of the cell's runs, its
+    training length; NaN if no evaluation is that early). The ROC AUC of "lower early score → failed" is
 
         AUC = P(e_failed < e_ok) + ½ P(e_failed = e_ok)
 
@@ -49,12 +49,14 @@ from mixsweep.analysis.stats import _finite, _rng, expected_max
 from mixsweep.records import RunRecord, metric_value
 
 
-def early_score(eval_curve: Sequence[dict[str, Any]], headline: str, fraction: float) -> float:
-    """The headline score at the last evaluation at or before ``fraction`` × the last evaluation's step."""
+def early_score(eval_curve: Sequence[dict[str, Any]], headline: str, fraction: float,
+                total: int | None = None) -> float:
+    """The headline score at the last evaluation at or before ``fraction`` × ``total`` steps (default: the
+    step of the run's last evaluation); NaN if no evaluation is that early."""
     steps = [int(p["step"]) for p in eval_curve]
     if not steps:
         return math.nan
-    limit = fraction * max(steps)
+    limit = fraction * (total if total is not None else max(steps))
     early = [p for p in eval_curve if int(p["step"]) <= limit + 1e-9]
     if not early:
         return math.nan
@@ -124,13 +126,18 @@ def expected_best_full(final, m: int) -> float:
 
 
 def early_frame(runs: pd.DataFrame, records: Sequence[RunRecord], fractions: Sequence[float]) -> pd.DataFrame:
-    """Per run: task, cell, run_id, final_score and ``early_<f>`` for each fraction."""
+    """Per run: task, cell, run_id, final_score and ``early_<f>`` for each fraction. T is the cell's: the
+    last evaluation step of any of its runs, so a run that diverged early is read on its cell's clock."""
     by_id = {r.run_id: r for r in records}
     out = runs[["task", "cell", "run_id", "final_score"]].copy()
     out["cell"] = out["cell"].astype(str)
+    ids = out["run_id"].astype(str)
+    last = pd.Series([max((int(p["step"]) for p in by_id[i].eval_curve), default=0) if i in by_id else 0
+                      for i in ids], index=out.index)
+    total = last.groupby([out["task"], out["cell"]]).transform("max")
     for f in fractions:
-        out[f"early_{f:g}"] = [early_score(by_id[i].eval_curve, by_id[i].headline, f) if i in by_id else math.nan
-                               for i in runs["run_id"].astype(str)]
+        out[f"early_{f:g}"] = [early_score(by_id[i].eval_curve, by_id[i].headline, f, int(t)) if i in by_id
+                               else math.nan for i, t in zip(ids, total, strict=True)]
     return out
 
 
@@ -197,8 +204,10 @@ def display_auc(table: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({
         "cell": table["cell"], "at f": table["fraction"].map(lambda f: f"{f:g}"),
         "restarts (failed)": [f"{n} ({k})" for n, k in zip(table["n"], table["failed"], strict=True)],
-        "AUC [95% CI]": [f"{_num(a, 2)} [{_num(lo, 2)}, {_num(hi, 2)}]" if np.isfinite(a) else "– (one class)"
-                         for a, lo, hi in zip(table["auc"], table["ci_low"], table["ci_high"], strict=True)]})
+        "AUC [95% CI]": [f"{_num(a, 2)} [{_num(lo, 2)}, {_num(hi, 2)}]" if np.isfinite(a)
+                         else "– (no evaluation this early)" if n == 0 else "– (one class)"
+                         for a, lo, hi, n in zip(table["auc"], table["ci_low"], table["ci_high"], table["n"],
+                                                 strict=True)]})
     if table["task"].nunique() > 1:
         out.insert(0, "task", table["task"])
     return out
