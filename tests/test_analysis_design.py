@@ -56,44 +56,48 @@ def test_the_issue_example_parses():
         d.alpha = 0.1  # frozen
 
 
+OK_COMPARE = {"a": {"baseline": "b", "factor": "x", "claim": "fewer"}}
+
+
+def valid(**keys):
+    """A design with a valid compare block and ``keys`` over it."""
+    return {"compare": OK_COMPARE, **keys}
+
+
 BAD = [
-    ({"compare": {}}, "design.compare must map each compared cell"),
+    (valid(compare={}), "design.compare must map each compared cell"),
     ({"thresholds": [0]}, "design: no 'compare' key"),
-    ({"compare": {"a": {"baseline": "b", "factor": "x", "claim": "less"}}}, "design.compare.a.claim is 'less': "
-                                                                            "choose fewer or more"),
-    ({"compare": {"a": {"baseline": "a", "factor": "x", "claim": "fewer"}}}, "design.compare.a.baseline is the "
-                                                                             "cell itself"),
-    ({"compare": {"a": {"baseline": "b", "claim": "fewer"}}}, "design.compare.a: no 'factor' key"),
-    ({"compare": {"a": {"baseline": "b", "factor": "x", "claim": "fewer", "why": 1}}},
+    (valid(compare={"a": {"baseline": "b", "factor": "x", "claim": "less"}}),
+     "design.compare.a.claim is 'less': choose fewer or more"),
+    (valid(compare={"a": {"baseline": "a", "factor": "x", "claim": "fewer"}}),
+     "design.compare.a.baseline is the cell itself"),
+    (valid(compare={"a": {"baseline": "b", "claim": "fewer"}}), "design.compare.a: no 'factor' key"),
+    (valid(compare={"a": {"baseline": "b", "factor": "x", "claim": "fewer", "why": 1}}),
      "design.compare.a: unknown key 'why'"),
-    ({"tresholds": [0]}, "design: unknown key 'tresholds': choose from failure, thresholds"),
-    ({"thresholds": 2}, "design.thresholds must be a non-empty list"),
-    ({"thresholds": [0, -1]}, "design.thresholds[1] is -1: give a number >= 0"),
-    ({"thresholds": [0, 0]}, "design.thresholds lists a value twice"),
-    ({"alpha": 1.5}, "design.alpha is 1.5: give a number > 0 and < 1"),
-    ({"never_learned_band": "small"}, "design.never_learned_band is 'small': give a number > 0"),
-    ({"failure": "lee2020"}, "design.failure is 'lee2020': choose majority"),
-    ({"primary": {"test": "chi2"}}, "design.primary.test is 'chi2': choose fisher"),
-    ({"primary": {"correction": "bonferroni"}}, "design.primary.correction is 'bonferroni': choose holm"),
-    ({"secondary": "ttest"}, "design.secondary is 'ttest': choose mannwhitney or none"),
-    ({"contrast": {"label": "x", "cells": ["a"]}}, "design.contrast.cells must list two or more cell names"),
-    ({"contrast": {"cells": ["a", "b"]}}, "design.contrast.label must be a non-empty text"),
-    ({"early_discarding": {"fractions": [0, 0.5]}}, "design.early_discarding.fractions[0] is 0: give a number > 0 "
-                                                    "and < 1"),
-    ({"early_discarding": {"n_start": [4], "keep": [4]}}, "design.early_discarding: keep 4 is not fewer than "
-                                                          "n_start 4"),
-    ({"early_discarding": {"n_boot": 0}}, "design.early_discarding.n_boot is 0: give a whole number >= 1"),
-    ({"early_discarding": {"n_start": [2.5]}}, "design.early_discarding.n_start[0] is 2.5: give a whole number"),
+    (valid(tresholds=[0]), "design: unknown key 'tresholds': choose from failure, thresholds"),
+    (valid(thresholds=2), "design.thresholds must be a non-empty list"),
+    (valid(thresholds=[0, -1]), "design.thresholds[1] is -1: give a number >= 0"),
+    (valid(thresholds=[0, 0]), "design.thresholds lists a value twice"),
+    (valid(alpha=1.5), "design.alpha is 1.5: give a number > 0 and < 1"),
+    (valid(never_learned_band="small"), "design.never_learned_band is 'small': give a number > 0"),
+    (valid(failure="lee2020"), "design.failure is 'lee2020': choose majority"),
+    (valid(primary={"test": "chi2"}), "design.primary.test is 'chi2': choose fisher"),
+    (valid(primary={"correction": "bonferroni"}), "design.primary.correction is 'bonferroni': choose holm"),
+    (valid(secondary="ttest"), "design.secondary is 'ttest': choose mannwhitney or none"),
+    (valid(contrast={"label": "x", "cells": ["a"]}), "design.contrast.cells must list two or more cell names"),
+    (valid(contrast={"cells": ["a", "b"]}), "design.contrast.label must be a non-empty text"),
+    (valid(early_discarding={"fractions": [0, 0.5]}),
+     "design.early_discarding.fractions[0] is 0: give a number > 0 and < 1"),
+    (valid(early_discarding={"n_start": [4], "keep": [4]}),
+     "design.early_discarding: keep 4 is not fewer than n_start 4"),
+    (valid(early_discarding={"n_boot": 0}), "design.early_discarding.n_boot is 0: give a whole number >= 1"),
+    (valid(early_discarding={"n_start": [2.5]}), "design.early_discarding.n_start[0] is 2.5: give a whole number"),
     ("fisher", "design must be a mapping"),
 ]
-OK_COMPARE = {"a": {"baseline": "b", "factor": "x", "claim": "fewer"}}
 
 
 @pytest.mark.parametrize(("block", "message"), BAD)
 def test_a_malformed_design_is_one_line_naming_the_key(block, message):
-    if isinstance(block, dict) and "compare" not in block and "thresholds" not in block or \
-            isinstance(block, dict) and block.get("thresholds") not in ([0], None):
-        block = {"compare": OK_COMPARE, **block}
     with pytest.raises(UserError) as err:
         parse_design(block)
     text = str(err.value)
@@ -297,3 +301,23 @@ def test_the_sweeper_ignores_the_design(tmp_path):
     assert code == 0, err
     assert "1 done, 0 failed (will retry), 0 to do" in out
     assert read_design(tmp_path / "sweeps" / "withdesign.yaml").thresholds == (0.0, 2.0)
+
+
+def test_report_finds_the_design_in_the_study_file(store, tmp_path):
+    """`mixsweep report --sweep designed` reads sweeps/designed.yaml (found as `make sweep` finds it) and its
+    hydra.sweeper.design; a malformed one is one line, and nothing is written."""
+    (tmp_path / "sweeps").mkdir()
+    study = tmp_path / "sweeps" / "designed.yaml"
+    study.write_text(yaml.safe_dump({"sweep": "designed", "hydra": {"sweeper": {"cells": {}, "design": DESIGN}}},
+                                    allow_unicode=True))
+    code, out, err = run_cli(tmp_path, ["report", "--sweep", "designed", "--results", str(store), "--no-figures",
+                                        "--out", str(tmp_path / "out")])
+    assert code == 0, err
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Threshold sensitivity" in md and "hydra.sweeper.design" in md
+    study.write_text(yaml.safe_dump({"sweep": "designed", "hydra": {"sweeper": {"design": {**DESIGN, "alpha": 2}}}}))
+    code, _, err = run_cli(tmp_path, ["report", "--sweep", "designed", "--results", str(store), "--no-figures",
+                                      "--out", str(tmp_path / "out2")])
+    assert code == 2
+    assert "hydra.sweeper.design.alpha is 2: give a number > 0 and < 1" in one_error_line(err)
+    assert not (tmp_path / "out2").exists()
