@@ -21,5 +21,11 @@ def sweep_names() -> list[str]:
     return sorted({p.stem for root in search_roots() for p in (root / "sweeps").glob("*.yaml")})
 
 
+def sweep_file(name: str) -> Path | None:
+    """The study file ``sweeps/<name>.yaml`` of the first search root that has one (as ``make sweep``
+    finds it), or None."""
+    return next((p for p in (r / "sweeps" / f"{name}.yaml" for r in search_roots()) if p.is_file()), None)
+
+
 def hydra_searchpath_override() -> str:
     return "hydra.searchpath=[" + ",".join(f"file://{r.resolve()}" for r in search_roots()) + "]"

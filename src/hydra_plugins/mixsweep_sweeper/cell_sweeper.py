@@ -36,6 +36,9 @@ class CellSweeperConf:
     cross: Dict[str, List[str]] = field(default_factory=dict)
     select: Optional[List[str]] = None  # run only these cells (--cells / CELLS=)
     dry_run: bool = False
+    # the study's analysis design (mixsweep.analysis.design), read by the report alone: it changes no
+    # run id and no plan
+    design: Dict[str, Any] = field(default_factory=dict)
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="cells", node=CellSweeperConf, provider="mixsweep")
@@ -50,6 +53,7 @@ class CellSweeper(BasicSweeper):
         cross: Optional[Dict[str, Any]] = None,
         select: Optional[List[str]] = None,
         dry_run: bool = False,
+        design: Optional[Dict[str, Any]] = None,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         from mixsweep.sweeping.expand import cross_cells
@@ -58,6 +62,7 @@ class CellSweeper(BasicSweeper):
                                  {str(k): [str(x) for x in v] for k, v in (cross or {}).items()})
         self.select = None if select is None else [str(s) for s in select]
         self.dry_run = dry_run
+        del design  # the report's (mixsweep.analysis.design); nothing here reads it
         self.plan: Any = None
 
     def sweep(self, arguments: List[str]) -> Any:

@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--no-figures", action="store_true", help="tables only (faster)")
     report.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="write the report there (default: results/<sweep>/; e.g. for a read-only store)")
+    _add_design(report)
     report.set_defaults(func=cmd_report)
 
     table = subparsers.add_parser(
@@ -39,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "cell)")
     table.add_argument("--format", choices=("md", "latex", "csv"), default="md",
                        help="md/latex: the paper-style table; csv: every per-cell statistic")
+    table.add_argument("--view", choices=VIEWS, default="paper",
+                       help="paper: the paper-style table (default); testbed: the tests the study's design states "
+                            "(failures by kind, one-sided Fisher with Holm, Mann–Whitney, verdicts, threshold "
+                            "sensitivity, compute contrast); early_discarding: how well the early dev score "
+                            "predicts a failure, and start-N-keep-k against full restarts (Dodge et al. 2020)")
+    _add_design(table)
     table.set_defaults(func=cmd_table)
 
     plots = subparsers.add_parser(
@@ -53,6 +60,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="output folder (default: results/<sweep>/figures, or figures/ beside the CSV)")
     plots.add_argument("--no-paper", action="store_true", help="do not overlay the paper's own points")
     plots.set_defaults(func=cmd_plots)
+
+
+VIEWS = ("paper", "testbed", "early_discarding")
+
+
+def _add_design(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--design", type=Path, default=None, metavar="FILE",
+                   help="the analysis design (a study file with hydra.sweeper.design, or a YAML file with a "
+                        "top-level design:); default: the study's own sweeps/<sweep>.yaml, if it has one")
+
+
+def _design(args: argparse.Namespace):
+    """The design given with --design, else the study's own (None for a CSV or a study without one)."""
+    from mixsweep.analysis.design import design_file, study_design
+
+    if args.design is not None:
+        return design_file(args.design)
+    if getattr(args, "from_csv", None):
+        return None
+    return study_design(args.sweep)
 
 
 def _add_store_args(p: argparse.ArgumentParser) -> None:
@@ -106,10 +133,11 @@ def cmd_report(args: argparse.Namespace) -> int:
                         f"`make sweep SWEEP={args.sweep} RESULTS={args.results}` first, then the report")
     if args.out is not None:
         out = args.out
+    design = _design(args)
     with writing_into(out, what="report folder", given=args.out is not None, subdirs=("figures",),
                       writes="the report writes report.md, report.html, runs.csv, runs.parquet and figures/ there"):
         report = build_report(table, out, f"mixsweep report: {args.sweep}", args.selection,
-                              figures=not args.no_figures)
+                              figures=not args.no_figures, design=design)
         export_runs(table.runs, out / "runs.parquet")
         export_runs(table.runs, out / "runs.csv")
     from mixsweep.analysis.load import unfinished_lines
@@ -127,11 +155,20 @@ def cmd_table(args: argparse.Namespace) -> int:
     from mixsweep.analysis.tables import footnotes, paper_style, render
 
     failures = parse_definitions(args.failure)
+    if args.measure is not None and args.view != "paper":
+        from mixsweep.errors import UserError
+
+        raise UserError(f"--measure and --view {args.view} ask for two tables: give one of them")
+    design = _design(args) if args.view != "paper" else None
     table = _load(args)
     _warn(table)
     _say_unfinished(table, args.format)
     if args.measure is not None:
         return _measure_table(args, table)
+    if args.view == "testbed":
+        return _testbed_view(args, table, design)
+    if args.view == "early_discarding":
+        return _early_view(args, table, design)
     agg = aggregate(table.runs, args.selection, failures)
     if args.format == "csv":
         print(render(agg, "csv", index=True), end="")
@@ -142,6 +179,75 @@ def cmd_table(args: argparse.Namespace) -> int:
         print(("% " if args.format == "latex" else "") + f"[#failed] {describe_definition(d, tasks)}")
     for note in footnotes(agg, failures):
         print(("% " if args.format == "latex" else "") + note)
+    return 0
+
+
+def _comment(fmt: str) -> str:
+    return "% " if fmt == "latex" else ""
+
+
+def _testbed_view(args: argparse.Namespace, table, design) -> int:
+    """``table --view testbed``: the design's compared cells, threshold sensitivity and contrast."""
+    from mixsweep.analysis.design_report import (
+        comparison_table,
+        comparisons,
+        contrast_table,
+        mde_lines,
+        sensitivity_table,
+    )
+    from mixsweep.analysis.tables import render
+    from mixsweep.errors import UserError
+
+    if design is None:
+        where = "the CSV" if getattr(args, "from_csv", None) else f"sweeps/{args.sweep}.yaml"
+        raise UserError(f"no design for {where}: add hydra.sweeper.design to the study file, or give --design FILE")
+    _needs_records(args, "testbed")
+    rows = comparisons(table.runs, table.records, design)
+    if args.format == "csv":
+        print(render(rows, "csv"), end="")
+        return 0
+    print(render(comparison_table(rows, design), args.format), end="")
+    for line in mde_lines(rows, design):
+        print(_comment(args.format) + line)
+    print()
+    print(render(sensitivity_table(table.runs, table.records, design), args.format), end="")
+    contrast = contrast_table(table.runs, table.records, design)
+    if contrast is not None:
+        print(f"\n{_comment(args.format)}Compute contrast (no test, no verdict): {design.contrast.label}")
+        print(render(contrast, args.format), end="")
+    return 0
+
+
+def _needs_records(args: argparse.Namespace, view: str) -> None:
+    if getattr(args, "from_csv", None):
+        from mixsweep.errors import UserError
+
+        raise UserError(f"--view {view} reads the runs' curves, which a CSV has not: give --sweep instead of "
+                        "--from-csv")
+
+
+def _early_view(args: argparse.Namespace, table, design) -> int:
+    """``table --view early_discarding``: (a) the AUC table and (b) start-N-keep-k against full restarts,
+    with the design's settings (or the defaults: f 0.1/0.25/0.5, N 4/8, k 1/2, failure at the majority)."""
+    from mixsweep.analysis.design import EarlyDiscarding
+    from mixsweep.analysis.early_discarding import display_auc, display_best, early_discarding_tables
+    from mixsweep.analysis.tables import render
+
+    _needs_records(args, "early_discarding")
+    ed = design.early_discarding if design is not None else EarlyDiscarding()
+    offset = design.primary_threshold if design is not None else 0.0
+    auc, best = early_discarding_tables(table.runs, table.records, ed.fractions, ed.n_start, ed.keep, ed.n_boot,
+                                        offset)
+    if args.format == "csv":  # one tidy table: each (N, k) row with its cell's AUC at that fraction
+        print(render(best.merge(auc, on=["task", "cell", "fraction"], how="left", suffixes=("", "_auc")), "csv"),
+              end="")
+        return 0
+    print(_comment(args.format) + "(a) a low dev score at the fraction f of training as a predictor of a final "
+          "failure: ROC AUC with a 95% bootstrap CI over restarts")
+    print(render(display_auc(auc), args.format), end="")
+    print(f"\n{_comment(args.format)}(b) expected best final score: start N, continue the k best at f, against "
+          "m = floor(N·f + k·(1 − f)) full restarts (exact, restarts drawn with replacement)")
+    print(render(display_best(best), args.format), end="")
     return 0
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mixsweep.analysis.cells import aggregate, compare_with_paper, label_keys, scores
+from mixsweep.analysis.design import Design
 from mixsweep.analysis.failures import DEFAULT, DEFINITIONS, applicable, describe_definition, failure_mask
 from mixsweep.analysis.load import RunTable
 from mixsweep.analysis.naming import DEVLIN, namer, sort_labels, sort_tasks
@@ -108,10 +109,13 @@ def build_report(
     failures: tuple[str, ...] = DEFINITIONS,
     figures: bool = True,
     seed: int = 0,
+    design: Design | None = None,
 ) -> Report:
     """Write ``report.md``, ``report.html`` and ``figures/`` into ``out_dir``.
 
-    A table without runs is an error (nothing is written): a report of nothing is no result.
+    A table without runs is an error (nothing is written): a report of nothing is no result. With a
+    ``design`` (:mod:`design`), the tests it states, the threshold sensitivity, its compute contrast and
+    early discarding follow the statistics; a design naming a cell without runs is an error.
     """
     out = Path(out_dir)
     runs = table.runs
@@ -119,6 +123,7 @@ def build_report(
         skipped = f" ({len(table.warnings)} unreadable: {table.warnings[0]})" if table.warnings else ""
         raise UserError(f"no run records in {table.origin}{skipped}: run the sweep first, then the report")
     tasks = sort_tasks(set(runs["task"]))
+    designed = _design_sections(table, design, seed) if design is not None else []  # checked before writing
     shown = tuple(d for d in failures if applicable(d, tasks))
     agg = aggregate(runs, selection, shown)
     versus = compare_with_paper(agg)
@@ -137,6 +142,7 @@ def build_report(
                 [paper_style(agg, shown).reset_index(), *_notes(agg, shown)]),
         Section("Recipe", _recipe_blocks(table)),
         Section("Statistics against the baseline", [_stats_table(runs, selection, seed), *_notes(agg, ())]),
+        *designed,
         Section("Expected max over restarts", [_expected_max_table(runs, agg, selection)]),
         *_protocols_section(runs, shown),
         *_published_section(runs),
@@ -148,6 +154,65 @@ def build_report(
     atomic_write_text(md_path, render_markdown(title, sections, out))
     atomic_write_text(html_path, render_html(title, sections))
     return Report(md_path, html_path, drawn, render(main, "md"))
+
+
+def _design_sections(table: RunTable, design: Design, seed: int) -> list[Section]:
+    """The design's tests (one-sided Fisher with Holm, Mann–Whitney, verdicts, minimum detectable effect),
+    the threshold-sensitivity table, the compute contrast and early discarding."""
+    from mixsweep.analysis.design_report import (
+        comparison_table,
+        comparisons,
+        contrast_table,
+        mde_lines,
+        sensitivity_table,
+        threshold_label,
+    )
+    from mixsweep.analysis.early_discarding import display_auc, display_best, early_discarding_tables
+
+    runs, records = table.runs, table.records
+    rows = comparisons(runs, records, design)
+    primary = threshold_label(design.primary_threshold)
+    how = (f"The tests the study's design states ({design.source}). Failed: final {primary} (the "
+           f"majority-class score of the dev set{'' if design.primary_threshold == 0 else ' plus the points given'}; "
+           "diverged runs and NaN scores count as failed). Each failed run is classified from its own curves: "
+           f"**never learned** (the mean training task loss of every quarter of training within "
+           f"{design.never_learned_band:g} of ln C, C classes), **collapsed** (some evaluation scored above the "
+           "threshold, the final one did not), **other** (neither); **unknown**: the record holds no training "
+           "loss. **One-sided Fisher p**: Fisher's exact test on the failure counts, on the side the row claims; "
+           f"**Holm-adjusted p**: Holm's step-down correction over the {len(rows)} compared cells; "
+           + ("**Mann–Whitney p**: one-sided on the final scores, on the same side (higher scores for fewer "
+              "failures), unadjusted, secondary. " if design.secondary == "mannwhitney" else "")
+           + f"Verdict at α = {design.alpha:g}; each cell differs from its baseline in the one factor named.")
+    compared = [how, comparison_table(rows, design), *mde_lines(rows, design)] if not rows.empty \
+        else [how, "No compared cell has runs beside its baseline."]
+    sections = [
+        Section("Failures against the baseline, as the design states", compared),
+        Section("Threshold sensitivity", [
+            "Failed restarts per cell with the failure threshold raised by each number of points the design lists "
+            "(the first is the primary one), and for a compared cell its Holm-adjusted one-sided Fisher p at that "
+            "threshold (Holm over the compared cells at the same threshold).",
+            sensitivity_table(runs, records, design)]),
+    ]
+    contrast = contrast_table(runs, records, design)
+    if contrast is not None:
+        sections.append(Section(f"Compute contrast: {design.contrast.label}", [
+            "A compute contrast the design names: its cells differ in more than one factor, "
+            "so they are reported side by side with their counts (failures on the primary "
+            "threshold, by kind) and final scores, without a test or a verdict.", contrast]))
+    ed = design.early_discarding
+    auc, best = early_discarding_tables(runs, records, ed.fractions, ed.n_start, ed.keep, ed.n_boot,
+                                        design.primary_threshold, seed)
+    sections.append(Section("Early discarding (Dodge et al. 2020)", [
+        "How well the dev score early in training predicts a final failure: the ROC AUC of a low score at the "
+        "last evaluation at or before the fraction f of training for a failed run (1: separates them, 0.5: "
+        f"chance), with a 95% percentile bootstrap CI over restarts ({ed.n_boot} resamples); `all cells` pools "
+        "the restarts of every cell.", display_auc(auc),
+        "The expected best final score when N restarts start and only the k best at f continue to the end "
+        "(compute N·f + k·(1 − f) run lengths), against the expected best of the m = floor(N·f + k·(1 − f)) "
+        "full restarts the same compute buys; both exact, for restarts drawn with replacement from the "
+        "cell's own (Dodge et al. 2019's model, as in *Expected max* above); Δ = discarding − full.",
+        display_best(best)]))
+    return sections
 
 
 def _unfinished_section(table: RunTable) -> list[Section]:

@@ -139,8 +139,9 @@ def permutation_test(x, y, n_perm: int = DEFAULT_PERM, seed=0) -> float:
     return float(res.pvalue)
 
 
-def mannwhitney_p(x, y) -> float:
-    """Two-sided Mann-Whitney U p-value; 1.0 when every value is tied."""
+def mannwhitney_p(x, y, alternative: str = "two-sided") -> float:
+    """Mann-Whitney U p-value of x against y (scipy's): ``two-sided``, ``greater`` (x tends to be larger)
+    or ``less``; 1.0 when every value is tied (no evidence either way, whichever side)."""
     from scipy.stats import mannwhitneyu
 
     a, b = _finite(x), _finite(y)
@@ -148,7 +149,7 @@ def mannwhitney_p(x, y) -> float:
         return np.nan
     if np.unique(np.concatenate([a, b])).size == 1:
         return 1.0
-    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    return float(mannwhitneyu(a, b, alternative=alternative).pvalue)
 
 
 def compare(x, baseline, n_boot: int = DEFAULT_BOOT, n_perm: int = DEFAULT_PERM, seed=0) -> Comparison:
@@ -166,6 +167,103 @@ def fisher_failures(failed: int, n: int, failed_baseline: int, n_baseline: int) 
     table = [[failed, n - failed], [failed_baseline, n_baseline - failed_baseline]]
     res = fisher_exact(table, alternative="two-sided")
     return float(res.statistic), float(res.pvalue)
+
+
+CLAIMS = ("fewer", "more")  # the side of a one-sided test on failure counts: the cell fails fewer / more
+
+
+def fisher_one_sided(failed: int, n: int, failed_baseline: int, n_baseline: int, claim: str) -> float:
+    """One-sided Fisher exact p that the cell fails ``claim`` (fewer | more) than its baseline.
+
+    The table is [[failed, n - failed], [failed_baseline, n_baseline - failed_baseline]], so with
+    all margins fixed the cell's failures a follow the hypergeometric law
+    P(a) = C(F, a) C(N - F, n - a) / C(N, n) (F: failures of both arms, N = n + n_baseline), and
+
+        fewer: p = P(A <= a)  (scipy ``alternative="less"``: odds ratio < 1)
+        more:  p = P(A >= a)  (``alternative="greater"``).
+    """
+    from scipy.stats import fisher_exact
+
+    if claim not in CLAIMS:
+        raise ValueError(f"claim must be one of {CLAIMS}, not {claim!r}")
+    table = [[failed, n - failed], [failed_baseline, n_baseline - failed_baseline]]
+    return float(fisher_exact(table, alternative="less" if claim == "fewer" else "greater").pvalue)
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjustment of m p-values (NaN ones are left out of m and stay NaN).
+
+    With the p-values sorted, p_(1) <= ... <= p_(m), the adjusted value of p_(i) is
+
+        max_{j <= i} min(1, (m - j + 1) p_(j)),
+
+    so that rejecting where the adjusted p < alpha controls the family-wise error at alpha.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    keep = np.flatnonzero(~np.isnan(p))
+    m = keep.size
+    if m == 0:
+        return out
+    order = keep[np.argsort(p[keep], kind="stable")]
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+def _binomial_pmf(n: int, p: float) -> np.ndarray:
+    from scipy.stats import binom
+
+    return binom.pmf(np.arange(n + 1), n, p)
+
+
+def _fisher_rejects(n: int, n_baseline: int, alpha: float, claim: str) -> np.ndarray:
+    """rejects[a, b]: whether the one-sided Fisher test at ``alpha`` (p < alpha) rejects for a failures
+    of n in the cell and b of n_baseline in the baseline."""
+    return np.array([[fisher_one_sided(a, n, b, n_baseline, claim) < alpha for b in range(n_baseline + 1)]
+                     for a in range(n + 1)])
+
+
+def fisher_power(p0: float, p1: float, n: int, alpha: float = 0.05, claim: str = "fewer",
+                 n_baseline: int | None = None) -> float:
+    """Exact power of the one-sided Fisher test (p < alpha) with cell failures a ~ Bin(n, p1) and baseline
+    failures b ~ Bin(n_baseline, p0) (default n_baseline = n), by enumerating both binomials:
+
+        power = sum_a sum_b Bin(a; n, p1) Bin(b; n_baseline, p0) [p_Fisher(a, b) < alpha].
+    """
+    nb = n if n_baseline is None else n_baseline
+    rejects = _fisher_rejects(n, nb, alpha, claim)
+    return float(_binomial_pmf(n, p1) @ rejects @ _binomial_pmf(nb, p0))
+
+
+def minimum_detectable_rate(p0: float, n: int, alpha: float = 0.05, claim: str = "fewer", power: float = 0.8,
+                            tol: float = 1e-4, n_baseline: int | None = None) -> float | None:
+    """The failure rate p1 closest to ``p0`` on the claimed side that the one-sided Fisher test at ``alpha``
+    detects with at least ``power``, with n restarts in the cell and ``n_baseline`` (default n) in the
+    baseline (:func:`fisher_power`); None if even p1 = 0 (fewer) or 1 (more) is not detected that often.
+
+    The rejection region is fixed by (n, alpha, claim) and, for ``fewer``, holds with (a, b) every
+    (a', b) with a' < a, so the power falls as p1 rises towards p0: bisection on p1 to ``tol``.
+    """
+    nb = n if n_baseline is None else n_baseline
+    rejects = _fisher_rejects(n, nb, alpha, claim)
+    base = _binomial_pmf(nb, p0)
+
+    def power_at(p1: float) -> float:
+        return float(_binomial_pmf(n, p1) @ rejects @ base)
+
+    far = 0.0 if claim == "fewer" else 1.0
+    if power_at(far) < power:
+        return None
+    lo, hi = (far, p0) if claim == "fewer" else (p0, far)  # the answer lies between the far end and p0
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        detected = power_at(mid) >= power
+        if claim == "fewer":
+            lo, hi = (mid, hi) if detected else (lo, mid)
+        else:
+            lo, hi = (lo, mid) if detected else (mid, hi)
+    return lo if claim == "fewer" else hi
 
 
 def expected_max(x, ns) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mixsweep.errors import UserError
-from mixsweep.paths import CONF_DIR, hydra_searchpath_override, search_roots, sweep_names
+from mixsweep.paths import CONF_DIR, hydra_searchpath_override, search_roots, sweep_file, sweep_names
 from mixsweep.sweeping.request import SweepRequest
 
 
@@ -57,7 +57,9 @@ def _check_study_name(sweep: str) -> None:
     another study's view (and mix the two in its report)."""
     import yaml
 
-    path = next(p for p in (r / "sweeps" / f"{sweep}.yaml" for r in search_roots()) if p.is_file())
+    path = sweep_file(sweep)
+    if path is None:
+        return
     try:
         declared = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("sweep", sweep)
     except (yaml.YAMLError, AttributeError):
