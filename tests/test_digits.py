@@ -335,3 +335,32 @@ def test_fig2_direction_mixout_pulls_harder_toward_w_pre_as_p_rises(tmp_path: Pa
                            device=CPU) for s in (0, 1)]
         means.append(sum(r["final"]["l2_sq_regularized"] for r in runs) / len(runs))
     assert means[0] > means[1] > means[2], means
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_a_digits_run_applies_the_runtime_its_id_names(monkeypatch, deterministic):
+    """``deterministic`` and ``threads`` are part of a digits run's id, so the run must set them (as a
+    finetuning run does through ``setup.runtime``) and record the determinism it ran under."""
+    from omegaconf import OmegaConf
+
+    import mixsweep.digits as digits
+    from mixsweep.sweeping import execute
+
+    seen = {}
+
+    def fake_run(cfg, *, cache_dir, device):
+        seen.update(threads=torch.get_num_threads(), det=torch.are_deterministic_algorithms_enabled())
+        return {"status": "ok"}
+
+    monkeypatch.setattr(digits, "run_digits", fake_run)
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        cfg = OmegaConf.create({"experiment": "digits", "device": "cpu", "deterministic": deterministic,
+                                "threads": 1, "paths": {"cache": "/nonexistent"}})
+        out = execute._dispatch(cfg)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(det, warn_only=True)
+    assert seen == {"threads": 1, "det": deterministic}
+    assert out["env_determinism"] == {"deterministic_algorithms": deterministic, "cudnn_benchmark": not deterministic}
+    assert out["env_device"] == "cpu"

@@ -174,16 +174,15 @@ def _spread_over_gpus(cfg: DictConfig) -> DictConfig:
 def _dispatch(cfg: DictConfig, on_eval: EvalCallback | None = None, on_point=None) -> dict[str, Any]:
     cfg = _spread_over_gpus(cfg)
     if cfg.experiment == "digits":
-        import torch
-
+        from mixsweep import setup
         from mixsweep.digits import run_digits
-        from mixsweep.setup import resolve_device
 
-        device = resolve_device(str(cfg.get("device", "auto")))
-        out = run_digits(OmegaConf.to_container(cfg, resolve=True), cache_dir=Path(cfg.paths.cache) / "digits",
-                         device=device)
+        container = OmegaConf.to_container(cfg, resolve=True)
+        # the same runtime as a finetuning run: device, determinism and threads are part of the run's id
+        device, determinism = setup.runtime(container)
+        out = run_digits(container, cache_dir=Path(cfg.paths.cache) / "digits", device=device)
         out["env_device"] = str(device)
-        out["env_determinism"] = {"deterministic_algorithms": torch.are_deterministic_algorithms_enabled()}
+        out["env_determinism"] = determinism
         return out
     if cfg.experiment != "finetune":
         raise UserError(f"unknown experiment '{cfg.experiment}': use experiment=finetune or experiment=digits")
