@@ -44,9 +44,6 @@ import numpy as np
 from mixsweep.errors import UserError
 
 DEFAULTS: dict[str, Any] = {"outputs": True, "representations": ["head", "quarters"], "max_examples": 1000}
-OUTPUTS_FILE = "outputs.npz"
-REPRESENTATIONS_FILE = "representations.npz"
-POINTS = ("final", "best", "zhang2021")
 
 
 @dataclass

@@ -46,7 +46,6 @@ from mixsweep.instability.consistency import (
 from mixsweep.records import RunRecord
 from mixsweep.run_outputs import point_outputs
 
-PREDICTION = [m for m, (level, _) in MEASURES.items() if level != "representation"]
 REPRESENTATION = [m for m, (level, _) in MEASURES.items() if level == "representation"]
 SYMBOLS = {"sd": "SD", "pwd": "I_pwd", "kappa": "I_κ (textbook)", "kappa_authors": "I_κ (authors)", "jsd": "I_JSD",
            "svcca": "I_SVCCA", "pwcca": "I_PWCCA", "cka": "I_CKA", "procrustes": "I_OP"}
