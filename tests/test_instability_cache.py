@@ -38,7 +38,8 @@ def counted(monkeypatch):
 
 def _table(results, measure, capsys) -> pd.DataFrame:
     args = argparse.Namespace(sweep="consistency", results=results, cells=None, from_csv=None, selection="final",
-                              failure="default", format="csv", measure=measure)
+                              failure="default", format="csv", measure=measure, view="paper",
+                              design=None)
     assert cmd_table(args) == 0
     return pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
 

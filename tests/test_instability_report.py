@@ -45,7 +45,7 @@ def test_table_measure_per_layer_and_all(tiny_study, capsys):
 
     _, results, name = tiny_study
     base = dict(sweep=name, results=results, cells=None, from_csv=None, selection="final", failure="default",
-                format="csv")
+                format="csv", view="paper", design=None)
     assert cmd_table(argparse.Namespace(**base, measure="cka")) == 0
     long = capsys.readouterr().out
     rows = pd.read_csv(pd.io.common.StringIO(long))
@@ -67,7 +67,7 @@ def test_stores_without_outputs_say_so_and_never_fail(tmp_path, capsys):
     md = report.markdown.read_text()
     assert "## Instability beyond SD" in md and "hold no per-example outputs" in md
     args = argparse.Namespace(sweep="old", results=results, cells=None, from_csv=None, selection="final",
-                              failure="default", format="md", measure="pwd")
+                              failure="default", format="md", measure="pwd", view="paper", design=None)
     assert cmd_table(args) == 0
     assert "hold no per-example outputs" in capsys.readouterr().out
     with pytest.raises(Exception, match="unknown measure"):
