@@ -16,10 +16,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
+
+from mixsweep.sweeping.hydra_adapter import basic_sweeper
+from mixsweep.sweeping.hydra_adapter import grid as expand_grid
+
+BasicSweeper = basic_sweeper()  # the class Hydra's module binds now (see basic_sweeper)
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +79,7 @@ class CellSweeper(BasicSweeper):
         overrides = parser.parse_overrides(self._parse_config() + list(arguments))
         cells = select_cells(self.cells, self.select)
         check_study_size(str(self.config.get("sweep")), overrides, len(cells))  # before the grid is listed
-        grid = BasicSweeper.split_arguments(overrides, None)[0]
+        grid = expand_grid(overrides)
         # What the user typed (ARGS) beats what a cell sets: drop the cell's override of that key.
         user_keys = {o.get_key_element() for o in parser.parse_overrides(list(arguments))}
         jobs = expand_jobs(grid, cells, keep_keys=user_keys)

@@ -32,8 +32,9 @@ def compose_run(overrides: Sequence[str] = (), *, hydra: bool = False) -> DictCo
 
 def sweep_job_overrides(req: SweepRequest) -> list[list[str]]:
     """The per-run overrides a study expands to, exactly as the cell sweeper forms them."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from mixsweep.sweeping.hydra_adapter import grid as expand_grid
 
     base = compose_run([f"+sweeps='{req.sweep}'"], hydra=True)
     sweeper = base.hydra.sweeper
@@ -47,7 +48,7 @@ def sweep_job_overrides(req: SweepRequest) -> list[list[str]]:
     check_cell_names(req.sweep, every_cell)
     cells = select_cells(every_cell, req.cells)
     check_study_size(req.sweep, parsed, len(cells))  # before the grid is listed: it may not fit in memory
-    grid = BasicSweeper.split_arguments(parsed, None)[0]
+    grid = expand_grid(parsed)
     user_keys = {o.split("=", 1)[0].lstrip("+~") for o in req.overrides}
     return [[f"+sweeps='{req.sweep}'", f"paths.results={req.results}", *job, *req.overrides]
             for job in expand_jobs(grid, cells, keep_keys=user_keys)]

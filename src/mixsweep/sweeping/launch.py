@@ -118,17 +118,11 @@ def hydra_overrides(req: SweepRequest) -> list[str]:
 
 def run_multirun(overrides: Sequence[str]) -> Any:
     """Run Hydra's multirun in-process with mixsweep's config dir; Hydra errors become UserErrors."""
-    from hydra._internal.hydra import Hydra
-    from hydra._internal.utils import create_config_search_path
-    from hydra.core.global_hydra import GlobalHydra
-
     from mixsweep.sweeping.execute import execute
+    from mixsweep.sweeping.hydra_adapter import hydra_app
 
-    GlobalHydra.instance().clear()
     try:
-        with hydra_errors():
-            hydra = Hydra.create_main_hydra2(task_name="mixsweep",
-                                             config_search_path=create_config_search_path(str(CONF_DIR)))
+        with hydra_errors(), hydra_app(CONF_DIR) as hydra:
             returns = hydra.multirun(config_name="config", task_function=execute, overrides=list(overrides))
         raise_first_job_error(returns)
         return returns
@@ -145,32 +139,24 @@ def run_multirun(overrides: Sequence[str]) -> Any:
         if error is None:
             raise
         raise error from e
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def hydra_introspect(req: SweepRequest, *, cfg: str | None, resolve: bool, info: str | None) -> None:
     """Hydra's own ``--cfg job|hydra|all`` and ``--info [topic]`` for the request's first run."""
-    from hydra._internal.hydra import Hydra
-    from hydra._internal.utils import create_config_search_path
     from hydra.core.global_hydra import GlobalHydra
 
     from mixsweep.sweeping.compose import sweep_job_overrides
+    from mixsweep.sweeping.hydra_adapter import hydra_app
 
-    GlobalHydra.instance().clear()
-    try:
-        with hydra_errors():
-            first = sweep_job_overrides(req)[0]
-            overrides = [hydra_searchpath_override(), *first]
-            hydra = Hydra.create_main_hydra2(task_name="mixsweep",
-                                             config_search_path=create_config_search_path(str(CONF_DIR)))
-            if info is not None:
-                hydra.show_info(info, config_name="config", overrides=overrides)
-            else:
-                hydra.show_cfg(config_name="config", overrides=overrides, cfg_type=cfg, package=None,
-                               resolve=resolve)
-    finally:
-        GlobalHydra.instance().clear()
+    GlobalHydra.instance().clear()  # composing the first job below starts (and leaves) a Hydra of its own
+    with hydra_errors():
+        first = sweep_job_overrides(req)[0]
+    overrides = [hydra_searchpath_override(), *first]
+    with hydra_errors(), hydra_app(CONF_DIR) as hydra:
+        if info is not None:
+            hydra.show_info(info, config_name="config", overrides=overrides)
+        else:
+            hydra.show_cfg(config_name="config", overrides=overrides, cfg_type=cfg, package=None, resolve=resolve)
 
 
 @contextlib.contextmanager
