@@ -12,12 +12,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from test_stabilizers_reference import (
-    K, _train_without_dropout, assert_same, clip_, fixed_batches, hf_adam_, linear_lr, models, reference_loop,
-    run_harness, snapshot,
-)
 from mixsweep.regularizers import head_module_names, lifecycle
 from mixsweep.regularizers.base import Method, RegularizerError, RunContext, build_methods
+from test_stabilizers_reference import (
+    K,
+    _train_without_dropout,
+    assert_same,
+    clip_,
+    fixed_batches,
+    hf_adam_,
+    linear_lr,
+    models,
+    reference_loop,
+    run_harness,
+    snapshot,
+)
 
 OPTIMIZERS = [("bertadam", False), ("adamw_hf", True)]  # adamw_hf: both references' transformers AdamW
 
