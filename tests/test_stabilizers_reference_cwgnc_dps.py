@@ -1,4 +1,4 @@
-"""Differential tests of CWGNC and DPS-Dense (issue 33), in the style of ``test_stabilizers_reference.py``
+"""Differential tests of CWGNC and DPS, Dense and Mix (issue 33), in the style of ``test_stabilizers_reference.py``
 (whose harness-side runner and reference-side Adam, clipping and schedule they reuse): K steps of a tiny BERT
 through the runner's own step path beside a re-implementation of the authors' update written here from their
 source; every parameter equal to 1e-6 after every step."""
@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixsweep.regularizers import head_module_names, lifecycle
+from mixsweep.regularizers.anatomy import generator
 from mixsweep.regularizers.base import Method, RegularizerError, RunContext, build_methods
 from test_stabilizers_reference import (
     K,
@@ -265,4 +266,149 @@ def test_dps_settings_are_checked():
         build_methods({"dps": {"reserve_p": 1.0}})
     with pytest.raises(RegularizerError, match="unknown setting regularizer.dps.p"):
         build_methods({"dps": {"p": 0.3}})
+    with pytest.raises(RegularizerError, match="regularizer.dps.variant='sparse' is not one of dense, mix"):
+        build_methods({"dps": {"variant": "sparse"}})
     assert build_methods({"dps": {"reserve_p": 0.0}}) == []  # the reference's p = 0: plain finetuning
+
+
+# -- DPS-Mix -----------------------------------------------------------------------------------------
+
+class _MixGradsOps(torch.autograd.Function):
+    """ZhangHaojie077/DPS: transformers/DPSMix/grads_ops.py ``Grads_Ops`` ported line by line (class-level state
+    on ``_MixGradsOps``; the Bernoulli draw ``ctx.noise[0].bernoulli_(1 - ctx.p)`` takes the test's generator,
+    the stream the harness draws from, in the same forward order)."""
+
+    steps = 0
+    grads_mask: list = []
+    noise_mask: list = []
+    accum_mask: list = []
+    gen: torch.Generator | None = None
+
+    @staticmethod
+    def _draw(input, p):
+        noise = input.new().resize_as_(input)
+        noise[0].bernoulli_(1 - p, generator=_MixGradsOps.gen)
+        return noise[0].repeat(input.size()[0], *([1] * (len(input.size()) - 1)))
+
+    @staticmethod
+    def forward(ctx, input, target, p, steps, update_steps, training):
+        cls = _MixGradsOps
+        ctx.p, ctx.training, ctx.cur_steps, ctx.update_steps = p, training, steps, update_steps
+        output = input.clone()
+        if ctx.p == 0.0 or not ctx.training:
+            return output
+        if steps == 1:
+            cls.steps = 0
+            cls.grads_mask, cls.noise_mask, cls.accum_mask = [], [], []
+            ctx.noise = cls._draw(input, ctx.p)
+        elif math.ceil(steps / update_steps) % 2 == 1:
+            cls.steps += 1
+            ctx.noise = cls._draw(input, ctx.p)
+        elif math.ceil(steps / update_steps) % 2 == 0 and (steps - 1) % update_steps == 0:
+            cls.steps += 1
+            assert input.size() == cls.grads_mask[-cls.steps].size()
+            accum_mask = torch.where(cls.accum_mask[-cls.steps] > 0, cls.accum_mask[-cls.steps], 1)
+            if update_steps < 50:
+                grads_norm = (cls.grads_mask[-cls.steps] / accum_mask)
+            else:
+                grads_norm = (cls.grads_mask[-cls.steps] / accum_mask) * torch.exp(-accum_mask / update_steps)
+            index_list = (grads_norm).view(-1)
+            sorted_num, _ = torch.sort(index_list, descending=True)
+            tar_num = torch.index_select(sorted_num, -1,
+                                         torch.tensor([math.ceil(index_list.size()[0] * (1 - ctx.p)) - 1]))
+            ctx.noise = torch.where((grads_norm) >= tar_num, 1, 0)
+            cls.noise_mask[-cls.steps] = ctx.noise.clone()
+        else:
+            cls.steps += 1
+            assert input.size() == cls.grads_mask[-cls.steps].size()
+            ctx.noise = cls.noise_mask[-cls.steps]
+        output = ((1 - ctx.noise) * target + ctx.noise * output - ctx.p * target) / (1 - ctx.p)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        cls, epsilon = _MixGradsOps, 1e3
+        if ctx.p > 0 and ctx.training:
+            if ctx.cur_steps == 1:
+                cls.grads_mask.append((grad_output.clone() ** 2) * ctx.noise / epsilon)
+                cls.noise_mask.append((grad_output.clone() ** 2) * ctx.noise / epsilon)
+                cls.accum_mask.append(ctx.noise.long())
+            elif (ctx.cur_steps != 1 and math.ceil(ctx.cur_steps / ctx.update_steps) % 2 == 1
+                  and (ctx.cur_steps - 1) % ctx.update_steps == 0):
+                cls.grads_mask[-cls.steps] = (grad_output.clone() ** 2) * ctx.noise / epsilon
+                cls.accum_mask[-cls.steps] = ctx.noise.long()
+                cls.steps -= 1
+            elif math.ceil(ctx.cur_steps / ctx.update_steps) % 2 == 0:
+                cls.steps -= 1
+            else:
+                cls.grads_mask[-cls.steps] += (grad_output.clone() ** 2) * ctx.noise / epsilon
+                cls.accum_mask[-cls.steps] += ctx.noise.long()
+                cls.steps -= 1
+            return grad_output * ctx.noise, None, None, None, None, None
+        return grad_output, None, None, None, None, None
+
+
+def _dps_mix(model: nn.Module, p: float, max_steps: int, update_ratio: float) -> None:
+    """DPS's modeling_bert.py with ``generalization_type`` mix: every Linear a ``DPSMix``
+    (transformers/DPSMix/moudle.py ``DPSMix.forward``: target and pretrain_weight at the first training
+    forward, target again at the first step of each even phase; the pretrained weights in odd phases)."""
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            module.steps, module.update_steps = 0, int(max_steps * update_ratio)
+            module.target = module.pretrain_weight = None
+
+            def forward(input, m=module):
+                if m.training:
+                    m.steps += 1
+                    if m.steps == 1:
+                        m.target = m.weight.data.clone()
+                        m.pretrain_weight = m.weight.data.clone()
+                    elif math.ceil(m.steps / m.update_steps) % 2 == 0 and (m.steps - 1) % m.update_steps == 0:
+                        m.target = m.weight.data.clone()
+                    cur_target = m.pretrain_weight if math.ceil(m.steps / m.update_steps) % 2 == 1 else m.target
+                else:
+                    cur_target = m.target
+                return F.linear(input, _MixGradsOps.apply(m.weight, cur_target, p, m.steps, m.update_steps,
+                                                          m.training), m.bias)
+            module.forward = forward
+
+
+@pytest.mark.parametrize("update_ratio", [0.34, 0.17], ids=["u=2", "u=1"])
+@pytest.mark.parametrize("optimizer,correct_bias", OPTIMIZERS)
+def test_dps_mix_matches_the_reference_grads_ops(update_ratio, optimizer, correct_bias):
+    """ZhangHaojie077/DPS: transformers/DPSMix/grads_ops.py ``Grads_Ops`` on every Linear weight (moudle.py
+    ``DPSMix.forward``), under run_trainer.py's Trainer (transformers' AdamW, global clip 0.05 after the
+    backward). Column masks from ``generator(seed, "dps")`` on both sides, layer by layer in forward order.
+    Three classes, as the Dense test (no near-ties in the classifier's statistics)."""
+    p, lr, max_norm, seed = 0.3, 1e-3, 0.05, 11
+    model, ref = models(num_labels=3)
+    _train_without_dropout(ref)
+    _dps_mix(ref, p, K, update_ratio)
+    _MixGradsOps.gen = generator(seed, "dps")
+    batches = fixed_batches(num_labels=3)
+    state: dict = {}
+    expected = reference_loop(ref, batches, lr=lr, max_norm=max_norm,
+                              update=lambda s, lr_t: hf_adam_(state, [(q, lr_t) for q in ref.parameters()],
+                                                              correct_bias))
+    got = run_harness(model, {"dps": {"reserve_p": p, "update_ratio": update_ratio, "variant": "mix"}}, batches,
+                      optimizer=optimizer, lr=lr, max_norm=max_norm, seed=seed)
+    assert_same(got, expected)
+
+
+def test_dps_mix_statistic_decays_with_the_keep_count_from_phases_of_50_steps():
+    """grads_ops.py (DPSMix): S = G / A (A = 0 read as 1) below u = 50, × exp(−A / u) from u = 50; by hand."""
+    from mixsweep.regularizers.dps_mix import mix_statistic
+
+    g = torch.tensor([6.0, 6.0, 5.0])
+    a = torch.tensor([3, 0, 1])
+    assert torch.equal(mix_statistic(g, a, 49), torch.tensor([2.0, 6.0, 5.0]))
+    expected = torch.tensor([2.0 * math.exp(-3 / 50), 6.0 * math.exp(-1 / 50), 5.0 * math.exp(-1 / 50)])
+    assert torch.allclose(mix_statistic(g, a, 50), expected, rtol=1e-6)
+
+
+def test_dps_mix_is_refused_beside_mixout():
+    model, _ = models()
+    methods = build_methods({"mixout": {"p": 0.9}, "dps": {"variant": "mix", "update_ratio": 1.0}})
+    ctx = RunContext(model=model, head=head_module_names(model), init_seed=0, noise_seed=0, total_steps=10)
+    with pytest.raises(RegularizerError, match="regularizer.dps.variant=mix replaces every Linear layer's forward"):
+        lifecycle.prepare(methods, ctx)

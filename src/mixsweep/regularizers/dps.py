@@ -1,5 +1,5 @@
-"""DPS-Dense: dynamic parameter selection (Zhang et al. 2022, "Fine-Tuning Pre-Trained Language Models
-Effectively by Optimizing Subnetworks Adaptively", NeurIPS).
+"""DPS: dynamic parameter selection (Zhang et al. 2022, "Fine-Tuning Pre-Trained Language Models
+Effectively by Optimizing Subnetworks Adaptively", NeurIPS), Dense (the default) and Mix.
 
 The reference code is the specification: ZhangHaojie077/DPS, ``transformers/DPSDense/grads_ops.py``
 ``Grads_Ops.forward``/``backward`` (an identity on each weight whose backward edits the weight's gradient),
@@ -29,16 +29,16 @@ dropout (the ``dropout`` method owns it; the lab's cell keeps Devlin's 0.1). Its
 (``run_low_resource.sh``: 500 or 1,000 examples) computes u from *one epoch's* steps, ⌈size/16⌉, not the run's
 (u = 1 or 3); here u always comes from the run's own total steps. A u below 1 is refused.
 
-Not reproduced: DPS-Mix (``DPSMix/``, ``--generalization_type mix``), which changes the forward pass (a
-Mixout-style mix of each weight with a target: the pretrained weights and a Bernoulli(1 − p) column mask in
-accumulate phases, the weights at the phase's start and the selected mask in update phases, selection on the
-mask-normalized, time-decayed statistic): it needs a mixout-like layer surgery with a moving target of its
-own, which this module, a gradient edit, is not; its script's default is ``dense``. The reference counts
-training forward passes, so a second forward in a step (R3F, R-Drop) would advance its cycle twice; here s
-counts optimizer steps.
+``variant: mix`` is DPS-Mix (``DPSMix/``, ``--generalization_type mix``): every Linear becomes a
+:class:`~mixsweep.regularizers.dps_mix.DPSMixLinear` (a Mixout-style mix of each weight with a target under a
+random column mask in accumulate phases and the selected mask in update phases; see that module), with masks
+drawn from ``noise_seed``; it cannot be combined with ``mixout`` (both own the Linear layers' forward).
+The reference counts training forward passes, so a second forward in a step (R3F, R-Drop) advances its cycle
+twice: DPS-Mix here does the same (its masks are per forward), DPS-Dense counts optimizer steps.
 
-Settings: ``reserve_p`` ∈ [0, 1) (0 = plain finetuning), ``update_ratio`` ∈ (0, 1]. Record: u, the weights
-masked, the steps masked and the fraction of entries kept by the last selection.
+Settings: ``reserve_p`` ∈ [0, 1) (0 = plain finetuning), ``update_ratio`` ∈ (0, 1], ``variant`` ∈ {dense, mix}
+(``run_glue.sh``: dense). Record: u, the weights masked, the steps masked and the fraction of entries kept by
+the last selection (Mix: forward passes in update phases, of the first layer).
 """
 
 from __future__ import annotations
@@ -49,8 +49,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mixsweep.regularizers.anatomy import generator
 from mixsweep.regularizers.base import Method, RegularizerError, RunContext, register
+from mixsweep.regularizers.dps_mix import DPSMixLinear
+from mixsweep.regularizers.mixlinear import MixLinear
 
+VARIANTS = ("dense", "mix")
 SCALE = 1e3  # the reference's ``epsilon``: G accumulates g² / 1e3 (the selection does not depend on it)
 
 
@@ -71,24 +75,26 @@ class DPS(Method):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.known_keys("reserve_p", "update_ratio")
+        self.known_keys("reserve_p", "update_ratio", "variant")
         self.reserve_p = self.number("reserve_p", default=0.3, lo=0.0, hi=1.0)
         if self.reserve_p >= 1.0:
             raise self.error("reserve_p", self.reserve_p, "a number in [0, 1) (the fraction of each weight "
                                                          "frozen in an update phase)", 0.3)
         self.update_ratio = self.number("update_ratio", default=0.05, lo=0.0, hi=1.0, open_lo=True)
+        self.variant = self.choice("variant", VARIANTS, default="dense")
         self.update_steps = 0
         self.weights: list[nn.Parameter] = []
         self.stats: list[Tensor | None] = []
         self.masks: list[Tensor | None] = []
         self.masked_steps = 0
         self.kept: Tensor | None = None
+        self.mix_layers: list[DPSMixLinear] = []
 
     def settings(self) -> dict[str, Any]:
-        return {"reserve_p": self.reserve_p, "update_ratio": self.update_ratio}
+        return {"reserve_p": self.reserve_p, "update_ratio": self.update_ratio, "variant": self.variant}
 
     def label(self) -> str:
-        return f"dps({self.reserve_p:g},{self.update_ratio:g})"
+        return f"dps({self.reserve_p:g},{self.update_ratio:g}{'' if self.variant == 'dense' else ',mix'})"
 
     def active(self) -> bool:
         return self.reserve_p > 0.0  # the reference's ``ctx.p == 0.0``: the gradient passes untouched
@@ -100,13 +106,27 @@ class DPS(Method):
                 f"{self.key('update_ratio')}={self.update_ratio:g} gives a phase of int({ctx.total_steps} × "
                 f"{self.update_ratio:g}) = 0 steps: pass e.g. {self.key('update_ratio')}="
                 f"{1 / max(1, ctx.total_steps):.3g} or more, or train longer")
-        self.weights = [m.weight for m in ctx.model.modules()
-                        if isinstance(m, nn.Linear) and m.weight.requires_grad]
+        linears = [(name, m) for name, m in ctx.model.named_modules()
+                   if isinstance(m, nn.Linear) and m.weight.requires_grad]
+        self.weights = [m.weight for _, m in linears]
+        if self.variant == "mix":
+            self._mix(ctx, linears)
         self.stats = [None] * len(self.weights)
         self.masks = [None] * len(self.weights)
 
+    def _mix(self, ctx: RunContext, linears: list[tuple[str, nn.Linear]]) -> None:
+        if any(isinstance(m, MixLinear) for _, m in linears):
+            raise RegularizerError(f"{self.key('variant')}=mix replaces every Linear layer's forward, as mixout does: "
+                                   f"drop regularizer.mixout, or pass {self.key('variant')}=dense")
+        gen = generator(ctx.noise_seed, self.name, self.weights[0].device) if self.weights else None
+        self.mix_layers = [DPSMixLinear(m, self.reserve_p, self.update_steps, gen) for _, m in linears]
+        for (name, _), layer in zip(linears, self.mix_layers, strict=True):
+            ctx.model.set_submodule(name, layer)
+
     @torch.no_grad()
     def after_backward(self, step: int, ctx: RunContext) -> None:
+        if self.variant == "mix":  # its layers edit their own gradients in the backward pass
+            return
         s, u = step + 1, self.update_steps
         first = (s - 1) % u == 0
         if math.ceil(s / u) % 2 == 1:  # accumulate: full finetuning, G from this phase's gradients
@@ -131,6 +151,12 @@ class DPS(Method):
         self.masked_steps += 1
 
     def record(self) -> dict[str, Any]:
-        return {"reserve_p": self.reserve_p, "update_ratio": self.update_ratio, "update_steps": self.update_steps,
+        if self.mix_layers:  # Mix: the layers count their forward passes and keep their last selection
+            chosen = [m.selected for m in self.mix_layers if m.selected is not None]
+            first = self.mix_layers[0]
+            self.masked_steps = sum(1 for s in range(1, first.steps + 1) if not first.accumulating(s))
+            self.kept = (sum(c.sum() for c in chosen) / sum(c.numel() for c in chosen)) if chosen else None
+        return {"reserve_p": self.reserve_p, "update_ratio": self.update_ratio, "variant": self.variant,
+                "update_steps": self.update_steps,
                 "weights": len(self.weights), "masked_steps": self.masked_steps,
                 "kept_last_selection": None if self.kept is None else float(self.kept)}
