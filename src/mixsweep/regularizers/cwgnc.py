@@ -24,7 +24,9 @@ AdamW with bias correction, weight decay 0); the default 1.0 is the point of tha
 threshold it replaces (the harness's and transformers' ``max_grad_norm``), so a cell differs from its baseline
 only in clipping per tensor. (``run.sh`` as published lacks a line continuation after
 ``--use_group_grad_norm_clip True``, so its ``--max_clip_value`` never reaches ``run_glue.py``; the grid is
-read as intended.) Record: c, the tensors clipped in the last step and the global threshold not applied.
+read as intended.) Under ``--fp16`` the reference would clip the loss-scaled gradient (its clip comes before the
+scaler unscales); its scripts run fp32, and here the clip always sees the true gradient. Record: c, the tensors
+clipped in the last step and the global threshold not applied.
 """
 
 from __future__ import annotations

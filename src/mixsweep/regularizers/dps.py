@@ -27,7 +27,9 @@ Defaults: ``script/run_glue.sh`` (BERT-large, RTE/MRPC/STS-B/CoLA): ``reserve_p`
 ``run_trainer.py`` sets every dropout to 0 for DPS-Dense (0.1 again from 2,000 steps); this method sets no
 dropout (the ``dropout`` method owns it; the lab's cell keeps Devlin's 0.1). Its low-resource script
 (``run_low_resource.sh``: 500 or 1,000 examples) computes u from *one epoch's* steps, ⌈size/16⌉, not the run's
-(u = 1 or 3); here u always comes from the run's own total steps. A u below 1 is refused.
+(u = 1 or 3); here u always comes from the run's own total steps. A u below 1 is refused. Its ``--fp16``
+statistics are of the loss-scaled gradient (a scale change inside a phase reweights its steps, and a step
+skipped for overflow still advances the cycle); here they are of the true gradient.
 
 ``variant: mix`` is DPS-Mix (``DPSMix/``, ``--generalization_type mix``): every Linear becomes a
 :class:`~mixsweep.regularizers.dps_mix.DPSMixLinear` (a Mixout-style mix of each weight with a target under a
