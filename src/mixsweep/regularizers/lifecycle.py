@@ -62,7 +62,7 @@ def loss_entry(step: int, task_loss: Tensor, added: Mapping[str, Tensor],
     return entry
 
 
-def optimizer_step(methods: Sequence[Method], ctx: RunContext, loss: Tensor, step: int, optimizer: Any,
+def optimizer_step(methods: Sequence[Method], ctx: RunContext | None, loss: Tensor, step: int, optimizer: Any,
                    scheduler: Any, max_grad_norm: float | None = None) -> float:
     """One update from the objective ``loss``, the runners' shared step (hook order of ``base``)::
 
@@ -83,7 +83,9 @@ def optimizer_step(methods: Sequence[Method], ctx: RunContext, loss: Tensor, ste
     loss.backward()
     for m in methods:
         m.after_backward(step, ctx)
-    params = [p for p in ctx.model.parameters() if p.grad is not None]
+    # The digits pretraining steps with no methods and no context: the optimizer's parameters are the model's.
+    every = ctx.model.parameters() if ctx is not None else (p for g in optimizer.param_groups for p in g["params"])
+    params = [p for p in every if p.grad is not None]
     clipper = next((m for m in methods if m.owns_clipping), None)
     if clipper is not None:
         norm = torch.nn.utils.get_total_norm([p.grad for p in params])
