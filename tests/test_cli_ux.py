@@ -186,8 +186,9 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
-    (["plan", "regularizer=mixot"], "choose one of child_tuning, devlin, dropout, hype, llrd, mixout, mixout_wdecay, noisytune, none, r3f, rdrop, "
-                                   "recadam, reinit, smart, spd, wdecay"),
+    (["plan", "regularizer=mixot"], "choose one of bitfit, child_tuning, cwgnc, devlin, dps, dropout, hype, llrd, lora, "
+                                   "mixout, mixout_wdecay, noisytune, none, r3f, rdrop, recadam, reinit, smart, spd, "
+                                   "wdecay"),
     (["rerun", "deadbeef", "--results", "{tmp}"], "ls {tmp}/runs/"),
     (["report", "--sweep", "smok", "--results", "{tmp}"], "unknown sweep 'smok': choose one of"),
     (["table", "--results", "{tmp}"], "make sweep SWEEP=smoke RESULTS={tmp}"),

@@ -110,6 +110,17 @@ def test_the_recipe_line_prints_values_as_written_and_no_clipping_as_off():
     assert recipe_line(digits) == "lr 0.01, 10 epochs, batch 64, warmup 0.0"
 
 
+def test_the_recipe_line_names_the_method_that_replaces_the_global_clip():
+    """CWGNC clips each tensor instead (its run_glue.py sets max_grad_norm = -1): the line must not say 1.0."""
+    base = {"optimizer": {"name": "bertadam", "lr": 2e-5}, "train": {"epochs": 3, "batch_size": 32,
+                                                                      "warmup_ratio": 0.1, "max_grad_norm": 1.0}}
+    assert recipe_line({**base, "regularizer": {"cwgnc": {"max_norm": 0.5}}}).endswith(
+        ", clipping cwgnc(0.5), not the global 1.0")
+    assert recipe_line({**base, "regularizer": {"dps": {}}}).endswith(", clipping 1.0")
+    off = {**base, "train": {**base["train"], "max_grad_norm": None}, "regularizer": {"cwgnc": {}}}
+    assert recipe_line(off).endswith(", clipping cwgnc(1)")
+
+
 def test_best_point_skips_nan_and_keeps_the_first_of_equal_maxima():
     curve = [{"step": s, "metrics": {"acc": v}} for s, v in [(1, 50.0), (2, float("nan")), (3, 70.0), (4, 70.0),
                                                              (5, None)]]

@@ -11,7 +11,8 @@ The regularizer block selects methods (:mod:`mixsweep.regularizers.base`); the l
 them and calls their hooks in the documented order. One step::
 
     loss = task loss → transform_loss (each method) → backward → after_backward (each method)
-    → clip the global gradient norm at train.max_grad_norm → before_step → optimizer.step()
+    → clip the global gradient norm at train.max_grad_norm (or the clipping of the one method that owns
+    it, CWGNC's per tensor) → before_step → optimizer.step()
     → after_step → scheduler.step()
 """
 

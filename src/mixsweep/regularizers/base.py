@@ -35,7 +35,10 @@ The runner calls the hooks in this order, each method in ``order`` (ascending):
    ``optimizer.step()``, unless a method sets ``owns_update``: then its ``update(optimizer, step, ctx)``
    replaces it (an optimizer-level rule such as RecAdam's, which is an Adam variant in its reference
    code). It reads the optimizer's groups (lr after the schedule, betas, eps) and may keep its state in
-   ``optimizer.state``. At most one method of a run may own the update.
+   ``optimizer.state``. At most one method of a run may own the update. Likewise the clipping is
+   ``clip_grad_norm_`` of the global norm at ``train.max_grad_norm``, unless a method sets
+   ``owns_clipping``: then its ``clip(ctx, max_grad_norm)`` replaces it (CWGNC's per-tensor clipping,
+   which turns the global clip off as its reference does). At most one method of a run may own it.
 5. ``record()`` returns what the method did (JSON-serializable), stored in the run's record
    under ``extra["methods"][<name>]``.
 
@@ -107,6 +110,7 @@ class Method:
     order: ClassVar[int] = 50  # hook and label order: lower first
     owns_update: ClassVar[bool] = False  # True: update() replaces optimizer.step() (one method at most)
     sets_trainable: ClassVar[bool] = False  # True: prepare() chooses which parameters train (one method at most)
+    owns_clipping: ClassVar[bool] = False  # True: clip() replaces the global norm clip (one method at most)
 
     def __init__(self, cfg: Mapping[str, Any]):
         self.cfg = dict(cfg or {})
@@ -147,6 +151,11 @@ class Method:
 
     def before_step(self, step: int, lr: float, ctx: RunContext) -> None:
         pass
+
+    def clip(self, ctx: RunContext, max_grad_norm: float | None) -> None:
+        """The gradient clipping in place of the global norm clip at ``max_grad_norm`` (``train.max_grad_norm``,
+        None = off); called only when ``owns_clipping``, after ``after_backward`` and before ``before_step``."""
+        raise NotImplementedError(f"{type(self).__name__} sets owns_clipping but has no clip()")
 
     def update(self, optimizer: Any, step: int, ctx: RunContext) -> None:
         """The parameter update in place of ``optimizer.step()``; called only when ``owns_update``."""
@@ -252,14 +261,13 @@ def build_methods(reg: Mapping[str, Any] | None) -> list[Method]:
         m = methods[key](settings or {})
         if m.active():
             out.append(m)
-    owners = sorted(m.name for m in out if m.owns_update)
-    if len(owners) > 1:
-        raise RegularizerError(f"regularizer methods {' and '.join(owners)} each replace the optimizer's update: "
-                               f"keep one of them in the regularizer block")
-    choosers = sorted(m.name for m in out if m.sets_trainable)
-    if len(choosers) > 1:
-        raise RegularizerError(f"regularizer methods {' and '.join(choosers)} each choose which parameters train: "
-                               f"keep one of them in the regularizer block")
+    for flag, what in (("owns_update", "replace the optimizer's update"),
+                       ("owns_clipping", "replace the gradient clipping"),
+                       ("sets_trainable", "choose which parameters train")):
+        owners = sorted(m.name for m in out if getattr(m, flag))
+        if len(owners) > 1:
+            raise RegularizerError(f"regularizer methods {' and '.join(owners)} each {what}: "
+                                   f"keep one of them in the regularizer block")
     return sorted(out, key=lambda m: (m.order, m.name))
 
 

@@ -62,28 +62,35 @@ def loss_entry(step: int, task_loss: Tensor, added: Mapping[str, Tensor],
     return entry
 
 
-def optimizer_step(methods: Sequence[Method], ctx: RunContext, loss: Tensor, step: int, optimizer: Any,
+def optimizer_step(methods: Sequence[Method], ctx: RunContext | None, loss: Tensor, step: int, optimizer: Any,
                    scheduler: Any, max_grad_norm: float | None = None) -> float:
     """One update from the objective ``loss``, the runners' shared step (hook order of ``base``)::
 
-        loss.backward() → after_backward (each method; e.g. wdecay's L2 gradient) → clip the global
-        gradient norm at ``max_grad_norm`` (None: no clipping) → before_step (e.g. decoupled decay of
-        the pre-update θ, Child-Tuning's mask) → the update → after_step → scheduler.step() → zero_grad
+        loss.backward() → after_backward (each method; e.g. wdecay's L2 gradient, DPS's mask) → clip the
+        global gradient norm at ``max_grad_norm`` (None: no clipping) → before_step (e.g. decoupled decay
+        of the pre-update θ, Child-Tuning's mask) → the update → after_step → scheduler.step() → zero_grad
 
-    The update is ``optimizer.step()``, or ``update()`` of the one method that sets ``owns_update``
-    (RecAdam). Clipping therefore acts on exactly the gradient the optimizer sees, penalty gradients
-    included, and a gradient edit in before_step is one inside the optimizer's step.
+    The clipping is ``clip(ctx, max_grad_norm)`` of the one method that sets ``owns_clipping`` (CWGNC:
+    each parameter tensor at its own threshold, no global clip), else the global clip. The update is
+    ``optimizer.step()``, or ``update()`` of the one method that sets ``owns_update`` (RecAdam).
+    Clipping therefore acts on exactly the gradient the optimizer sees, penalty gradients included, and
+    a gradient edit in before_step is one inside the optimizer's step.
 
     Returns the global L2 norm of the gradient before clipping, ``‖g‖ = sqrt(Σ_p ‖∇p‖²)`` over every
-    parameter with a gradient (the training-curve diagnostics record it per step).
+    parameter with a gradient, after every ``after_backward`` (the training-curve diagnostics record it
+    per step), whichever clipping runs.
     """
     loss.backward()
     for m in methods:
         m.after_backward(step, ctx)
-    # the model's parameters; a run without methods (the digits pretraining phase) has no ctx: the optimizer's
-    source = ctx.model.parameters() if ctx is not None else (p for g in optimizer.param_groups for p in g["params"])
-    params = [p for p in source if p.grad is not None]
-    if max_grad_norm is not None:
+    # The digits pretraining steps with no methods and no context: the optimizer's parameters are the model's.
+    every = ctx.model.parameters() if ctx is not None else (p for g in optimizer.param_groups for p in g["params"])
+    params = [p for p in every if p.grad is not None]
+    clipper = next((m for m in methods if m.owns_clipping), None)
+    if clipper is not None:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        clipper.clip(ctx, max_grad_norm)
+    elif max_grad_norm is not None:
         norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     else:  # the same norm clipping would compute, so a run without clipping records it too
         norm = torch.nn.utils.get_total_norm([p.grad for p in params])
