@@ -51,6 +51,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "smart(1,k=1)": {"smart": {"alpha": 1.0, "k": 1, "step_size": 1e-5, "noise_var": 1e-5}},
     "lora(8,8)": {"lora": {"r": 8, "alpha": 8}},
     "bitfit": {"bitfit": {}},
+    "cwgnc(1)": {"cwgnc": {"max_norm": 1.0}},
+    "dps(0.3,0.05)": {"dps": {"reserve_p": 0.3, "update_ratio": 0.05}},
 }
 
 

@@ -13,8 +13,8 @@ from mixsweep.sweeping.compose import compose_run
 from mixsweep.sweeping.expand import cross_cells, select_cells
 
 STUDIES = {"stabilizers": ["rte", "mrpc", "cola", "stsb"], "stabilizers_smoke": ["rt_polarity"]}
-# 15 methods × {bertadam, adamw_hf} + mosbach (its recipe's optimizer); the smoke study is not crossed
-N_CELLS = {"stabilizers": 31, "stabilizers_smoke": 11}
+# 17 methods × {bertadam, adamw_hf} + mosbach (its recipe's optimizer); the smoke study is not crossed
+N_CELLS = {"stabilizers": 35, "stabilizers_smoke": 11}
 STABILIZERS = {
     "reinit": ["+regularizer.reinit.k=1"],
     "llrd": ["+regularizer.llrd.xi=0.8"],
@@ -28,6 +28,8 @@ STABILIZERS = {
     "smart": ["+regularizer.smart.alpha=1.0"],
     "lora": ["+regularizer.lora.r=4"],
     "bitfit": ["+regularizer.bitfit.pooler=false"],
+    "cwgnc": ["+regularizer.cwgnc.max_norm=1.0"],
+    "dps": ["+regularizer.dps.reserve_p=0.3", "+regularizer.dps.update_ratio=0.2"],
 }
 
 
@@ -93,7 +95,7 @@ def test_the_stabilizer_lab_crosses_every_method_with_both_optimizers():
     assert sweeper["cross"] == {"optimizer": ["bertadam", "adamw_hf"]}
     cells = cross_cells(sweeper["cells"], sweeper["cross"])
     methods = {name.split("@")[0] for name in cells} - {"mosbach"}
-    assert len(methods) == 15 and {"hype", "rdrop", "spd", "smart", "lora", "bitfit"} <= methods
+    assert len(methods) == 17 and {"hype", "rdrop", "spd", "smart", "lora", "bitfit", "cwgnc", "dps"} <= methods
     for m in methods:
         assert cells[f"{m}@bertadam"][-1] == "optimizer=bertadam"
         assert cells[f"{m}@adamw_hf"][-1] == "optimizer=adamw_hf"
@@ -118,9 +120,9 @@ def test_plan_of_the_stabilizer_lab_shows_both_optimizers():
     from mixsweep.sweeping.request import SweepRequest
 
     jobs = sweep_job_overrides(SweepRequest(sweep="stabilizers", task="rte", seeds=1, results="/nonexistent"))
-    assert len(jobs) == 31
+    assert len(jobs) == 35
     opts = [next((o.split("=", 1)[1] for o in job if o.startswith("optimizer=")), None) for job in jobs]
-    assert opts.count("bertadam") == 15 and opts.count("adamw_hf") == 16
+    assert opts.count("bertadam") == 17 and opts.count("adamw_hf") == 18
     # a study without `cross` (the smoke study) expands as before: its 11 cells, named as in its file
     smoke = sweep_job_overrides(SweepRequest(sweep="stabilizers_smoke", seeds=1, results="/nonexistent"))
     assert [o for job in smoke for o in job if o.startswith("cell=")][:2] == ["cell=devlin", "cell=devlin@adamw_hf"]
@@ -183,12 +185,12 @@ def test_plan_of_the_lab_on_stsb_runs_no_r3f_cell_and_says_why(tmp_path):
                                         "--results", str(tmp_path / "r")])
     assert code == 0, err
     cells = [line.split()[1] for line in out.splitlines() if line.startswith("  stsb ")]
-    assert len(cells) == 29 and not [c for c in cells if c.startswith("r3f")]  # 31 cells less r3f@{bertadam,adamw_hf}
+    assert len(cells) == 33 and not [c for c in cells if c.startswith("r3f")]  # 35 cells less r3f@{bertadam,adamw_hf}
     why = [line for line in out.splitlines() if line.startswith("  not run on stsb:")]
     assert why == ["  not run on stsb: r3f@bertadam, r3f@adamw_hf -- r3f is inactive there: fairseq's R3F adds no "
                    "term on a regression target (sentence_prediction_r3f.py: plain MSE), so its runs would be the "
                    "baseline's; regularizer.r3f.regression=gaussian is our extension that adds one"]
-    assert "29 runs in 29 cells" in out
+    assert "33 runs in 33 cells" in out
 
 
 def test_r3f_is_inert_only_on_a_regression_task_without_its_gaussian_extension():

@@ -2,8 +2,11 @@
 
 - :mod:`~mixsweep.regularizers.base`: :class:`Method`, :class:`RunContext`, :func:`build_methods`,
   :func:`label_of`, :class:`RegularizerError`; read its docstring for the hook order.
-- Methods: ``dropout`` (``dropout.py``), ``mixout`` (``mixout_method.py``), ``wdecay`` (``wdecay.py``);
-  a new method is one more module here (auto-discovered) plus a yaml in ``conf/regularizer/``.
+- Methods, one module each, auto-discovered (:func:`registry` lists them): Lee et al.'s ``dropout``
+  (``dropout.py``), ``mixout`` (``mixout_method.py``), ``wdecay`` (``wdecay.py``); the stabilizer lab's
+  ``reinit``, ``llrd``, ``recadam``, ``child_tuning``, ``noisytune``, ``r3f``, ``hype``, ``rdrop``, ``spd``,
+  ``smart``, ``lora``, ``bitfit``, ``cwgnc``, ``dps`` (``dps.py`` with ``dps_mix.py``). A new method is one
+  more module here plus a yaml in ``conf/regularizer/``.
 - Building blocks: the operator :func:`mixout` (``mixout.py``) and :class:`MixLinear`
   (``mixlinear.py``); model surgery :func:`apply_mixout`, :func:`set_dropout`, :func:`head_module_names`
   (``surgery.py``); :class:`WDecay`, :func:`pretrained_reference`, :func:`squared_distance` (``wdecay.py``).
