@@ -58,3 +58,12 @@ def test_a_fresh_process_plans_a_study_through_the_cell_sweeper(tmp_path):
     code, out, err = run_cli(tmp_path, ["plan", "--sweep", "smoke", "--results", str(tmp_path / "r")], timeout=300)
     assert code == 0, err
     assert "study 'smoke'" in out
+
+
+def test_one_reading_of_an_override_key():
+    from mixsweep.sweeping.overrides import override_key
+
+    cases = {"seed=range(0,3)": "seed", "+regularizer.reinit.k=3": "regularizer.reinit.k",
+             "++regularizer.mixout.p=0.9": "regularizer.mixout.p", "~regularizer.wdecay": "regularizer.wdecay",
+             "~tracking=mlflow": "tracking", "data.source=glue_dir": "data.source"}
+    assert {o: override_key(o) for o in cases} == cases

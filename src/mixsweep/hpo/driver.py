@@ -37,6 +37,7 @@ from mixsweep.errors import UserError
 from mixsweep.hpo.request import RESERVED, HpoRequest
 from mixsweep.hpo.secrets import mask
 from mixsweep.hpo.space import SearchSpace, check_keys, load_space
+from mixsweep.sweeping.overrides import override_key
 
 if TYPE_CHECKING:
     import optuna
@@ -81,7 +82,7 @@ def validate(req: HpoRequest) -> SearchSpace:
     for ov in req.overrides:
         if "=" not in ov:
             raise UserError(f"override '{ov}' is not key=value: write ARGS=\"key=value other.key=value\"")
-        if ov.split("=", 1)[0].lstrip("+~") in RESERVED:
+        if override_key(ov) in RESERVED:
             raise UserError(f"override '{ov}' is set by mixsweep hpo itself: use --task, --seeds, --study "
                             f"or --results instead")
     space = load_space(req.space)

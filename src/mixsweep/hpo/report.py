@@ -172,8 +172,10 @@ def confirm_sweep_name(req: HpoRequest) -> str:
 
 def confirm_sweep_yaml(req: HpoRequest, space: SearchSpace, best: Best) -> str:
     """A ``sweeps/``-style study file: cells tuned / untuned, ``seed: range(0, 20)``."""
-    keep = [o for o in req.base_overrides(space) if o.split("=", 1)[0].lstrip("+~") not in RESERVED]
-    tuned = [*(o for o in keep if o.split("=", 1)[0] not in best.params), *best.overrides]
+    from mixsweep.sweeping.overrides import override_key
+
+    keep = [o for o in req.base_overrides(space) if override_key(o) not in RESERVED]
+    tuned = [*(o for o in keep if override_key(o) not in best.params), *best.overrides]
     return "\n".join([
         "# @package _global_",
         f"# Confirm HPO study {req.study_name} (best trial #{best.number}) with many restarts.",

@@ -86,4 +86,6 @@ def split_launcher_overrides(overrides: list[str]) -> tuple[list[str], list[str]
 
 
 def _sets(overrides: list[str], key: str) -> bool:
-    return any(o.split("=", 1)[0].lstrip("+~") == key for o in overrides)
+    from mixsweep.sweeping.overrides import override_key
+
+    return any(override_key(o) == key for o in overrides)

@@ -12,6 +12,8 @@ import argparse
 import os
 from collections.abc import Callable
 
+from mixsweep.sweeping.overrides import override_key
+
 # The table a sweep prints at its end: (results, sweep, cells) -> text. The analysis layer, above
 # this one, makes it; the command line hands it in (see mixsweep.cli), so sweeping never imports analysis.
 Summarize = Callable[[str, str, list[str] | None], str]
@@ -108,7 +110,7 @@ def _args_note(args: argparse.Namespace) -> list[str]:
 
     study = args.sweep or default_sweep(args.task)
     shown = mask(" ".join(args.overrides))  # a tracking URI may hold a password
-    if all(o.lstrip("+~").startswith(("tracking=", "tracking.")) for o in args.overrides):
+    if all(override_key(o).split(".", 1)[0] == "tracking" for o in args.overrides):
         return [f"  extra ARGS: {shown} -- live tracking only: the same runs (tracking is no part of a run id)"]
     return [f"  extra ARGS: {shown} -- these runs join study '{study}' (its view, "
             f"`mixsweep table` and report) beside any runs without them, as separate cells"]

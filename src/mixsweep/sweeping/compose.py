@@ -14,6 +14,7 @@ from mixsweep.sweeping.expand import (
     expand_jobs,
     select_cells,
 )
+from mixsweep.sweeping.overrides import override_key
 from mixsweep.sweeping.request import SweepRequest
 
 
@@ -49,7 +50,7 @@ def sweep_job_overrides(req: SweepRequest) -> list[list[str]]:
     cells = select_cells(every_cell, req.cells)
     check_study_size(req.sweep, parsed, len(cells))  # before the grid is listed: it may not fit in memory
     grid = expand_grid(parsed)
-    user_keys = {o.split("=", 1)[0].lstrip("+~") for o in req.overrides}
+    user_keys = {override_key(o) for o in req.overrides}
     return [[f"+sweeps='{req.sweep}'", f"paths.results={req.results}", *job, *req.overrides]
             for job in expand_jobs(grid, cells, keep_keys=user_keys)]
 

@@ -8,6 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from mixsweep.errors import UserError
+from mixsweep.sweeping.overrides import override_key
 
 CROSS_SEP = "@"  # a crossed cell's name: <cell>@<value>[@<value>...]
 # A cell name travels as a Hydra override (cell=NAME) and into tables, CSVs and file names: plain characters only.
@@ -41,7 +42,7 @@ def cross_cells(cells: Mapping[str, Sequence[str]],
             raise UserError(f"hydra.sweeper.cross.{key} lists no values: give a list such as [bertadam, adamw_hf]")
         crossed: dict[str, list[str]] = {}
         for name, ovs in out.items():
-            if any(_key(o) == key for o in ovs):
+            if any(override_key(o) == key for o in ovs):
                 crossed[name] = ovs
                 continue
             for v in values:
@@ -83,13 +84,10 @@ def expand_jobs(
     grid = [list(g) for g in grid] or [[]]
     if not cells:
         return grid
-    keep = {_key(k) for k in keep_keys}
-    cells = {name: method_settings_added([o for o in ovs if _key(o) not in keep]) for name, ovs in cells.items()}
+    keep = {override_key(k) for k in keep_keys}
+    cells = {name: method_settings_added([o for o in ovs if override_key(o) not in keep])
+             for name, ovs in cells.items()}
     return [point + ovs + [f"cell={name}"] for point in grid for name, ovs in cells.items()]
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def method_settings_added(overrides: Sequence[str]) -> list[str]:

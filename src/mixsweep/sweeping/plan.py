@@ -19,6 +19,7 @@ from mixsweep.progress import duration
 from mixsweep.records import cell_label
 from mixsweep.runid import SEED_KEYS, run_id
 from mixsweep.sweeping.checks import check_regularizer, inert_methods
+from mixsweep.sweeping.overrides import override_key
 from mixsweep.sweeping.restarts import CellRestarts
 
 PROGRESS = ".progress.json"
@@ -116,9 +117,8 @@ def _memo_plain(compose: Callable[[Sequence[str]], DictConfig]) -> Callable[[Seq
     cells: dict[tuple[str, ...], CellRestarts] = {}
 
     def plain(overrides: Sequence[str]) -> dict[str, Any]:
-        seeds = {o.split("=", 1)[0]: int(o.split("=", 1)[1]) for o in overrides
-                 if o.split("=", 1)[0] in SEED_KEYS}
-        rest = tuple(o for o in overrides if o.split("=", 1)[0] not in SEED_KEYS)
+        seeds = {override_key(o): int(o.split("=", 1)[1]) for o in overrides if override_key(o) in SEED_KEYS}
+        rest = tuple(o for o in overrides if override_key(o) not in SEED_KEYS)
         if rest not in cells:
             cfg = compose(rest)
             with open_dict(cfg):
