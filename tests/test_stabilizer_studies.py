@@ -29,7 +29,7 @@ STABILIZERS = {
     "lora": ["+regularizer.lora.r=4"],
     "bitfit": ["+regularizer.bitfit.pooler=false"],
     "cwgnc": ["+regularizer.cwgnc.max_norm=1.0"],
-    "dps": ["+regularizer.dps.reserve_p=0.3", "+regularizer.dps.update_ratio=0.2"],
+    "dps": ["+regularizer.dps.reserve_p=0.3", "+regularizer.dps.update_ratio=0.5"],  # 2 steps: phases of 1
 }
 
 
