@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from mixsweep import setup
-from mixsweep.dev_split import dev_halves
+from mixsweep.dev_split import HALVES_RULE, dev_halves
 from mixsweep.models import load_tokenizer
 from mixsweep.progress import Progress
 from mixsweep.records import best_point
@@ -164,6 +164,7 @@ def run(
         "times": {"train_s": train_s, "eval_s": eval_s, "total_s": time.perf_counter() - t_start},
         "seeds": {"init": seeds.init, "data": seeds.data, "noise": seeds.noise},
         "extra": {"steps": step, "train_size": len(train_loader.dataset), "dev_size": len(dev_loader.dataset),
+                  **({"dev_halves": HALVES_RULE} if "val_half" in subsets else {}),
                   "methods": {m.name: m.record() for m in methods}},
         "env_device": str(device),
         "env_determinism": determinism,
