@@ -769,15 +769,27 @@ def _rdrop(ref, seed, lr, correct_bias):
             _adam_update({}, correct_bias))
 
 
-LAB_METHODS = {"devlin": _plain, "reinit": _reinit, "llrd": _llrd, "recadam": _recadam,
+def _mosbach(ref, seed, lr, correct_bias):
+    """The lab's mosbach cell (+recipe=mosbach2021): devlin's decay placed after the update as mAdamW's
+    (``lab_reference_loop``'s ``decay_after``), the update transformers-style Adam."""
+    post = {"wdecay": {**DEVLIN["wdecay"], "placement": "post_update"}}
+    return post, None, devlin_groups(ref.named_parameters(), lr), _adam_update({}, correct_bias)
+
+
+# mAdamW (uds-lsv/bert-stable-fine-tuning adamw.py ``mAdamW.step``): ``addcdiv_`` then
+# ``p.data.add_(p.data, alpha=-lr·weight_decay)``, the decay of the θ just written
+DECAY_AFTER = {"mosbach"}
+
+LAB_METHODS = {"devlin": _plain, "mosbach": _mosbach, "reinit": _reinit, "llrd": _llrd, "recadam": _recadam,
                "child_tuning_f": _child_tuning, "noisytune": _noisytune, "r3f": _r3f, "hype": _hype,
                "rdrop": _rdrop}
 
 
-def lab_reference_loop(ref, batches, *, groups, update, loss_fn=None, max_norm=1.0):
+def lab_reference_loop(ref, batches, *, groups, update, loss_fn=None, max_norm=1.0, decay_after=False):
     """The reference loop under the lab's recipe: dropout masks from torch's stream seeded as the harness
     seeds it, forward, loss, backward, clip, the warmup schedule on each group's lr, devlin's decay of the
-    pre-update θ at that lr, then the method's ``update(step, [(name, param, lr)])``."""
+    pre-update θ at that lr (``decay_after``: of the θ the update wrote), and the method's
+    ``update(step, [(name, param, lr)])``."""
     total = len(batches)
     warmup = int(WARMUP * total)
     traj = []
@@ -787,11 +799,14 @@ def lab_reference_loop(ref, batches, *, groups, update, loss_fn=None, max_norm=1
         loss.backward()
         clip_(ref.parameters(), max_norm)
         triples = [(n, p, warmup_linear_lr(g_lr, step, total, warmup)) for named, g_lr, _ in groups for n, p in named]
+        if decay_after:
+            update(step, triples)
         with torch.no_grad():
             for named, g_lr, wd in groups:
                 for _, p in named:
                     p.mul_(1 - warmup_linear_lr(g_lr, step, total, warmup) * wd)
-        update(step, triples)
+        if not decay_after:
+            update(step, triples)
         for p in ref.parameters():
             p.grad = None
         traj.append(snapshot(ref))
@@ -813,7 +828,8 @@ def test_each_lab_cell_matches_its_reference_under_devlins_dropout_decay_and_war
     batches = fixed_batches()
     reg, loss_fn, groups, update = LAB_METHODS[method](ref, seed, lr, correct_bias)
     assert sorted(id(p) for named, _, _ in groups for _, p in named) == sorted(id(p) for p in ref.parameters())
-    expected = lab_reference_loop(ref, batches, groups=groups, update=update, loss_fn=loss_fn)
+    expected = lab_reference_loop(ref, batches, groups=groups, update=update, loss_fn=loss_fn,
+                                  decay_after=method in DECAY_AFTER)
     got = run_harness(model, {**DEVLIN, **reg}, batches, optimizer=optimizer, lr=lr, max_norm=1.0, seed=seed,
                       warmup=WARMUP, dropout_seed=DROPOUT_SEED)
     assert_same(got, expected)
