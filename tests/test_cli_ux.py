@@ -123,9 +123,12 @@ def test_plan_shows_the_cell_names_cells_takes_and_their_labels_once(tmp_path):
                                    "child_tuning_f", "noisytune", "r3f", "mixout_0.9", "wdecay_0.01"])
     assert "cell (CELLS=)" in out and "  label" in out
     # 2 seeds, none done; the label (regularizer + what differs between cells) after the counts
-    assert rows["mosbach"].split()[2:7] == ["2", "0", "0", "2", "dropout(0.1)+wdecay(0,0.01)"]
-    # the smoke's Mosbach cell runs 10 of its recipe's 20 epochs (sweeps/stabilizers_smoke.yaml)
-    assert rows["mosbach"].rstrip().endswith("[optimizer=adamw_hf, optimizer.lr=2e-05, train.epochs=10]")
+    # (the recipe places the decay after the update, as Mosbach et al.'s mAdamW: issue 32 item 2)
+    assert rows["mosbach"].split()[2:7] == ["2", "0", "0", "2", "dropout(0.1)+wdecay(0,0.01)[post_update]"]
+    # the smoke's Mosbach cell runs 10 of its recipe's 20 epochs (sweeps/stabilizers_smoke.yaml), and
+    # evaluates at step 0 and each epoch's end as their run_finetuning.py
+    assert rows["mosbach"].rstrip().endswith("[optimizer=adamw_hf, optimizer.lr=2e-05, train.epochs=10, "
+                                             "train.eval_at_epoch_end=true, train.eval_at_start=true]")
 
 
 def test_extra_args_say_the_runs_join_the_studys_view_and_report(tmp_path):

@@ -3,6 +3,8 @@ out by hand (typed in), never taken from the code under test."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -182,3 +184,67 @@ def test_a_dropout_run_leaves_the_classifier_input_dropout_at_zero(tmp_path):
     dropouts = PROBE["dropout_after_prepare"]
     assert dropouts.pop("dropout") == 0.0  # BertForSequenceClassification's classifier-input dropout
     assert dropouts and set(dropouts.values()) == {0.5}  # every other dropout is p
+
+
+# -- issue 32 item 2: Mosbach et al.'s mAdamW decays after the Adam step; their evaluation schedule ------
+
+ADAMW_HF = {"name": "adamw_hf", "lr": 0.1, "betas": [0.9, 0.999], "eps": 1e-6}
+DEVLINS_DECAY = {"lam": 0.1, "target": "zero", "form": "decoupled", "head": "zero"}
+
+
+def test_mosbach_decay_is_madamws_decay_of_the_post_update_theta():
+    """uds-lsv/bert-stable-fine-tuning adamw.py ``mAdamW.step``, step 1 with correct_bias, lr 0.1, λ 0.1,
+    ε 1e-6, θ = (1, −2), g = (0.5, −0.25): m = 0.1g, v = 0.001g², step size s = lr·√(1−β₂)/(1−β₁)
+    = 0.1·0.0316228/0.1 = 0.0316227766; ``addcdiv_(-s, m, √v + ε)`` then ``add_(p, alpha=-lr·λ)``:
+      θ₁' = 1 − 0.0316227766·0.05/(0.0158113883 + 1e−6) = 1 − 0.0999936758 = 0.9000063242,
+      θ₁ = 0.9000063242·(1 − 0.01) = 0.8910062609;
+      θ₂' = −2 − 0.0316227766·(−0.025)/(0.0079056942 + 1e−6) = −2 + 0.0999873525 = −1.9000126475,
+      θ₂ = −1.9000126475·0.99 = −1.8810125210.
+    devlin's placement (BertAdam's, the pre-update θ) gives θ·0.99 − step: 0.8900063242 and −1.8800126475,
+    apart by lr·λ·step ≈ 1.0e−3."""
+    post, _ = _one_step({"wdecay": {**DEVLINS_DECAY, "placement": "post_update"}}, ADAMW_HF)
+    assert post.weight[0].tolist() == pytest.approx([0.8910062609137922, -1.8810125210357345], abs=1e-12)
+    pre, _ = _one_step({"wdecay": DEVLINS_DECAY}, ADAMW_HF)
+    assert pre.weight[0].tolist() == pytest.approx([0.8900063241553456, -1.880012647510843], abs=1e-12)
+
+
+def test_the_mosbach_recipe_places_the_cells_decay_after_the_update_and_leaves_l2_alone():
+    cfg = compose_run(["+sweeps=stabilizers", "task=rte", "regularizer=devlin", "+recipe=mosbach2021"])
+    (wdecay,) = [m for m in build_methods(OmegaConf.to_container(cfg.regularizer)) if m.name == "wdecay"]
+    assert (wdecay.form, wdecay.placement, wdecay.lam) == ("decoupled", "post_update", 0.01)
+    assert (cfg.train.eval_at_start, cfg.train.eval_at_epoch_end) == (True, True)
+    l2 = compose_run(["task=rte", "regularizer=wdecay", "+recipe=mosbach2021"])
+    (wdecay,) = build_methods(OmegaConf.to_container(l2.regularizer))
+    assert (wdecay.form, wdecay.placement) == ("l2", "pre_update")  # the L2 gradient has no placement
+    mixout = compose_run(["task=rte", "regularizer=mixout", "+recipe=mosbach2021"])
+    assert "wdecay" not in [m.name for m in build_methods(OmegaConf.to_container(mixout.regularizer))]
+
+
+def test_a_tiny_run_under_the_mosbach_recipe_evaluates_at_step_0_each_epoch_end_and_the_cadence(tmp_path):
+    """run_finetuning.py: an evaluation before training (global_step 0); during epoch e at batch index i,
+    before that batch's update, when global_step = e·n + i is a multiple of eval_logging_steps, > 0, and
+    i < n − 1; and after each epoch (global_step = (e + 1)·n). The RTE fixture has 16 training examples:
+    batch 2 gives n = 8 steps per epoch; 2 epochs, every 3 steps: the cadence's 3, 6, 9, 12 and 15, but
+    15 = 8 + 7 is the last batch index of epoch 2 (i = 7 = n − 1) and is skipped; the epoch ends 8 and 16.
+    So the points are 0, 3, 6, 8, 9, 12, 16."""
+    from conftest import tiny_overrides
+    from mixsweep.train import run
+
+    out = run(compose_run([*tiny_overrides(tmp_path), "regularizer=devlin", "+recipe=mosbach2021", "model=tiny",
+                           "train.batch_size=2", "train.epochs=2", "train.eval_every=3", "optimizer.lr=1e-3"]))
+    assert [point["step"] for point in out["eval_curve"]] == [0, 3, 6, 8, 9, 12, 16]
+    assert out["extra"]["steps"] == 16
+    plain = run(compose_run([*tiny_overrides(tmp_path), "regularizer=devlin", "train.batch_size=2",
+                             "train.epochs=2", "train.eval_every=3"]))
+    assert [point["step"] for point in plain["eval_curve"]] == [3, 6, 9, 12, 15, 16]
+
+
+def test_the_evaluation_flags_off_keep_the_run_id():
+    from conftest import tiny_overrides
+    from mixsweep.runid import run_id
+
+    base = run_id(compose_run(tiny_overrides(Path("/tmp/x"))))
+    off = run_id(compose_run([*tiny_overrides(Path("/tmp/x")), "+train.eval_at_start=false",
+                              "+train.eval_at_epoch_end=false", "+regularizer.wdecay.placement=pre_update"]))
+    on = run_id(compose_run([*tiny_overrides(Path("/tmp/x")), "+train.eval_at_start=true"]))
+    assert base == off != on

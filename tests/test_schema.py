@@ -123,6 +123,10 @@ CASES: list[tuple[str, object, str]] = [
     ("noise_seed", -1, "noise_seed=-1: must be an integer >= 0"),
     ("device", 0, "device=0: must be auto, cpu, cuda or cuda:N"),
     ("device", "gpu", "device=gpu: must be auto, cpu, cuda or cuda:N"),
+    ("train.eval_at_start", "yes", "train.eval_at_start=yes: must be true or false"),
+    ("train.eval_at_start", 1, "train.eval_at_start=1: must be true or false"),
+    ("train.eval_at_epoch_end", "no", "train.eval_at_epoch_end=no: must be true or false"),
+    ("train.eval_at_epoch_end", None, "train.eval_at_epoch_end=null: must be true or false"),
     ("bf16", "yes", "bf16=yes: must be true or false"),
     ("bf16", None, "bf16=null: must be true or false"),
     ("deterministic", 1, "deterministic=1: must be true or false"),
@@ -332,7 +336,7 @@ def test_an_unknown_key_names_the_nearest_known_one(finetune_cfg):
     assert schema.problems(cfg) == [
         "train.max_norm: unknown setting: did you mean train.max_grad_norm? train takes epochs, batch_size, "
         "eval_batch_size, warmup_ratio, max_grad_norm, max_steps, eval_every, evals_per_epoch, evals_per_run, "
-            "head_init_std"]
+        "eval_at_start, eval_at_epoch_end, head_init_std"]
     assert schema.problems(_set(finetune_cfg, "sed", 1))[0].startswith("sed: unknown setting: did you mean seed?")
 
 

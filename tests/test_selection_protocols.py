@@ -187,3 +187,36 @@ def test_the_report_compares_the_protocols_and_names_the_chosen_one(tmp_path):
     assert "Selection protocol: **zhang2021** (test half of dev at the best val-half point" in text
     assert "## Selection protocols" in text
     assert "| rte | Our | 2 | 59.5 [1] | 65.5 [0] | 55.0 [1] |" in text
+
+
+# --- a cell's runs on two different splits of dev (issue 32 item 9's change) ----------------------------
+
+
+def test_zhang2021_refuses_a_cell_mixing_the_older_halves_with_run_glues(tmp_path):
+    """Runs recorded before a run stated its halves (most on the sha256 halves) beside runs on run_glue.py's
+    RandomState(1) halves (``extra.dev_halves``): their zhang2021 scores come from different examples."""
+    records = [
+        RunRecord(run_id=f"r{i}", sweep="z", task="rte", cell="c", label="mixout(w_pre,0.7)", seed=i, status="ok",
+                  headline="accuracy", final=dict(curve[-1]["metrics"]), eval_curve=curve,
+                  extra=extra)
+        for i, (curve, extra) in enumerate(((RUN_A, {}), (RUN_B, {"dev_halves": "run_glue_randomstate1"})))
+    ]
+    write_records(records, tmp_path)
+    runs = load_results(tmp_path, "z").runs
+    assert aggregate(runs, "final").iloc[0]["mean"] == 59.5  # the other protocols do not use the halves
+    with pytest.raises(UserError, match=r"^rte/c: 1 of 2 runs were scored on the older dev halves .*"
+                                        r"rerun those 1 runs with this version") as e:
+        aggregate(runs, "zhang2021")
+    assert "\n" not in str(e.value)
+    records[0].extra = {"dev_halves": "run_glue_randomstate1"}  # rerun: both on the same halves
+    write_records(records, tmp_path)
+    assert aggregate(load_results(tmp_path, "z").runs, "zhang2021").iloc[0]["mean"] == 55.0
+
+
+def test_a_run_states_the_rule_of_its_dev_halves(tmp_path):
+    from conftest import tiny_overrides
+    from mixsweep.sweeping.compose import compose_run
+    from mixsweep.train import run
+
+    out = run(compose_run([*tiny_overrides(tmp_path), "train.max_steps=1"]))
+    assert out["extra"]["dev_halves"] == "run_glue_randomstate1"

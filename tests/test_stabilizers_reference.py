@@ -50,8 +50,11 @@ def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
-def run_harness(model, reg, batches, *, optimizer="bertadam", lr=1e-3, max_norm=0.05, seed=0):
-    """The runner's step path (train.run's loop without data loading or evaluation)."""
+def run_harness(model, reg, batches, *, optimizer="bertadam", lr=1e-3, max_norm=0.05, seed=0, warmup=0.0,
+                dropout_seed=None):
+    """The runner's step path (train.run's loop without data loading or evaluation). ``dropout_seed``:
+    torch's global stream is seeded with ``dropout_seed + step`` before each step's forward, as the
+    reference side does, so dropout draws the same masks on both sides."""
     methods = build_methods(reg)
     ctx = RunContext(model=model, head=head_module_names(model), init_seed=seed, noise_seed=seed,
                      total_steps=len(batches))
@@ -59,10 +62,12 @@ def run_harness(model, reg, batches, *, optimizer="bertadam", lr=1e-3, max_norm=
     opt = build_optimizer(lifecycle.param_groups(methods, ctx),
                           {"name": optimizer, "lr": lr, "betas": list(BETAS), "eps": EPS})
     ctx.optimizer = opt
-    scheduler = linear_warmup_decay(opt, len(batches), 0.0)
+    scheduler = linear_warmup_decay(opt, len(batches), warmup)
     model.train()
     traj = []
     for step, batch in enumerate(batches):
+        if dropout_seed is not None:
+            torch.manual_seed(dropout_seed + step)
         out = model(**batch)
         ctx.batch, ctx.outputs = batch, out
         loss, _ = lifecycle.transform_loss(methods, out.loss, step, ctx)
@@ -136,8 +141,16 @@ def assert_same(traj_a, traj_b) -> None:
             assert diff <= TOL, f"step {step + 1}: {name} differs by {diff:.3g}"
 
 
-def models(num_labels: int = 2):
+def models(num_labels: int = 2, pretrained_like: bool = False):
+    """The harness's model and the reference's copy. ``pretrained_like``: every parameter moved by a fixed
+    N(0, 0.05²) draw first, so biases and LayerNorm are not at their init values (1 and 0) as in a
+    pretrained model, and a re-init or decay that skips or wrongly touches them shows."""
     model = tiny_bert(num_labels)
+    if pretrained_like:
+        gen = torch.Generator().manual_seed(12345)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn(p.shape, generator=gen) * 0.05)
     ref = copy.deepcopy(model).eval()  # eval(): dropout off, as the harness's dropout 0 (BERT has no batch norm)
     return model, ref
 
@@ -190,6 +203,23 @@ def test_recadam_matches_the_reference_optimizer_step(optimizer, correct_bias):
     assert head_move > 1e-4
 
 
+@torch.no_grad()
+def _recadam_random_body_(ref, gen) -> None:
+    """``model_class(config)``: the body at BERT's own random init (Linear and Embedding weights
+    N(0, initializer_range²), biases 0, padding row 0, LayerNorm 1 and 0), drawn in ``modules`` order."""
+    std = ref.config.initializer_range
+    for m in ref.bert.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            m.weight.copy_(torch.empty(m.weight.shape).normal_(0.0, std, generator=gen))
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                m.bias.zero_()
+            if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+                m.weight[m.padding_idx].zero_()
+        elif isinstance(m, nn.LayerNorm):
+            m.weight.fill_(1.0)
+            m.bias.zero_()
+
+
 @pytest.mark.parametrize("optimizer,correct_bias", [("adamw_hf", True)])
 def test_recadam_by_default_starts_from_a_random_init_pulled_toward_the_pretrained_weights(optimizer, correct_bias):
     """Sanyuan-Chen/RecAdam run_glue_with_RecAdam.py without --start_from_pretrain (both README commands):
@@ -201,19 +231,7 @@ def test_recadam_by_default_starts_from_a_random_init_pulled_toward_the_pretrain
     model, ref = models()
     batches = fixed_batches()
     pre = snapshot(ref)
-    std = ref.config.initializer_range
-    gen = generator(0, "recadam")
-    with torch.no_grad():  # model_class(config): the body at its own random init
-        for m in ref.bert.modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                m.weight.copy_(torch.empty(m.weight.shape).normal_(0.0, std, generator=gen))
-                if isinstance(m, nn.Linear) and m.bias is not None:
-                    m.bias.zero_()
-                if isinstance(m, nn.Embedding) and m.padding_idx is not None:
-                    m.weight[m.padding_idx].zero_()
-            elif isinstance(m, nn.LayerNorm):
-                m.weight.fill_(1.0)
-                m.bias.zero_()
+    _recadam_random_body_(ref, generator(0, "recadam"))
     start = snapshot(ref)
     assert float((start["bert.encoder.layer.0.attention.self.query.weight"]
                   - pre["bert.encoder.layer.0.attention.self.query.weight"]).abs().max()) > 1e-3
@@ -303,6 +321,55 @@ def test_llrd_with_devlins_decay_leaves_the_pooler_and_head_undecayed(optimizer,
     devlins_decay = {"lam": lam, "target": "zero", "form": "decoupled", "head": "zero"}
     got = run_harness(model, {"llrd": {"xi": xi}, "wdecay": devlins_decay}, batches, optimizer=optimizer, lr=lr,
                       max_norm=1.0)
+    assert_same(got, expected)
+
+
+# -- re-init -----------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def _reinit_reference_(ref, layers: int, gen) -> None:
+    """asappresearch/revisit-bert-finetuning run_glue.py (``--reinit_pooler --reinit_layers L``, BERT):
+    ``pooler.dense.weight.data.normal_(0, initializer_range)``, its bias zeroed; then for each ``layer`` in
+    ``encoder.layer[-L:]``, each ``module`` in ``layer.modules()``: Linear/Embedding weights
+    ``normal_(0, initializer_range)``, BertLayerNorm bias 0 and weight 1, Linear biases 0. The reference
+    draws from torch's global RNG, pooler first; here the draws come from the harness's stream
+    (``generator(init_seed, "reinit")``) in the harness's module order, the layers then the pooler (shared
+    as the stream is: which draw lands where is not the update under test)."""
+    std = ref.config.initializer_range
+    encoder_temp = ref.bert
+    for layer in encoder_temp.encoder.layer[-layers:]:
+        for module in layer.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                module.weight.data.normal_(mean=0.0, std=std, generator=gen)
+            elif isinstance(module, nn.LayerNorm):
+                module.bias.data.zero_()
+                module.weight.data.fill_(1.0)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                module.bias.data.zero_()
+    encoder_temp.pooler.dense.weight.data.normal_(mean=0.0, std=std, generator=gen)
+    encoder_temp.pooler.dense.bias.data.zero_()
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_reinit_matches_revisit_bert_finetuning(layers, optimizer, correct_bias):
+    """Re-init of the pooler and the top L layers as revisit-bert-finetuning's run_glue.py (see
+    ``_reinit_reference_``), then plain finetuning with the configured Adam; every other parameter
+    (embeddings, lower layers, the head) keeps its value."""
+    lr, seed = 1e-3, 9
+    model, ref = models(pretrained_like=True)
+    batches = fixed_batches()
+    before = snapshot(ref)
+    _reinit_reference_(ref, layers, generator(seed, "reinit"))
+    after = snapshot(ref)
+    moved = {n for n in before if not torch.equal(before[n], after[n])}
+    top = f"bert.encoder.layer.{2 - layers}."
+    assert "bert.pooler.dense.weight" in moved and f"{top}attention.self.query.weight" in moved
+    assert not any(n.startswith(("bert.embeddings.", "classifier.")) for n in moved)
+    state: dict = {}
+    expected = reference_loop(ref, batches, lr=lr, max_norm=1.0,
+                              update=lambda s, lr_t: hf_adam_(state, [(p, lr_t) for p in ref.parameters()], correct_bias))
+    got = run_harness(model, {"reinit": {"k": layers}}, batches, optimizer=optimizer, lr=lr, max_norm=1.0, seed=seed)
     assert_same(got, expected)
 
 
@@ -804,4 +871,202 @@ def test_smart_draws_dropout_in_the_references_pass_order():
     torch.manual_seed(seed)
     got = run_harness(model, {"dropout": {"p": drop, "head": True}, "smart": settings}, batches, optimizer="adamw_hf",
                       lr=lr, max_norm=1.0, seed=seed)
+    assert_same(got, expected)
+
+
+# -- the lab's combinations --------------------------------------------------------------------------
+# Every cell of sweeps/stabilizers.yaml is `devlin` plus one method: dropout 0.1 everywhere (head included),
+# devlin's decoupled weight decay (BertAdam's: θ ← θ − η_g·λ·θ on the pre-update θ of every weight but
+# biases and LayerNorm, the head's weight included), 10% linear warmup, and the method's own parameter
+# groups. The reference side composes those pieces, each written here from its source, around the
+# method's reference update. λ = 5 (one step decays a weight by η·λ = 5e-3, far above the tolerance) and
+# 2 of the 6 steps warm up (lr 0, then η/2), so a decay misplaced or a schedule ignored shows.
+
+LAM = 5.0
+DROP = 0.1
+WARMUP = 0.34  # ⌊0.34·6⌋ = 2 warmup steps
+DROPOUT_SEED = 100
+DEVLIN = {"dropout": {"p": DROP, "head": True},
+          "wdecay": {"lam": LAM, "target": "zero", "form": "decoupled", "head": "zero"}}
+NO_DECAY = ("bias", "LayerNorm.weight")
+
+
+def warmup_linear_lr(base: float, step: int, total: int, warmup: int) -> float:
+    """transformers' get_linear_schedule_with_warmup at 0-based step ``step``: base·step/warmup during
+    the warmup, then base·(total − step)/(total − warmup)."""
+    if step < warmup:
+        return base * step / max(1, warmup)
+    return base * max(0.0, (total - step) / max(1, total - warmup))
+
+
+def devlin_groups(named, lr, lam=LAM):
+    """run_classifier's groups: weight decay λ on every name without "bias" or "LayerNorm.weight"."""
+    named = list(named)
+    return [([(n, p) for n, p in named if not any(nd in n for nd in NO_DECAY)], lr, lam),
+            ([(n, p) for n, p in named if any(nd in n for nd in NO_DECAY)], lr, 0.0)]
+
+
+def llrd_devlin_groups(ref, lr, xi):
+    """revisit-bert-finetuning's ``get_optimizer_grouped_parameters``: classifier and pooler at η with decay 0;
+    [embeddings] + layers reversed, ``lr *= ξ`` before each, devlin's decay split inside each."""
+    groups = [([(n, p) for n, p in ref.named_parameters() if "classifier" in n or "pooler" in n], lr, 0.0)]
+    layer_lr = lr
+    for prefix, layer in reversed([("bert.embeddings", ref.bert.embeddings),
+                                   *[(f"bert.encoder.layer.{i}", m) for i, m in enumerate(ref.bert.encoder.layer)]]):
+        layer_lr *= xi
+        groups += devlin_groups(((f"{prefix}.{n}", p) for n, p in layer.named_parameters()), layer_lr)
+    return groups
+
+
+def _adam_update(state, correct_bias):
+    def update(step, triples):
+        hf_adam_(state, [(p, lr_g) for _, p, lr_g in triples], correct_bias)
+    return update
+
+
+def _plain(ref, seed, lr, correct_bias):
+    return {}, None, devlin_groups(ref.named_parameters(), lr), _adam_update({}, correct_bias)
+
+
+def _reinit(ref, seed, lr, correct_bias):
+    _reinit_reference_(ref, 1, generator(seed, "reinit"))
+    return {"reinit": {"k": 1}}, None, devlin_groups(ref.named_parameters(), lr), _adam_update({}, correct_bias)
+
+
+def _llrd(ref, seed, lr, correct_bias):
+    return {"llrd": {"xi": 0.5}}, None, llrd_devlin_groups(ref, lr, 0.5), _adam_update({}, correct_bias)
+
+
+def _recadam(ref, seed, lr, correct_bias):
+    """The lab's RecAdam (init random, the README's commands) with run_glue_with_RecAdam.py's two kinds of
+    group (names with "bert": annealed and pulled toward θ_pre; the classifier: plain Adam)."""
+    gamma, k, t0 = 100.0, 1.0, 3.0
+    pre = snapshot(ref)
+    _recadam_random_body_(ref, generator(seed, "recadam"))
+    state: dict = {}
+
+    @torch.no_grad()
+    def update(step, triples):
+        for name, p, lr_g in triples:
+            t, m, denom = moments(state, p, p.grad)
+            size = hf_step_size(lr_g, t, correct_bias)
+            if "bert" in name:
+                lam = 1 / (1 + math.exp(-k * (t - t0)))
+                p.sub_(size * lam * m / denom)
+                p.sub_(lr_g * (1 - lam) * gamma * (p - pre[name]))
+            else:
+                p.sub_(size * m / denom)
+    return {"recadam": {"gamma": gamma, "k": k, "t0": t0}}, None, devlin_groups(ref.named_parameters(), lr), update
+
+
+def _child_tuning(ref, seed, lr, correct_bias):
+    p_f, gen, state = 0.3, generator(seed, "child_tuning"), {}
+
+    @torch.no_grad()
+    def update(step, triples):
+        for p in ref.parameters():  # ChildTuningAdamW.step's mask, in the reference's parameter order
+            p.grad.mul_(torch.empty_like(p.grad).bernoulli_(p_f, generator=gen) / p_f)
+        hf_adam_(state, [(p, lr_g) for _, p, lr_g in triples], correct_bias)
+    return {"child_tuning": {"p_f": p_f}}, None, devlin_groups(ref.named_parameters(), lr), update
+
+
+def _noisytune(ref, seed, lr, correct_bias):
+    lam, gen = 0.15, generator(seed, "noisytune")
+    with torch.no_grad():
+        for _, para in ref.named_parameters():
+            if para.numel() >= 2:
+                para += (torch.rand(para.size(), generator=gen) - 0.5) * lam * torch.std(para)
+    return {"noisytune": {"lam": lam}}, None, devlin_groups(ref.named_parameters(), lr), _adam_update({}, correct_bias)
+
+
+def _r3f(ref, seed, lr, correct_bias):
+    lam, eps, gen = 1.0, 0.5, generator(seed, "r3f")
+
+    def loss_fn(step, batch):  # the clean pass, then the noisy one: dropout draws in that order
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        input_logits = ref(input_ids=ids, attention_mask=mask).logits
+        token_embeddings = ref.bert.embeddings.word_embeddings(ids)
+        noise = torch.empty(token_embeddings.shape).uniform_(-eps, eps, generator=gen)
+        noised_logits = ref(inputs_embeds=token_embeddings.detach().clone() + noise, attention_mask=mask).logits
+        nll = F.nll_loss(F.log_softmax(input_logits, -1, dtype=torch.float32), batch["labels"])
+        return nll + lam * _symm_kl(noised_logits, input_logits)
+    return ({"r3f": {"lam": lam, "eps": eps}}, loss_fn, devlin_groups(ref.named_parameters(), lr),
+            _adam_update({}, correct_bias))
+
+
+def _hype(ref, seed, lr, correct_bias):
+    eps = 0.5
+    ref.bert.encoder.forward = _hype_encoder_forward(ref.bert.encoder, eps, "uniform", generator(seed, "hype"))
+    return {"hype": {"eps": eps, "noise": "uniform"}}, None, devlin_groups(ref.named_parameters(), lr), \
+        _adam_update({}, correct_bias)
+
+
+def _rdrop(ref, seed, lr, correct_bias):
+    return ({"rdrop": {}}, lambda step, batch: _rdrop_loss(ref, batch, 2), devlin_groups(ref.named_parameters(), lr),
+            _adam_update({}, correct_bias))
+
+
+def _mosbach(ref, seed, lr, correct_bias):
+    """The lab's mosbach cell (+recipe=mosbach2021): devlin's decay placed after the update as mAdamW's
+    (``lab_reference_loop``'s ``decay_after``), the update transformers-style Adam."""
+    post = {"wdecay": {**DEVLIN["wdecay"], "placement": "post_update"}}
+    return post, None, devlin_groups(ref.named_parameters(), lr), _adam_update({}, correct_bias)
+
+
+# mAdamW (uds-lsv/bert-stable-fine-tuning adamw.py ``mAdamW.step``): ``addcdiv_`` then
+# ``p.data.add_(p.data, alpha=-lr·weight_decay)``, the decay of the θ just written
+DECAY_AFTER = {"mosbach"}
+
+LAB_METHODS = {"devlin": _plain, "mosbach": _mosbach, "reinit": _reinit, "llrd": _llrd, "recadam": _recadam,
+               "child_tuning_f": _child_tuning, "noisytune": _noisytune, "r3f": _r3f, "hype": _hype,
+               "rdrop": _rdrop}
+
+
+def lab_reference_loop(ref, batches, *, groups, update, loss_fn=None, max_norm=1.0, decay_after=False):
+    """The reference loop under the lab's recipe: dropout masks from torch's stream seeded as the harness
+    seeds it, forward, loss, backward, clip, the warmup schedule on each group's lr, devlin's decay of the
+    pre-update θ at that lr (``decay_after``: of the θ the update wrote), and the method's
+    ``update(step, [(name, param, lr)])``."""
+    total = len(batches)
+    warmup = int(WARMUP * total)
+    traj = []
+    for step, batch in enumerate(batches):
+        torch.manual_seed(DROPOUT_SEED + step)
+        loss = ref(**batch).loss if loss_fn is None else loss_fn(step, batch)
+        loss.backward()
+        clip_(ref.parameters(), max_norm)
+        triples = [(n, p, warmup_linear_lr(g_lr, step, total, warmup)) for named, g_lr, _ in groups for n, p in named]
+        if decay_after:
+            update(step, triples)
+        with torch.no_grad():
+            for named, g_lr, wd in groups:
+                for _, p in named:
+                    p.mul_(1 - warmup_linear_lr(g_lr, step, total, warmup) * wd)
+        if not decay_after:
+            update(step, triples)
+        for p in ref.parameters():
+            p.grad = None
+        traj.append(snapshot(ref))
+    return traj
+
+
+@pytest.mark.parametrize("method", sorted(LAB_METHODS))
+@pytest.mark.parametrize("optimizer,correct_bias", [("bertadam", False), ("adamw_hf", True)])
+def test_each_lab_cell_matches_its_reference_under_devlins_dropout_decay_and_warmup(method, optimizer, correct_bias):
+    """Issue 32 item 10: each cell as the lab runs it (``devlin`` + the method, crossed with both
+    optimizers) against the method's reference update inside the lab's recipe (see
+    ``lab_reference_loop``): dropout 0.1 with the same masks on both sides, devlin's decay before the
+    update on each group's scheduled lr, 2 warmup steps, and the method's groups (LLRD's, whose pooler and
+    head are undecayed; RecAdam's annealed body and plain head)."""
+    lr, seed = 1e-3, 21
+    model, ref = models(pretrained_like=True)
+    ref.train()  # the config's dropout 0.1 everywhere, head included: devlin's
+    assert {m.p for m in ref.modules() if isinstance(m, nn.Dropout)} == {DROP}
+    batches = fixed_batches()
+    reg, loss_fn, groups, update = LAB_METHODS[method](ref, seed, lr, correct_bias)
+    assert sorted(id(p) for named, _, _ in groups for _, p in named) == sorted(id(p) for p in ref.parameters())
+    expected = lab_reference_loop(ref, batches, groups=groups, update=update, loss_fn=loss_fn,
+                                  decay_after=method in DECAY_AFTER)
+    got = run_harness(model, {**DEVLIN, **reg}, batches, optimizer=optimizer, lr=lr, max_norm=1.0, seed=seed,
+                      warmup=WARMUP, dropout_seed=DROPOUT_SEED)
     assert_same(got, expected)

@@ -13,7 +13,9 @@ specification, and these are its halves:
 
 The halves depend on the dev labels alone, so every run, seed and study of one dev set shares them.
 Runs recorded before #32 ordered each group by ``sha256(str(position))`` instead: their records were
-scored on those halves (their ``outputs.npz`` holds them, ``val_half`` / ``test_half``).
+scored on those halves (their ``outputs.npz`` holds them, ``val_half`` / ``test_half``). A run records
+the rule of its halves as ``extra.dev_halves`` (:data:`HALVES_RULE`); the analysis refuses a zhang2021
+selection over a cell whose runs do not all carry the same one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 REFERENCE_SEED = 1  # run_glue.py: state = np.random.RandomState(1), once per label value
+# What a run records (extra.dev_halves) for halves made by this rule; records without it were written
+# before the rule was recorded, most with the earlier sha256 halves, so they are not mixed with these.
+HALVES_RULE = "run_glue_randomstate1"
 
 
 def dev_halves(labels: np.ndarray, stratify: bool = True) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,9 @@ _EXCLUDED_NESTED = (
 # Keys whose "off" was written 0 before the run-config schema made null the one "off": the hash still
 # writes the old value, so that runs stored before keep their ids (what they mean did not change).
 _HASHED_AS_BEFORE = {("train", "eval_every"): 0}
+# Keys added after runs were stored, left out of the hash at their default (off), so that a run written
+# with the key at its default and one written before the key existed share an id.
+_OMITTED_AT_DEFAULT = {("train", "eval_at_start"): False, ("train", "eval_at_epoch_end"): False}
 # The restart seeds: the runs of one cell differ only in these (a cell's id leaves them out).
 SEED_KEYS = ("seed", "init_seed", "data_seed", "noise_seed")
 # The digits experiment reads only these blocks; other defaults must not perturb its ids.
@@ -53,6 +56,10 @@ def semantic_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
         block = d.get(outer)
         if isinstance(block, dict) and inner in block and block[inner] is None:
             block[inner] = before
+    for (outer, inner), default in _OMITTED_AT_DEFAULT.items():
+        block = d.get(outer)
+        if isinstance(block, dict) and inner in block and block[inner] in (default, None):
+            del block[inner]
     if isinstance(d.get("regularizer"), dict):
         d["regularizer"] = _active_methods_only(d["regularizer"])
     if d.get("experiment") == "digits":

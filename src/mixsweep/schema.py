@@ -188,6 +188,8 @@ TRAIN: dict[str, Key] = {
     "evals_per_epoch": _int(1, meaning="dev evaluations per epoch when eval_every is null"),
     "evals_per_run": _int(1, null="the evals_per_epoch cadence",
                           meaning="dev evaluations per run (every total//N steps) when eval_every is null"),
+    "eval_at_start": Key("bool", meaning="also evaluate before the first step (step 0; Mosbach et al.'s code)"),
+    "eval_at_epoch_end": Key("bool", meaning="also evaluate at each epoch's last step (Mosbach et al.'s code)"),
     "head_init_std": _number(0, meaning="the new head's weights ~ N(0, std^2); 0 = a zero head"),
 }
 

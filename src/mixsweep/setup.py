@@ -101,6 +101,25 @@ class Cadence:
     total_steps: int               # min(epochs × steps_per_epoch, max_steps)
     eval_every: int                # train.eval_every, else total // evals_per_run, else steps_per_epoch // evals_per_epoch
     max_grad_norm: float | None    # None = no clipping
+    eval_at_start: bool = False    # train.eval_at_start: also at step 0, before any update
+    epoch_steps: int | None = None  # steps per epoch when train.eval_at_epoch_end: also at each epoch's end
+
+    def evaluates(self, step: int) -> bool:
+        """Whether the dev set is scored after ``step`` updates: step 0 when ``eval_at_start``; every
+        ``eval_every`` steps; the last step. With ``epoch_steps`` (n), as Mosbach et al.'s
+        run_finetuning.py: each epoch's end (step % n == 0), and no cadence point one step before it
+        (step % n == n − 1; their mid-epoch evaluation runs before the update, on ``global_step``, only
+        while the batch index is < n − 1, the epoch-end evaluation following one update later)."""
+        if step == 0:
+            return self.eval_at_start
+        if step == self.total_steps:
+            return True
+        if self.epoch_steps is not None:
+            if step % self.epoch_steps == 0:
+                return True
+            if step % self.epoch_steps == self.epoch_steps - 1:
+                return False
+        return step % self.eval_every == 0
 
 
 def max_grad_norm(train: Mapping[str, Any]) -> float | None:
@@ -112,7 +131,8 @@ def max_grad_norm(train: Mapping[str, Any]) -> float | None:
 def cadence(train: Mapping[str, Any], steps_per_epoch: int) -> Cadence:
     """Total steps = epochs × steps_per_epoch, capped at max_steps (null = no cap); dev evaluation every
     ``eval_every`` steps, or (null) every total // ``evals_per_run`` steps when that is set, or
-    ``evals_per_epoch`` times per epoch, always after the last step."""
+    ``evals_per_epoch`` times per epoch, always after the last step; besides, at step 0 with
+    ``eval_at_start`` and at each epoch's end with ``eval_at_epoch_end`` (both off when absent)."""
     total = int(train["epochs"]) * steps_per_epoch
     if train.get("max_steps"):
         total = min(total, int(train["max_steps"]))
@@ -120,7 +140,8 @@ def cadence(train: Mapping[str, Any], steps_per_epoch: int) -> Cadence:
     per_run = int(train.get("evals_per_run") or 0)
     every = int(train.get("eval_every") or 0) or (
         max(1, total // per_run) if per_run else max(1, steps_per_epoch // int(train.get("evals_per_epoch") or 1)))
-    return Cadence(total, every, max_grad_norm(train))
+    return Cadence(total, every, max_grad_norm(train), eval_at_start=bool(train.get("eval_at_start")),
+                   epoch_steps=steps_per_epoch if train.get("eval_at_epoch_end") else None)
 
 
 # --- model, methods, optimizer -------------------------------------------------------------------

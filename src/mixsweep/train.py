@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from mixsweep import setup
-from mixsweep.dev_split import dev_halves
+from mixsweep.dev_split import HALVES_RULE, dev_halves
 from mixsweep.models import load_tokenizer
 from mixsweep.progress import Progress
 from mixsweep.records import best_point
@@ -65,7 +65,7 @@ def run(
     steps_per_epoch = len(train_loader)
     s = setup.finetune(c, task.num_labels, steps_per_epoch, device)
     model, methods, ctx, optimizer, scheduler = s.model, s.methods, s.ctx, s.optimizer, s.scheduler
-    total, eval_every, max_norm = s.cadence.total_steps, s.cadence.eval_every, s.cadence.max_grad_norm
+    total, max_norm = s.cadence.total_steps, s.cadence.max_grad_norm
     fault = c.get("fault") or {}
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(c.get("bf16")) and device.type == "cuda")
     ctx.forward_context = lambda: amp  # a method's own forward pass (R3F's noisy one) runs like the step's
@@ -98,12 +98,28 @@ def run(
         eval_logits.append(torch.cat(logit_rows).cpu().numpy())
         return {name: compute_metrics(task, preds[idx], dev_labels[idx]) for name, idx in subsets.items()}
 
-    setup.seed_noise(seeds.noise)
-    model.train()
     curve: list[dict] = []
     losses: list[dict] = []
     status, step, eval_s = "ok", 0, 0.0
     logged = 0  # loss entries handed to on_point so far
+
+    def eval_point(step: int) -> None:
+        nonlocal eval_s, logged
+        t_eval = time.perf_counter()
+        curve.append({"step": step, "epoch": step / steps_per_epoch,
+                      **evaluate(capture if step == total else None)})
+        eval_s += time.perf_counter() - t_eval
+        if on_point is not None:
+            on_point(curve[-1], losses[logged:])
+            logged = len(losses)
+        if on_eval is not None:
+            on_eval(step, curve[-1]["metrics"])
+
+    if s.cadence.evaluates(0):  # before the noise seed: iterating the dev loader draws its base seed from
+        # torch's stream, so training draws the same dropout masks with or without this evaluation
+        eval_point(0)
+    setup.seed_noise(seeds.noise)
+    model.train()
     bar = Progress(total, f"{task.name} {c.get('cell') or reg.get('name')} seed {c['seed']}", enabled=progress)
     t_train = time.perf_counter()
     while step < total and status == "ok":
@@ -125,16 +141,8 @@ def run(
             losses.append(lifecycle.loss_entry(step, task_loss, added, ctx.penalties, grad_norm))
             ctx.penalties.clear()
             ctx.batch = ctx.outputs = None
-            if step % eval_every == 0 or step == total:
-                t_eval = time.perf_counter()
-                curve.append({"step": step, "epoch": step / steps_per_epoch,
-                              **evaluate(capture if step == total else None)})
-                eval_s += time.perf_counter() - t_eval
-                if on_point is not None:
-                    on_point(curve[-1], losses[logged:])
-                    logged = len(losses)
-                if on_eval is not None:
-                    on_eval(step, curve[-1]["metrics"])
+            if s.cadence.evaluates(step):
+                eval_point(step)
             if step >= total:
                 break
     bar.close()
@@ -157,6 +165,7 @@ def run(
         "times": {"train_s": train_s, "eval_s": eval_s, "total_s": time.perf_counter() - t_start},
         "seeds": {"init": seeds.init, "data": seeds.data, "noise": seeds.noise},
         "extra": {"steps": step, "train_size": len(train_loader.dataset), "dev_size": len(dev_loader.dataset),
+                  **({"dev_halves": HALVES_RULE} if "val_half" in subsets else {}),
                   "methods": {m.name: m.record() for m in methods}},
         "env_device": str(device),
         "env_determinism": determinism,

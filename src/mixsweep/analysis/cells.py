@@ -8,6 +8,7 @@ import pandas as pd
 from mixsweep.analysis.failures import check_selection, failure_mask
 from mixsweep.analysis.naming import PKey, sort_labels, sort_tasks
 from mixsweep.analysis.paper import paper_reference
+from mixsweep.dev_split import HALVES_RULE
 from mixsweep.errors import UserError
 
 KEYS = ["task", "label"]
@@ -27,7 +28,27 @@ def scores(runs: pd.DataFrame, selection: str = "final") -> pd.Series:
                 "selection cannot score them: rerun them with this version (delete their run directories and "
                 "relaunch the sweep), or use --selection final or best"
             )
+        _refuse_mixed_halves(runs)
     return runs[f"{selection}_score"].astype(float)
+
+
+def _refuse_mixed_halves(runs: pd.DataFrame) -> None:
+    """A cell's zhang2021 scores must all come from one split of dev: runs recorded before a run stated its
+    halves (``dev_halves`` empty: most made them by sha256 order, issue 32 item 9) beside runs on
+    run_glue.py's RandomState(1) halves select and score on different examples."""
+    if "dev_halves" not in runs.columns:
+        return
+    scored = runs[runs["status"].ne("failed") & runs["has_halves"].astype(bool)]
+    rule = scored["dev_halves"].where(scored["dev_halves"].notna(), "")
+    for (task, cell), rules in rule.groupby([scored["task"], scored["cell"].astype(str)], sort=True):
+        if rules.nunique() > 1:
+            older = int(rules.ne(HALVES_RULE).sum())
+            raise UserError(
+                f"{task}/{cell}: {older} of {len(rules)} runs were scored on the older dev halves (recorded "
+                f"before a run stated its halves; sha256 order) and the rest on run_glue.py's RandomState(1) "
+                f"halves, so their zhang2021 scores do not compare: rerun those {older} runs with this version "
+                "(delete their run directories and relaunch the sweep), or use --selection final or best"
+            )
 
 
 def aggregate(

@@ -202,6 +202,7 @@ def _record_row(r: RunRecord) -> dict[str, Any]:
     }
     zhang = zhang2021_point(r.eval_curve, r.headline)
     row["has_halves"] = zhang is not None
+    row["dev_halves"] = (r.extra or {}).get("dev_halves") if zhang is not None else None
     row["zhang2021_score"] = metric_value((zhang or {}).get(r.headline))
     for name, value in r.final.items():
         row[f"final_{name}"] = metric_value(value)

@@ -7,6 +7,12 @@ Two forms; the paper defines the first and does not say which its experiments us
   (update = m/(√v + ε) + λ·θ_old; θ ← θ − lr_t·update): Adam's own update does not depend on θ, so
   decaying θ just before ``optimizer.step()`` gives the same θ. With u = w_pre it is Zhang et al.'s
   PriorWD, which also decays before the Adam step. lr is each parameter group's current lr.
+  ``placement="post_update"`` (decoupled only) decays the θ the optimizer just wrote instead,
+  θ ← θ' − lr·λ·(θ' − u) with θ' = θ − lr·Adam step: Mosbach et al.'s mAdamW
+  (uds-lsv/bert-stable-fine-tuning, examples/bert_stable_fine_tuning/adamw.py ``mAdamW.step``:
+  ``p.data.addcdiv_(-step_size, exp_avg, denom)`` then ``p.data.add_(p.data, alpha=-lr·weight_decay)``),
+  as transformers' AdamW of that time. The two differ by lr·λ·(the Adam step) per step. The L2 form
+  has no placement (its gradient goes through the optimizer); the setting leaves it unchanged.
 
 Decayed: every trainable parameter except biases, normalization (LayerNorm) weights and the names in
 ``keep_out`` (``ctx.no_decay``: LLRD's pooler and head). u is w_pre
@@ -40,6 +46,7 @@ from mixsweep.regularizers.surgery import head_module_names
 
 TARGETS = ("pretrained", "zero")
 FORMS = ("l2", "decoupled")
+PLACEMENTS = ("pre_update", "post_update")  # which θ the decoupled decay scales: BertAdam's or mAdamW's
 HEAD_DECAY = ("none", "zero", "init")
 _NORM_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
 
@@ -345,7 +352,7 @@ class WDecayMethod(Method):
 
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__(cfg)
-        self.known_keys("lam", "target", "form", "head")
+        self.known_keys("lam", "target", "form", "head", "placement")
         lam = self.cfg.get("lam", 0.0)
         ok = isinstance(lam, (int, float)) and not isinstance(lam, bool) and 0 <= lam < float("inf")
         if not ok:
@@ -355,13 +362,21 @@ class WDecayMethod(Method):
         self.target = self.choice("target", TARGETS, default="pretrained")
         self.form = self.choice("form", FORMS, default=DEFAULT_FORM[self.target])
         self.head = self.choice("head", HEAD_DECAY, default="none")
+        # Placement is the decoupled form's: the L2 form's gradient goes through the optimizer, which has
+        # no before or after (a recipe that sets it, mosbach2021, leaves an L2 cell as it is).
+        self.placement = self.choice("placement", PLACEMENTS, default="pre_update")
+        if self.form != "decoupled":
+            self.placement = "pre_update"
         self.wdecay: WDecay | None = None
 
     def active(self) -> bool:
         return self.lam > 0
 
     def settings(self) -> dict[str, Any]:
-        return {"lam": self.lam, "target": self.target, "form": self.form, "head": self.head}
+        settings = {"lam": self.lam, "target": self.target, "form": self.form, "head": self.head}
+        if self.placement != "pre_update":  # only when set: runs stored before the key keep their ids
+            settings["placement"] = self.placement
+        return settings
 
     def label(self) -> str:
         label = f"wdecay({TARGET_LABEL[self.target]},{self.lam:g})"
@@ -369,6 +384,8 @@ class WDecayMethod(Method):
             label += f"|head:wdecay(0,{self.lam:g})"
         if self.form != DEFAULT_FORM[self.target]:
             label += f"[{self.form}]"
+        if self.placement != "pre_update":
+            label += f"[{self.placement}]"
         return label
 
     def _ready(self, ctx: RunContext) -> WDecay:
@@ -385,13 +402,20 @@ class WDecayMethod(Method):
         if self.form == "l2":
             ctx.penalties[self.name] = self._ready(ctx).add_l2_grad_()
 
-    def before_step(self, step: int, lr: float, ctx: RunContext) -> None:
-        if self.form != "decoupled":
-            return
+    def _decay_now(self, lr: float, ctx: RunContext) -> None:
         if ctx.optimizer is not None:
             self._ready(ctx).apply_decoupled_groups(ctx.optimizer)
         else:
             self._ready(ctx).apply_decoupled(lr)
+
+    def before_step(self, step: int, lr: float, ctx: RunContext) -> None:
+        if self.form == "decoupled" and self.placement == "pre_update":
+            self._decay_now(lr, ctx)
+
+    def after_step(self, step: int, lr: float, ctx: RunContext) -> None:
+        # after the update, before the scheduler steps: each group's lr is still this step's
+        if self.form == "decoupled" and self.placement == "post_update":
+            self._decay_now(lr, ctx)
 
     def record(self) -> dict[str, Any]:
         return {"form": self.form, "decayed": len(self.wdecay.terms) if self.wdecay else 0}

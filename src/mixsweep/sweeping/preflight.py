@@ -58,17 +58,21 @@ def study_cells(req: SweepRequest) -> Study:
     from mixsweep.sweeping.compose import compose_run, sweep_job_overrides
 
     jobs = sweep_job_overrides(req)
-    cells: set[tuple[str, ...]] = set()
+    cells: dict[tuple[str, ...], int] = {}  # cell -> its grid points
     setups: dict[tuple[str, ...], None] = {}
+    setup_of: dict[tuple[str, ...], tuple[str, ...]] = {}
     seeds: set[str] = set()
     for job in jobs:
-        cells.add(tuple(o for o in job if _key(o) not in SEED_KEYS))
+        cell = tuple(o for o in job if _key(o) not in SEED_KEYS)
+        cells[cell] = cells.get(cell, 0) + 1
         # A regularizer's settings cannot change the model, data, device or recipe, so cells that
         # differ only there share one composition (Hydra composes in ~0.5 s; Table 1 has 11 cells).
         # Its group choice (regularizer=mixout) stays in: composing it checks the name.
         # Hydra's own settings (hydra.launcher.partition=...) shape the launch, not a run's config.
-        setups.setdefault(tuple(o for o in job if _key(o) not in SEED_KEYS and not _regularizer(o)
-                                and not _key(o).startswith("hydra.")))
+        setup = tuple(o for o in job if _key(o) not in SEED_KEYS and not _regularizer(o)
+                      and not _key(o).startswith("hydra."))
+        setups.setdefault(setup)
+        setup_of[cell] = setup
         seeds.update(o for o in job if _key(o) == "seed")
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="mixsweep"):
@@ -77,7 +81,38 @@ def study_cells(req: SweepRequest) -> Study:
     for cfg in configs:
         cfg.pop("hydra", None)
     check_schema(configs, jobs)
-    return Study(req.sweep, configs, len(jobs), max(1, len(seeds)), Path(req.results), n_cells=len(cells))
+    by_setup = dict(zip(setups, configs, strict=True))
+    # The plan runs no cell where a method of it is inert (R3F on STS-B): neither does this count.
+    runs = {cell: n for cell, n in cells.items() if not _inert_cell(by_setup[setup_of[cell]], cell)}
+    return Study(req.sweep, configs, sum(runs.values()), max(1, len(seeds)), Path(req.results), n_cells=len(runs))
+
+
+def _inert_cell(setup: dict[str, Any], cell: tuple[str, ...]) -> bool:
+    """Whether the plan leaves ``cell`` out (:func:`mixsweep.sweeping.checks.inert_methods`): its setup's
+    regularizer block with the cell's own ``regularizer.*`` overrides applied, on the setup's task. A block
+    this cannot build is counted as run (planning reports what is wrong with it)."""
+    from omegaconf import OmegaConf
+
+    from mixsweep.regularizers.base import RegularizerError
+    from mixsweep.sweeping.checks import inert_methods
+
+    try:
+        reg = OmegaConf.create(setup.get("regularizer") or {})
+        for override in cell:
+            key = _key(override)
+            if not key.startswith("regularizer."):
+                continue
+            path = key[len("regularizer."):]
+            if override.startswith("~"):
+                parent, _, leaf = path.rpartition(".")
+                node = OmegaConf.select(reg, parent) if parent else reg
+                if node is not None and leaf in node:
+                    del node[leaf]
+            else:
+                reg = OmegaConf.merge(reg, OmegaConf.from_dotlist([f"{path}={override.split('=', 1)[1]}"]))
+        return bool(inert_methods(OmegaConf.to_container(reg, resolve=True), dict(setup["task"])))
+    except (RegularizerError, ValueError, KeyError, TypeError):
+        return False
 
 
 def check_schema(configs: list[dict[str, Any]], jobs: list[list[str]]) -> None:
