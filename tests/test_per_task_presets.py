@@ -87,6 +87,9 @@ def test_the_presets_study_runs_each_papers_settings_on_rte():
     # RecAdam README: 7,800 steps on RTE, lr 2e-5, batch 32, gamma 5000; script defaults k 0.5, t0 250, no warmup
     r = cfg["recadam"]
     assert (r.train.max_steps, r.optimizer.lr, r.train.batch_size, r.train.warmup_ratio) == (7800, 2e-5, 32, 0.0)
+    # run_glue_with_RecAdam.py: num_train_epochs = max_steps // len(train_dataloader) + 1; RTE's 2,490 examples
+    # at batch 32 are 78 batches, 7800 // 78 + 1 = 101; the run ends at max_steps, 100 epochs
+    assert r.train.epochs == 101
     assert (r.regularizer.recadam.gamma, r.regularizer.recadam.k, r.regularizer.recadam.t0) == (5000, 0.5, 250)
     # ChildTuning run.sh: reserve_p 0.3, batch 16, 3 epochs, lr 4e-5, warmup 0.1, weight decay 0.01
     c = cfg["child_tuning_f"]
@@ -125,6 +128,8 @@ def test_the_presets_study_takes_each_tasks_own_values_elsewhere():
     rs = stsb["recadam"]
     assert (rs.regularizer.recadam.t0, rs.regularizer.recadam.k, rs.train.max_steps) == (1000, 1.0, 9000)
     assert (mrpc["recadam"].train.max_steps, cola["recadam"].train.max_steps) == (11500, 13400)
+    # max_steps // batches + 1: MRPC 3,668 examples = 115 batches of 32, CoLA 8,551 = 268, STS-B 5,749 = 180
+    assert (mrpc["recadam"].train.epochs, cola["recadam"].train.epochs, rs.train.epochs) == (101, 51, 51)
     assert (mrpc["recadam"].regularizer.recadam.t0, mrpc["recadam"].regularizer.recadam.k) == (250, 0.5)
 
 
