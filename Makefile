@@ -36,7 +36,7 @@ SWEEP_ARGS = $(if $(SWEEP),--sweep $(SWEEP)) $(if $(TASK),--task $(TASK)) $(if $
              $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(WORKERS),--workers $(WORKERS)) \
              --results $(RESULTS) $(ARGS)
 
-.PHONY: help setup lock test test-fast lint docs sweep plan report hpo bench calibrate clean installed slurm-up slurm-down
+.PHONY: help setup lock test test-fast lint docs sweep plan report hpo hpo-lab bench calibrate clean installed slurm-up slurm-down
 
 # Only `make setup` installs: the other targets need a .venv (`installed`: set up once if there is
 # none) but never reinstall it because pyproject.toml changed (a `git pull` on an offline node must
@@ -103,6 +103,13 @@ MASK_SECRETS = sed -E 's,(://[^:/@[:space:]]*:)[^@[:space:]]+@,\1***@,g; s,([?&;
 hpo: installed ## Optuna search: TASK=rte [SPACE=mixout] [TRIALS=30] [WORKERS=1] [ARGS=...]; a storage URL: OPTUNA_STORAGE=URL
 	@printf '%s\n' "$(subst ",\",$(HPO_CMD))" | $(MASK_SECRETS)
 	@$(HPO_CMD)
+
+# The stabilizer lab's equal-budget search: one space per lab method (conf/hpo/lab_*.yaml, the baseline's
+# lab_devlin included), each searched with the same TRIALS and seeds, one study per method (<task>-lab_<method>).
+LAB_SPACES = $(sort $(basename $(notdir $(wildcard conf/hpo/lab_*.yaml))))
+
+hpo-lab: installed ## Equal-budget search of every lab method (conf/hpo/lab_*.yaml), the same TRIALS each: TASK=rte [TRIALS=30] [ARGS=...]
+	@for s in $(LAB_SPACES); do $(MAKE) --no-print-directory hpo SPACE=$$s || exit 1; done
 
 bench: installed ## Run every benchmark in benchmarks/ (prints ratios measured side by side)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -4,7 +4,8 @@ Hydra's basic sweeper only forms cartesian products, but a paper table is a *lis
 (Devlin; wdecay(w_pre, λ) for four λ; mixout(w_pre, p) for three p; ...). A sweep file
 therefore names its rows under ``hydra.sweeper.cells`` (name → list of overrides) and its
 cartesian dimensions under ``hydra.sweeper.params`` (task, seed); ``hydra.sweeper.cross`` crosses
-every cell with a factor (each cell once per value, named ``<cell>@<value>``). Jobs are
+every cell with a factor (each cell once per value, named ``<cell>@<value>``), and
+``hydra.sweeper.per_task`` gives a cell other settings on one task. Jobs are
 ``params-product × cells`` (``select`` keeps some cells by name). Before launching, every job is
 composed, given its run id, and checked against the results store, so a relaunch submits only
 what is missing, whichever study ran the rest (and a SLURM array never carries finished runs);
@@ -38,6 +39,8 @@ class CellSweeperConf:
     cells: Dict[str, List[str]] = field(default_factory=dict)
     # each cell once per value of each key (sweeping.expand.cross_cells), e.g. {optimizer: [bertadam, adamw_hf]}
     cross: Dict[str, List[str]] = field(default_factory=dict)
+    # a cell's other settings on one task (sweeping.expand.expand_jobs), e.g. {r3f: {rte: [regularizer.r3f.lam=0.7]}}
+    per_task: Dict[str, Dict[str, List[str]]] = field(default_factory=dict)
     select: Optional[List[str]] = None  # run only these cells (--cells / CELLS=)
     dry_run: bool = False
     # the study's analysis design (mixsweep.analysis.design), read by the report alone: it changes no
@@ -55,6 +58,7 @@ class CellSweeper(BasicSweeper):
         params: Optional[Dict[str, str]] = None,
         cells: Optional[Dict[str, Any]] = None,
         cross: Optional[Dict[str, Any]] = None,
+        per_task: Optional[Dict[str, Any]] = None,
         select: Optional[List[str]] = None,
         dry_run: bool = False,
         design: Optional[Dict[str, Any]] = None,
@@ -64,6 +68,8 @@ class CellSweeper(BasicSweeper):
 
         self.cells = cross_cells({str(k): [str(o) for o in v] for k, v in (cells or {}).items()},
                                  {str(k): [str(x) for x in v] for k, v in (cross or {}).items()})
+        self.per_task = {str(c): {str(t): [str(o) for o in ovs] for t, ovs in tasks.items()}
+                         for c, tasks in (per_task or {}).items()}
         self.select = None if select is None else [str(s) for s in select]
         self.dry_run = dry_run
         del design  # the report's (mixsweep.analysis.design); nothing here reads it
@@ -71,18 +77,19 @@ class CellSweeper(BasicSweeper):
 
     def sweep(self, arguments: List[str]) -> Any:
         from mixsweep.atomic import atomic_write_text
-        from mixsweep.sweeping.expand import check_study_size, expand_jobs, select_cells
+        from mixsweep.sweeping.expand import check_per_task, check_study_size, expand_jobs, select_cells
         from mixsweep.sweeping.plan import build_plan
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides(self._parse_config() + list(arguments))
         cells = select_cells(self.cells, self.select)
+        check_per_task(str(self.config.get("sweep")), self.per_task, self.cells)
         check_study_size(str(self.config.get("sweep")), overrides, len(cells))  # before the grid is listed
         grid = expand_grid(overrides)
         # What the user typed (ARGS) beats what a cell sets: drop the cell's override of that key.
         user_keys = {o.get_key_element() for o in parser.parse_overrides(list(arguments))}
-        jobs = expand_jobs(grid, cells, keep_keys=user_keys)
+        jobs = expand_jobs(grid, cells, keep_keys=user_keys, per_task=self.per_task)
 
         loader = self.hydra_context.config_loader
         self.plan = build_plan(jobs, lambda ov: loader.load_sweep_config(self.config, list(ov)))

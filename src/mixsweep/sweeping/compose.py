@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from mixsweep.paths import CONF_DIR, hydra_searchpath_override
 from mixsweep.sweeping.expand import (
     check_cell_names,
+    check_per_task,
     check_study_size,
     cross_cells,
     expand_jobs,
@@ -48,15 +49,17 @@ def sweep_job_overrides(req: SweepRequest) -> list[list[str]]:
     every_cell = cross_cells(_plain(sweeper.get("cells")), _plain(sweeper.get("cross")))
     check_cell_names(req.sweep, every_cell)
     cells = select_cells(every_cell, req.cells)
+    per_task = _plain(sweeper.get("per_task"))
+    check_per_task(req.sweep, per_task, every_cell)
     check_study_size(req.sweep, parsed, len(cells))  # before the grid is listed: it may not fit in memory
     grid = expand_grid(parsed)
     user_keys = {override_key(o) for o in req.overrides}
     return [[f"+sweeps='{req.sweep}'", f"paths.results={req.results}", *job, *req.overrides]
-            for job in expand_jobs(grid, cells, keep_keys=user_keys)]
+            for job in expand_jobs(grid, cells, keep_keys=user_keys, per_task=per_task)]
 
 
 def _plain(node) -> dict:
-    """A sweeper mapping (cells, cross) as plain data; absent or empty is ``{}``."""
+    """A sweeper mapping (cells, cross, per_task) as plain data; absent or empty is ``{}``."""
     return OmegaConf.to_container(node) if node else {}
 
 

@@ -70,7 +70,8 @@ def select_cells(cells: Mapping[str, Sequence[str]], names: Sequence[str] | None
 
 
 def expand_jobs(
-    grid: Sequence[Sequence[str]], cells: Mapping[str, Sequence[str]], keep_keys: Collection[str] = ()
+    grid: Sequence[Sequence[str]], cells: Mapping[str, Sequence[str]], keep_keys: Collection[str] = (),
+    per_task: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
 ) -> list[list[str]]:
     """Return ``grid × cells``: each grid point followed by each cell's overrides and ``cell=<name>``.
 
@@ -80,14 +81,59 @@ def expand_jobs(
     already holds comparable cells. A cell override of a key in ``keep_keys`` (what the user set on
     the command line) is dropped, so the user's value holds in every cell. A cell's method setting
     is passed as add-or-override (:func:`method_settings_added`).
+
+    ``per_task`` (``hydra.sweeper.per_task``: cell → task → overrides) gives a cell other settings on
+    one task (:func:`with_task_settings`); without it, or on a task it does not name, the jobs are as before.
     """
     grid = [list(g) for g in grid] or [[]]
     if not cells:
         return grid
     keep = {override_key(k) for k in keep_keys}
-    cells = {name: method_settings_added([o for o in ovs if override_key(o) not in keep])
-             for name, ovs in cells.items()}
-    return [point + ovs + [f"cell={name}"] for point in grid for name, ovs in cells.items()]
+    per_task = per_task or {}
+
+    def job(point: list[str], name: str, ovs: Sequence[str]) -> list[str]:
+        ovs = with_task_settings(ovs, per_task.get(name.split(CROSS_SEP, 1)[0], {}).get(_task_of(point), ()))
+        return point + method_settings_added([o for o in ovs if override_key(o) not in keep]) + [f"cell={name}"]
+
+    return [job(point, name, ovs) for point in grid for name, ovs in cells.items()]
+
+
+def with_task_settings(cell: Sequence[str], task_settings: Sequence[str]) -> list[str]:
+    """A cell's overrides with its settings for one task: an override of a key the cell sets replaces
+    the cell's in place (so a ``+key=`` the cell adds keeps its ``+``: Hydra adds a key once), the others follow.
+
+    ``[regularizer=devlin, +regularizer.r3f.lam=1.0]`` with ``[regularizer.r3f.lam=0.7, train.batch_size=8]``
+    → ``[regularizer=devlin, +regularizer.r3f.lam=0.7, train.batch_size=8]``."""
+    given = {override_key(o): o for o in task_settings}
+    out = []
+    for o in cell:
+        key = override_key(o)
+        if key in given:
+            setting = given.pop(key)
+            adds = o[:len(o) - len(o.lstrip("+"))]  # the cell's + or ++, kept: the key is added once
+            o = setting if setting.startswith("~") else adds + setting.lstrip("+")
+        out.append(o)
+    return out + list(given.values())
+
+
+def _task_of(point: Sequence[str]) -> str | None:
+    """The task a grid point runs (its ``task=`` override), None if the study does not sweep tasks."""
+    return next((o.split("=", 1)[1] for o in point if override_key(o) == "task"), None)
+
+
+def check_per_task(study: str, per_task: Mapping[str, Any], cells: Collection[str]) -> None:
+    """``hydra.sweeper.per_task`` names cells of the study (base names, before ``@``) and maps each task to a
+    list of overrides; a one-line UserError otherwise."""
+    known = {c.split(CROSS_SEP, 1)[0] for c in cells}
+    for cell, tasks in per_task.items():
+        if cell not in known:
+            raise UserError(f"hydra.sweeper.per_task names cell '{cell}', which sweeps/{study}.yaml does not define: "
+                            f"choose from {', '.join(sorted(known)) or '(no cells)'}")
+        if not isinstance(tasks, Mapping) or not all(
+                isinstance(v, Sequence) and not isinstance(v, str) and all(isinstance(o, str) and o for o in v)
+                for v in tasks.values()):
+            raise UserError(f"hydra.sweeper.per_task.{cell} in sweeps/{study}.yaml must map each task to a list of "
+                            "overrides, e.g. {rte: [regularizer.r3f.lam=0.7]}")
 
 
 def method_settings_added(overrides: Sequence[str]) -> list[str]:
