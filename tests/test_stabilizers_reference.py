@@ -1013,18 +1013,41 @@ def _mosbach(ref, seed, lr, correct_bias):
     return post, None, devlin_groups(ref.named_parameters(), lr), _adam_update({}, correct_bias)
 
 
+def _smart(ref, seed, lr, correct_bias):
+    settings = {"alpha": 1.5, "k": 1, "step_size": 0.3, "noise_var": 0.5, "epsilon": 1e-6}
+    gen = generator(seed, "smart")
+    return ({"smart": settings}, lambda step, batch: _mtdnn_smart_loss(ref, batch, gen=gen, regression=False,
+                                                                          **settings),
+            devlin_groups(ref.named_parameters(), lr), _adam_update({}, correct_bias))
+
+
+def _cwgnc(ref, seed, lr, correct_bias):
+    """Each tensor clipped to c on its own in place of the global clip (``lab_reference_loop``'s ``clip``):
+    c = 0.05 so that some tensors are clipped and others are not."""
+    return {"cwgnc": {"max_norm": CWGNC_C}}, None, devlin_groups(ref.named_parameters(), lr), \
+        _adam_update({}, correct_bias)
+
+
+CWGNC_C = 0.05
+# FineTuningStability GradClipTrainer.py ``GradValueClipTrainer.training_step``: clip_grad_norm_(param, c) per
+# parameter right after backward, and run_glue.py's max_grad_norm = -1 (no global clip)
+PER_TENSOR_CLIP = {"cwgnc": CWGNC_C}
+
+
 # mAdamW (uds-lsv/bert-stable-fine-tuning adamw.py ``mAdamW.step``): ``addcdiv_`` then
 # ``p.data.add_(p.data, alpha=-lr·weight_decay)``, the decay of the θ just written
 DECAY_AFTER = {"mosbach"}
 
 LAB_METHODS = {"devlin": _plain, "mosbach": _mosbach, "reinit": _reinit, "llrd": _llrd, "recadam": _recadam,
                "child_tuning_f": _child_tuning, "noisytune": _noisytune, "r3f": _r3f, "hype": _hype,
-               "rdrop": _rdrop}
+               "rdrop": _rdrop, "smart": _smart, "cwgnc": _cwgnc}
 
 
-def lab_reference_loop(ref, batches, *, groups, update, loss_fn=None, max_norm=1.0, decay_after=False):
+def lab_reference_loop(ref, batches, *, groups, update, loss_fn=None, max_norm=1.0, decay_after=False,
+                       per_tensor_clip=None):
     """The reference loop under the lab's recipe: dropout masks from torch's stream seeded as the harness
-    seeds it, forward, loss, backward, clip, the warmup schedule on each group's lr, devlin's decay of the
+    seeds it, forward, loss, backward, clip (the global norm, or ``per_tensor_clip``: each tensor on its own),
+    the warmup schedule on each group's lr, devlin's decay of the
     pre-update θ at that lr (``decay_after``: of the θ the update wrote), and the method's
     ``update(step, [(name, param, lr)])``."""
     total = len(batches)
@@ -1034,7 +1057,11 @@ def lab_reference_loop(ref, batches, *, groups, update, loss_fn=None, max_norm=1
         torch.manual_seed(DROPOUT_SEED + step)
         loss = ref(**batch).loss if loss_fn is None else loss_fn(step, batch)
         loss.backward()
-        clip_(ref.parameters(), max_norm)
+        if per_tensor_clip is None:
+            clip_(ref.parameters(), max_norm)
+        else:
+            for p in ref.parameters():
+                clip_([p], per_tensor_clip)
         triples = [(n, p, warmup_linear_lr(g_lr, step, total, warmup)) for named, g_lr, _ in groups for n, p in named]
         if decay_after:
             update(step, triples)
@@ -1062,11 +1089,12 @@ def test_each_lab_cell_matches_its_reference_under_devlins_dropout_decay_and_war
     model, ref = models(pretrained_like=True)
     ref.train()  # the config's dropout 0.1 everywhere, head included: devlin's
     assert {m.p for m in ref.modules() if isinstance(m, nn.Dropout)} == {DROP}
-    batches = fixed_batches()
+    # mt-dnn's perturbed passes take the batch's token types (embed_encode): SMART's batches carry them
+    batches = _with_token_types(fixed_batches()) if method == "smart" else fixed_batches()
     reg, loss_fn, groups, update = LAB_METHODS[method](ref, seed, lr, correct_bias)
     assert sorted(id(p) for named, _, _ in groups for _, p in named) == sorted(id(p) for p in ref.parameters())
     expected = lab_reference_loop(ref, batches, groups=groups, update=update, loss_fn=loss_fn,
-                                  decay_after=method in DECAY_AFTER)
+                                  decay_after=method in DECAY_AFTER, per_tensor_clip=PER_TENSOR_CLIP.get(method))
     got = run_harness(model, {**DEVLIN, **reg}, batches, optimizer=optimizer, lr=lr, max_norm=1.0, seed=seed,
                       warmup=WARMUP, dropout_seed=DROPOUT_SEED)
     assert_same(got, expected)
