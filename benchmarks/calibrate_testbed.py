@@ -162,8 +162,8 @@ def main() -> None:
     reruns = failed_reruns(table, reruns)
     table = regime_table(runs, records, reruns)
     marks = [qualification(r) for _, r in table.iterrows()]
-    for k in CRITERIA:
-        table[k] = ["–" if m[k] is None else ("yes" if m[k] else "no") for m in marks]
+    for k in CRITERIA:  # "<criterion>?" beside the numbers it reads (the rule reads "gap", the number)
+        table[f"{k}?"] = ["–" if m[k] is None else ("yes" if m[k] else "no") for m in marks]
     choice = choose_regime(table)
     table.insert(0, "chosen", ["◀" if r == choice.regime else "" for r in table["regime"]])
     per_run = pd.concat([runs_table(runs, records, "x1"), runs_table(reruns, rerun_records, "x2")],
