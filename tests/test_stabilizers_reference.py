@@ -171,6 +171,22 @@ def reference_loop(ref, batches, *, lr, max_norm, update, loss_fn=None):
 
 # -- RecAdam -----------------------------------------------------------------------------------------
 
+@torch.no_grad()
+def _recadam_step_(state, pre, named_lr, *, gamma, k, t0, correct_bias) -> None:
+    """Sanyuan-Chen/RecAdam RecAdam.py ``RecAdam.step`` (anneal_function 'sigmoid') over ``(name, param, lr)``:
+    names with "bert" take the Adam step × λ(t) = sigmoid(k(t − t0)) and the pull lr·(1 − λ)·γ·(θ − θ_pre)
+    toward ``pre`` (not the start); the classifier (anneal_w = 0) the plain Adam step."""
+    for name, p, lr_g in named_lr:
+        t, m, denom = moments(state, p, p.grad)
+        size = hf_step_size(lr_g, t, correct_bias)
+        if "bert" in name:
+            lam = 1 / (1 + math.exp(-k * (t - t0)))
+            p.sub_(size * lam * m / denom)
+            p.sub_(lr_g * (1 - lam) * gamma * (p - pre[name]))
+        else:
+            p.sub_(size * m / denom)
+
+
 @pytest.mark.parametrize("optimizer,correct_bias", [("adamw", True), ("bertadam", False), ("adamw_hf", True)])
 def test_recadam_matches_the_reference_optimizer_step(optimizer, correct_bias):
     """Sanyuan-Chen/RecAdam: RecAdam.py ``RecAdam.step`` (anneal_function 'sigmoid', weight 1) with the
@@ -182,17 +198,9 @@ def test_recadam_matches_the_reference_optimizer_step(optimizer, correct_bias):
     pre = snapshot(ref)
     state: dict = {}
 
-    @torch.no_grad()
     def update(step, lr_t):
-        for name, p in ref.named_parameters():
-            t, m, denom = moments(state, p, p.grad)
-            size = hf_step_size(lr_t, t, correct_bias)
-            if "bert" in name:
-                lam = 1 / (1 + math.exp(-k * (t - t0)))
-                p.sub_(size * lam * m / denom)
-                p.sub_(lr_t * (1 - lam) * gamma * (p - pre[name]))
-            else:
-                p.sub_(size * m / denom)
+        _recadam_step_(state, pre, [(n, p, lr_t) for n, p in ref.named_parameters()], gamma=gamma, k=k, t0=t0,
+                       correct_bias=correct_bias)
 
     expected = reference_loop(ref, batches, lr=lr, max_norm=1.0, update=update)
     got = run_harness(model, {"recadam": {"gamma": gamma, "k": k, "t0": t0, "init": "pretrained"}}, batches,
@@ -237,17 +245,9 @@ def test_recadam_by_default_starts_from_a_random_init_pulled_toward_the_pretrain
                   - pre["bert.encoder.layer.0.attention.self.query.weight"]).abs().max()) > 1e-3
     state: dict = {}
 
-    @torch.no_grad()
-    def update(step, lr_t):
-        for name, p in ref.named_parameters():
-            t, m, denom = moments(state, p, p.grad)
-            size = hf_step_size(lr_t, t, correct_bias)
-            if "bert" in name:
-                lam = 1 / (1 + math.exp(-k * (t - t0)))
-                p.sub_(size * lam * m / denom)
-                p.sub_(lr_t * (1 - lam) * gamma * (p - pre[name]))  # toward θ_pre, not the random start
-            else:
-                p.sub_(size * m / denom)
+    def update(step, lr_t):  # the pull goes toward θ_pre, not the random start
+        _recadam_step_(state, pre, [(n, p, lr_t) for n, p in ref.named_parameters()], gamma=gamma, k=k, t0=t0,
+                       correct_bias=correct_bias)
 
     expected = reference_loop(ref, batches, lr=lr, max_norm=1.0, update=update)
     got = run_harness(model, {"recadam": {"gamma": gamma, "k": k, "t0": t0}}, batches,
@@ -945,17 +945,8 @@ def _recadam(ref, seed, lr, correct_bias):
     _recadam_random_body_(ref, generator(seed, "recadam"))
     state: dict = {}
 
-    @torch.no_grad()
     def update(step, triples):
-        for name, p, lr_g in triples:
-            t, m, denom = moments(state, p, p.grad)
-            size = hf_step_size(lr_g, t, correct_bias)
-            if "bert" in name:
-                lam = 1 / (1 + math.exp(-k * (t - t0)))
-                p.sub_(size * lam * m / denom)
-                p.sub_(lr_g * (1 - lam) * gamma * (p - pre[name]))
-            else:
-                p.sub_(size * m / denom)
+        _recadam_step_(state, pre, triples, gamma=gamma, k=k, t0=t0, correct_bias=correct_bias)
     return {"recadam": {"gamma": gamma, "k": k, "t0": t0}}, None, devlin_groups(ref.named_parameters(), lr), update
 
 

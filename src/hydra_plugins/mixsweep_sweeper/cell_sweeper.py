@@ -22,7 +22,6 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from mixsweep.sweeping.hydra_adapter import basic_sweeper
-from mixsweep.sweeping.hydra_adapter import grid as expand_grid
 
 BasicSweeper = basic_sweeper()  # the class Hydra's module binds now (see basic_sweeper)
 
@@ -77,19 +76,16 @@ class CellSweeper(BasicSweeper):
 
     def sweep(self, arguments: List[str]) -> Any:
         from mixsweep.atomic import atomic_write_text
-        from mixsweep.sweeping.expand import check_per_task, check_study_size, expand_jobs, select_cells
+        from mixsweep.sweeping.expand import study_jobs
         from mixsweep.sweeping.plan import build_plan
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides(self._parse_config() + list(arguments))
-        cells = select_cells(self.cells, self.select)
-        check_per_task(str(self.config.get("sweep")), self.per_task, self.cells)
-        check_study_size(str(self.config.get("sweep")), overrides, len(cells))  # before the grid is listed
-        grid = expand_grid(overrides)
         # What the user typed (ARGS) beats what a cell sets: drop the cell's override of that key.
         user_keys = {o.get_key_element() for o in parser.parse_overrides(list(arguments))}
-        jobs = expand_jobs(grid, cells, keep_keys=user_keys, per_task=self.per_task)
+        jobs = study_jobs(str(self.config.get("sweep")), overrides, self.cells, self.select, keep_keys=user_keys,
+                          per_task=self.per_task)
 
         loader = self.hydra_context.config_loader
         self.plan = build_plan(jobs, lambda ov: loader.load_sweep_config(self.config, list(ov)))

@@ -7,14 +7,7 @@ from collections.abc import Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from mixsweep.paths import CONF_DIR, hydra_searchpath_override
-from mixsweep.sweeping.expand import (
-    check_cell_names,
-    check_per_task,
-    check_study_size,
-    cross_cells,
-    expand_jobs,
-    select_cells,
-)
+from mixsweep.sweeping.expand import check_cell_names, cross_cells, study_jobs
 from mixsweep.sweeping.overrides import override_key
 from mixsweep.sweeping.request import SweepRequest
 
@@ -36,8 +29,6 @@ def sweep_job_overrides(req: SweepRequest) -> list[list[str]]:
     """The per-run overrides a study expands to, exactly as the cell sweeper forms them."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from mixsweep.sweeping.hydra_adapter import grid as expand_grid
-
     base = compose_run([f"+sweeps='{req.sweep}'"], hydra=True)
     sweeper = base.hydra.sweeper
     params = {k: str(v) for k, v in (sweeper.get("params") or {}).items()}
@@ -48,14 +39,9 @@ def sweep_job_overrides(req: SweepRequest) -> list[list[str]]:
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
     every_cell = cross_cells(_plain(sweeper.get("cells")), _plain(sweeper.get("cross")))
     check_cell_names(req.sweep, every_cell)
-    cells = select_cells(every_cell, req.cells)
-    per_task = _plain(sweeper.get("per_task"))
-    check_per_task(req.sweep, per_task, every_cell)
-    check_study_size(req.sweep, parsed, len(cells))  # before the grid is listed: it may not fit in memory
-    grid = expand_grid(parsed)
-    user_keys = {override_key(o) for o in req.overrides}
-    return [[f"+sweeps='{req.sweep}'", f"paths.results={req.results}", *job, *req.overrides]
-            for job in expand_jobs(grid, cells, keep_keys=user_keys, per_task=per_task)]
+    jobs = study_jobs(req.sweep, parsed, every_cell, req.cells, keep_keys={override_key(o) for o in req.overrides},
+                      per_task=_plain(sweeper.get("per_task")))
+    return [[f"+sweeps='{req.sweep}'", f"paths.results={req.results}", *job, *req.overrides] for job in jobs]
 
 
 def _plain(node) -> dict:

@@ -98,6 +98,21 @@ def expand_jobs(
     return [job(point, name, ovs) for point in grid for name, ovs in cells.items()]
 
 
+def study_jobs(study: str, params: Sequence[Any], cells: Mapping[str, Sequence[str]], select: Sequence[str] | None,
+               *, keep_keys: Collection[str] = (), per_task: Mapping[str, Any] | None = None) -> list[list[str]]:
+    """A study's jobs, the one expansion the sweeper and ``compose`` share: the cells ``select`` keeps
+    (:func:`select_cells`) × the grid of the parsed sweep ``params`` (Hydra's cartesian product), with each
+    cell's ``per_task`` settings (:func:`expand_jobs`). The per-task map and the study's size are checked
+    before the grid is listed (:func:`check_per_task`, :func:`check_study_size`)."""
+    from mixsweep.sweeping.hydra_adapter import grid as hydra_grid
+
+    chosen = select_cells(cells, select)
+    per_task = per_task or {}
+    check_per_task(study, per_task, cells)
+    check_study_size(study, params, len(chosen))  # before the grid is listed: it may not fit in memory
+    return expand_jobs(hydra_grid(params), chosen, keep_keys=keep_keys, per_task=per_task)
+
+
 def with_task_settings(cell: Sequence[str], task_settings: Sequence[str]) -> list[str]:
     """A cell's overrides with its settings for one task: an override of a key the cell sets replaces
     the cell's in place (so a ``+key=`` the cell adds keeps its ``+``: Hydra adds a key once), the others follow.

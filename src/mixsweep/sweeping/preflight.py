@@ -20,6 +20,7 @@ from mixsweep.errors import UserError
 from mixsweep.hubaccess import OFFLINE_PRESETS
 from mixsweep.recipe import recipe_line
 from mixsweep.runid import SEED_KEYS
+from mixsweep.sweeping.overrides import override_key
 from mixsweep.sweeping.request import SweepRequest
 
 OFFLINE_HINT = ("or run offline: model=minilm_l6 (packaged), model.name_or_path=/local/dir, "
@@ -63,17 +64,17 @@ def study_cells(req: SweepRequest) -> Study:
     setup_of: dict[tuple[str, ...], tuple[str, ...]] = {}
     seeds: set[str] = set()
     for job in jobs:
-        cell = tuple(o for o in job if _key(o) not in SEED_KEYS)
+        cell = tuple(o for o in job if override_key(o) not in SEED_KEYS)
         cells[cell] = cells.get(cell, 0) + 1
         # A regularizer's settings cannot change the model, data, device or recipe, so cells that
         # differ only there share one composition (Hydra composes in ~0.5 s; Table 1 has 11 cells).
         # Its group choice (regularizer=mixout) stays in: composing it checks the name.
         # Hydra's own settings (hydra.launcher.partition=...) shape the launch, not a run's config.
-        setup = tuple(o for o in job if _key(o) not in SEED_KEYS and not _regularizer(o)
-                      and not _key(o).startswith("hydra."))
+        setup = tuple(o for o in job if override_key(o) not in SEED_KEYS and not _regularizer(o)
+                      and not override_key(o).startswith("hydra."))
         setups.setdefault(setup)
         setup_of[cell] = setup
-        seeds.update(o for o in job if _key(o) == "seed")
+        seeds.update(o for o in job if override_key(o) == "seed")
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="mixsweep"):
         configs = [OmegaConf.to_container(compose_run([hydra_searchpath_override(), *key]), resolve=False)
@@ -99,7 +100,7 @@ def _inert_cell(setup: dict[str, Any], cell: tuple[str, ...]) -> bool:
     try:
         reg = OmegaConf.create(setup.get("regularizer") or {})
         for override in cell:
-            key = _key(override)
+            key = override_key(override)
             if not key.startswith("regularizer."):
                 continue
             path = key[len("regularizer."):]
@@ -126,7 +127,7 @@ def check_schema(configs: list[dict[str, Any]], jobs: list[list[str]]) -> None:
     lines = [p for cfg in configs for p in schema.problems(OmegaConf.to_container(OmegaConf.create(cfg),
                                                                                   resolve=True))]
     parser = OverridesParser.create()
-    for override in dict.fromkeys(o for job in jobs for o in job if _key(o) in SEED_KEYS):
+    for override in dict.fromkeys(o for job in jobs for o in job if override_key(o) in SEED_KEYS):
         parsed = parser.parse_override(override)
         problem = schema.check(parsed.get_key_element().lstrip("+~"), parsed.value())
         if problem:
@@ -135,12 +136,8 @@ def check_schema(configs: list[dict[str, Any]], jobs: list[list[str]]) -> None:
         raise schema.ConfigError("\n".join(dict.fromkeys(lines)))
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def _regularizer(override: str) -> bool:
-    key = _key(override)
+    key = override_key(override)
     return key == "cell" or key.startswith("regularizer.")
 
 
