@@ -21,13 +21,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from mixsweep import store  # noqa: E402
 from mixsweep.analysis.cells import aggregate, compare_with_paper  # noqa: E402
 from mixsweep.analysis.failures import DEFINITIONS  # noqa: E402
 from mixsweep.analysis.load import load_results  # noqa: E402
 from mixsweep.analysis.naming import PAPER_ORDER  # noqa: E402
 from mixsweep.analysis.report import build_report  # noqa: E402
 from mixsweep.analysis.synthetic import text_task_record  # noqa: E402
+from mixsweep.store import runs as store  # noqa: E402
 
 TASKS = ("rte", "mrpc", "cola", "stsb")
 LABELS = (*PAPER_ORDER, "none", "dropout(0.3)", "mixout(w_pre,0.3)", "mixout(w_pre,0.8)", "mixout(w_pre,0.9)",

@@ -22,7 +22,7 @@ import pandas as pd
 
 from mixsweep.data import load_splits, tokenize_splits
 from mixsweep.data import tokenize as tok_module
-from mixsweep.tasks import get_task
+from mixsweep.data.tasks import get_task
 
 GLUE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "glue"
 MRPC_TRAIN, MRPC_DEV = 3668, 408

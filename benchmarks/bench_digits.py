@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 import yaml
 
+from mixsweep.config.paths import CONF_DIR
 from mixsweep.digits import pretrain as pretrain_module
 from mixsweep.digits import run_digits
 from mixsweep.digits.run import torch_threads
-from mixsweep.paths import CONF_DIR
 
 SWEEP_RUNS = 9 * 2 * 10 - 10
 

@@ -27,8 +27,8 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
 
-    from mixsweep import store
     from mixsweep.cli import main as cli
+    from mixsweep.store import runs as store
 
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results"

@@ -23,12 +23,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from mixsweep import store  # noqa: E402
 from mixsweep.analysis.synthetic import text_task_record  # noqa: E402
 from mixsweep.instability import cell_measures  # noqa: E402
 from mixsweep.instability.cell import pair_matrix, parallel_map  # noqa: E402
 from mixsweep.instability.representation import PAIR_FUNCTIONS, prepare  # noqa: E402
-from mixsweep.run_outputs import RunOutputs, representation_positions  # noqa: E402
+from mixsweep.store import runs as store  # noqa: E402
+from mixsweep.store.outputs import RunOutputs, representation_positions  # noqa: E402
 
 
 def synthetic_run(rng, n: int, d: int, layers: list[str], n_rep: int, base: np.ndarray | None) -> RunOutputs:

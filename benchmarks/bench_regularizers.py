@@ -1,8 +1,8 @@
 """Cost of the regularizers on a finetuning step of all-MiniLM-L6-v2 (offline copy, default 32 × 128 tokens).
 
 Variants, each on its own copy of the model with its own AdamW, built from a regularizer block by
-the shared methods and stepped by the runners' own step (``lifecycle.transform_loss`` +
-``lifecycle.optimizer_step``), exactly as in a finetuning run:
+the shared methods and stepped by the runners' own step (``transform_loss`` +
+``optimizer_step``), exactly as in a finetuning run:
   none                                         every dropout 0
   dropout(0.1)                                 hidden and attention dropout 0.1 (head input 0)
   mixout(w_pre,0.9)                            paper preset, head unregularized, dropout 0
@@ -55,6 +55,7 @@ from mixsweep.regularizers import (
     head_module_names,
     lifecycle,
 )
+from mixsweep.run.step import optimizer_step, transform_loss
 
 PAPER_MIXOUT_OVER_DROPOUT = 843 / 636  # App. E: BERT-large finetuning, 843 s (mixout) vs 636 s (dropout)
 ADAMW = {"name": "adamw", "lr": 1e-5, "betas": [0.9, 0.999], "eps": 1e-6}
@@ -137,8 +138,8 @@ def train_step(variant: Variant, batch: dict[str, torch.Tensor]) -> None:
     ctx = variant.ctx
     outputs = variant.model(**batch)
     ctx.batch, ctx.outputs = batch, outputs
-    loss, _ = lifecycle.transform_loss(variant.methods, outputs.loss, 0, ctx)
-    lifecycle.optimizer_step(variant.methods, ctx, loss, 0, variant.optimizer, variant.scheduler)
+    loss, _ = transform_loss(variant.methods, outputs.loss, 0, ctx)
+    optimizer_step(variant.methods, ctx, loss, 0, variant.optimizer, variant.scheduler)
     ctx.penalties.clear()
 
 

@@ -28,10 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from mixsweep.regularizers import lifecycle
 from mixsweep.regularizers.base import RegularizerError, RunContext, build_methods, registry
 from mixsweep.regularizers.surgery import head_module_names
 from mixsweep.regularizers.wdecay import pretrained_reference
+from mixsweep.run.step import optimizer_step, transform_loss
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "plain": {},
@@ -112,9 +112,9 @@ def build(name: str, block: dict[str, Any], device: torch.device, lr: float = 2e
 def step(v: Variant, batch: dict[str, torch.Tensor], n: int) -> None:
     out = v.model(**batch)
     v.ctx.batch, v.ctx.outputs = batch, out
-    loss, _ = lifecycle.transform_loss(v.methods, out.loss, n, v.ctx)
+    loss, _ = transform_loss(v.methods, out.loss, n, v.ctx)
     # The runners' step: hooks, and the update of a method that owns it (RecAdam) in place of step().
-    lifecycle.optimizer_step(v.methods, v.ctx, loss, n, v.optimizer, v.scheduler)
+    optimizer_step(v.methods, v.ctx, loss, n, v.optimizer, v.scheduler)
 
 
 def main() -> None:

@@ -32,8 +32,8 @@ def overrides(args: argparse.Namespace, cache: str) -> list[str]:
 
 
 def ours(cfg) -> tuple[float, float]:
-    from mixsweep import models
-    from mixsweep.train import run
+    from mixsweep.models import pretrained as models
+    from mixsweep.run.train import run
 
     models._pristine.cache_clear()  # load from disk every time, as Trainer does
     t0 = time.perf_counter()
@@ -51,9 +51,9 @@ def trainer(cfg, tmp: str) -> tuple[float, float]:
     )
 
     from mixsweep.data import load_splits, tokenize_splits
-    from mixsweep.metrics import compute_metrics
-    from mixsweep.models import load_tokenizer, minilm_l6_path
-    from mixsweep.tasks import TaskSpec
+    from mixsweep.data.metrics import compute_metrics
+    from mixsweep.data.tasks import TaskSpec
+    from mixsweep.models.pretrained import load_tokenizer, minilm_l6_path
 
     task = TaskSpec.from_config(cfg.task)
     tok = load_tokenizer("minilm_l6")

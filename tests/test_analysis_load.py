@@ -13,7 +13,7 @@ from mixsweep.analysis.naming import DEVLIN, OUR_W
 from mixsweep.analysis.synthetic import write_records
 from mixsweep.errors import UserError
 from mixsweep.records import RunRecord
-from mixsweep.store import add_to_view
+from mixsweep.store.runs import add_to_view
 
 
 def record(task="rte", label=DEVLIN, seed=0, score=60.0, status="ok", **kw) -> RunRecord:
@@ -156,7 +156,7 @@ def test_stored_r3f_runs_on_stsb_are_left_out_with_a_line_saying_why(tmp_path):
 
     from mixsweep.analysis.load import load_results
     from mixsweep.analysis.synthetic import write_records
-    from mixsweep.paths import CONF_DIR
+    from mixsweep.config.paths import CONF_DIR
     from mixsweep.records import RunRecord
 
     devlin = {"dropout": {"p": 0.1, "head": True}, "wdecay": {"lam": 0.01, "target": "zero", "form": "decoupled",

@@ -13,7 +13,7 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 from mixsweep.analysis.synthetic import demo_store
-from mixsweep.paths import ROOT
+from mixsweep.config.paths import ROOT
 
 NOTEBOOK = ROOT / "notebooks" / "paper_figures.ipynb"
 

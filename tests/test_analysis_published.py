@@ -126,7 +126,7 @@ def test_mrpc_is_scored_on_the_published_rows_acc_and_f1_where_accuracy_and_f1_d
 
 
 def test_every_published_row_names_a_metric_our_runs_record():
-    from mixsweep.tasks import get_task
+    from mixsweep.data.tasks import get_task
 
     pub = published_numbers("stabilizers")
     for _, row in pub.iterrows():

@@ -14,7 +14,7 @@ from mixsweep.analysis.report import build_report
 from mixsweep.analysis.synthetic import demo_store, write_records
 from mixsweep.cli import main
 from mixsweep.records import RunRecord
-from mixsweep.store import add_to_view
+from mixsweep.store.runs import add_to_view
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from mixsweep.paths import CONF_DIR, sweep_names
+from mixsweep.config.paths import CONF_DIR, sweep_names
 from mixsweep.records import cell_label
-from mixsweep.runid import run_id
+from mixsweep.store.runid import run_id
 from mixsweep.sweeping.compose import compose_run
 
 TEXT_TASKS = ["rte", "mrpc", "cola", "stsb", "sst2", "mnli", "qnli", "qqp", "wnli", "rt_polarity"]

@@ -8,9 +8,9 @@ import stat
 
 import pytest
 
-from mixsweep import store
-from mixsweep.atomic import atomic_write_json, atomic_write_text, remove_stale_tmp
 from mixsweep.records import RunRecord, cell_label
+from mixsweep.store import runs as store
+from mixsweep.store.atomic import atomic_write_json, atomic_write_text, remove_stale_tmp
 from mixsweep.sweeping.expand import expand_jobs
 
 

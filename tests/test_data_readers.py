@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mixsweep.data.readers import read_glue_split
+from mixsweep.data.tasks import get_task
 from mixsweep.errors import UserError
-from mixsweep.tasks import get_task
 
 GLUE = Path(__file__).parent / "fixtures" / "glue"
 RUNNER_TASKS = ("rte", "mrpc", "cola", "stsb", "sst2")

@@ -9,8 +9,8 @@ import pytest
 
 from mixsweep.data import load_splits
 from mixsweep.data.rt_polarity import DEV_SIZE, clean_reviews, split_by_text_hash
+from mixsweep.data.tasks import get_task
 from mixsweep.errors import UserError
-from mixsweep.tasks import get_task
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GLUE = FIXTURES / "glue"

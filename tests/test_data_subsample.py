@@ -8,7 +8,7 @@ import numpy as np
 
 from mixsweep.data import load_splits
 from mixsweep.data.subsample import stratified_indices
-from mixsweep.tasks import get_task
+from mixsweep.data.tasks import get_task
 
 GLUE = Path(__file__).parent / "fixtures" / "glue"
 LABELS = np.array([0] * 30 + [1] * 70)

@@ -9,8 +9,8 @@ import pytest
 
 from mixsweep.data import load_splits, tokenize_splits
 from mixsweep.data import tokenize as tok_module
+from mixsweep.data.tasks import get_task
 from mixsweep.errors import UserError
-from mixsweep.tasks import get_task
 
 GLUE = Path(__file__).parent / "fixtures" / "glue"
 KEY = {"task": "mrpc", "source": "glue_dir"}

@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from mixsweep.config.paths import CONF_DIR
 from mixsweep.digits import pretrain, run_digits
 from mixsweep.digits.data import load_dataset, load_images, read_idx, split_and_normalize
 from mixsweep.digits.finetune import context, squared_distance
@@ -20,7 +21,6 @@ from mixsweep.digits.run import torch_threads
 from mixsweep.digits.train import Recipe, make_optimizer
 from mixsweep.errors import UserError
 from mixsweep.optim import linear_warmup_decay
-from mixsweep.paths import CONF_DIR
 from mixsweep.regularizers import RegularizerError, build_methods, lifecycle
 from mixsweep.regularizers.mixlinear import MixLinear
 

@@ -2,7 +2,7 @@
 schema's own rendering, and the docs site builds in strict mode.
 
 Expected slugs, table rows and link verdicts are typed by hand (GitHub's heading-anchor rule, the
-schema's declarations read off ``src/mixsweep/schema.py``), never produced by the code under test."""
+schema's declarations read off ``src/mixsweep/config/schema.py``), never produced by the code under test."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from mixsweep import schema
-from mixsweep.paths import ROOT
+from mixsweep.config import schema
+from mixsweep.config.paths import ROOT
 
 README = ROOT / "README.md"
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
@@ -138,7 +138,7 @@ def test_every_block_of_the_schema_is_on_the_settings_page():
 
 
 def test_settings_rows_read_as_the_schema_declares_them():
-    # typed from the declarations in src/mixsweep/schema.py and the rule texts of Key.rule
+    # typed from the declarations in src/mixsweep/config/schema.py and the rule texts of Key.rule
     page = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
     for row in (
         "| `train.max_grad_norm` | a number > 0 | no clipping | clip the global gradient norm |",

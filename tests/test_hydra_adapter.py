@@ -13,7 +13,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 
 from helpers import run_cli
-from mixsweep.paths import CONF_DIR
+from mixsweep.config.paths import CONF_DIR
 from mixsweep.sweeping.hydra_adapter import basic_sweeper, grid, hydra_app
 
 BasicSweeper = basic_sweeper()

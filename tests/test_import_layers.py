@@ -21,23 +21,23 @@ PACKAGES = ("mixsweep", "hydra_plugins")
 # Lowest first. A module may import from its own layer or any layer below, never from above.
 # A prefix names a module and everything under it; the longest prefix that matches decides.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("mixsweep", "mixsweep.errors", "mixsweep.paths", "mixsweep.atomic", "mixsweep.progress",
-                    "mixsweep.hubaccess", "mixsweep.environment", "mixsweep.slurm", "mixsweep.lockfile",
-                    "mixsweep.dev_split", "mixsweep.secrets")),
-    ("core", ("mixsweep.tasks", "mixsweep.regularizers", "mixsweep.optim", "mixsweep.models",
-              "mixsweep.records", "mixsweep.runid", "mixsweep.identity", "mixsweep.recipe",
-              "mixsweep.metrics", "mixsweep.store",
-              "mixsweep.schema", "mixsweep.instability",  # the run-config schema; pure instability measures
-              "mixsweep.run_outputs")),  # what a run keeps for them (numpy; torch only inside functions)
+    ("foundation", ("mixsweep", "mixsweep.errors", "mixsweep.config.paths", "mixsweep.store.atomic",
+                    "mixsweep.run.progress", "mixsweep.data.hub_access", "mixsweep.run.environment",
+                    "mixsweep.sweeping.slurm", "mixsweep.run.lockfile", "mixsweep.data.dev_split",
+                    "mixsweep.secrets")),
+    ("core", ("mixsweep.data.tasks", "mixsweep.regularizers", "mixsweep.optim", "mixsweep.models",
+              "mixsweep.records", "mixsweep.data.metrics",
+              "mixsweep.store",  # runs, run and cell ids, what a run keeps for the instability measures
+              "mixsweep.config",  # the run-config schema, a run's recipe line
+              "mixsweep.instability",  # pure instability measures
+              "mixsweep.run.step")),  # one optimizer step: the methods' hooks around backward and update
     # what a record is in MLflow, and a run's live logging (mlflow imported inside functions)
     ("tracking", ("mixsweep.tracking",)),
     ("data", ("mixsweep.data",)),
-    ("train", ("mixsweep.train", "mixsweep.digits",
-               "mixsweep.setup")),  # the one run setup, shared by train, digits and gpu-check
+    ("train", ("mixsweep.run", "mixsweep.digits")),  # the run: its setup (shared by digits and gpu-check) and loop
     ("sweeping", ("mixsweep.sweeping", "hydra_plugins")),
     ("analysis", ("mixsweep.analysis",)),
-    ("apps", ("mixsweep.hpo", "mixsweep.gpucheck",
-              "mixsweep.tracking.export", "mixsweep.tracking.cli")),  # export reads the analysis' tables
+    ("apps", ("mixsweep.hpo", "mixsweep.gpucheck", "mixsweep.export")),  # export reads the analysis' tables
     ("cli", ("mixsweep.cli", "mixsweep.__main__")),
 ]
 
@@ -71,7 +71,7 @@ def imports(name: str, path: Path, is_package: bool, known: set[str]) -> set[str
             if node.level:  # from . import x / from ..y import z
                 parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*parts, *([node.module] if node.module else [])])
-            # `from mixsweep import store` imports the module mixsweep.store; `from x import f`, x itself
+            # `from mixsweep.store import runs` imports the module mixsweep.store.runs; `from x import f`, x itself
             targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
         else:
             continue

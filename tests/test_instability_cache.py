@@ -64,14 +64,14 @@ def test_table_measure_computes_that_measure_alone_then_reads_the_cache(tmp_path
 
 
 def test_a_store_that_cannot_be_written_is_measured_without_a_cache(tmp_path, counted, capsys, monkeypatch):
-    import mixsweep.atomic
+    import mixsweep.store.atomic
 
     def refuse(path, write):
         raise PermissionError(13, "Permission denied", str(path))
 
     results = tmp_path / "results"
     _store(results)
-    monkeypatch.setattr(mixsweep.atomic, "atomic_write_with", refuse)  # from now on, a read-only store
+    monkeypatch.setattr(mixsweep.store.atomic, "atomic_write_with", refuse)  # from now on, a read-only store
     rows = _table(results, "procrustes", capsys)
     assert len(rows) == 4 and counted["procrustes"] == 24
     counted.clear()

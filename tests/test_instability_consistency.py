@@ -78,7 +78,7 @@ def test_outcome_split_by_hand():
 
 def test_degeneracy_note_states_measured_values():
     # independent standard Gaussians, 300 examples × 1,024 dims: the note's numbers, measured here
-    from mixsweep.analysis.instability import DEGENERACY_NOTE, DEGENERATE_300x1024
+    from mixsweep.analysis.instability_tables import DEGENERACY_NOTE, DEGENERATE_300x1024
 
     r = np.random.default_rng(0)
     x, y = r.standard_normal((300, 1024)), r.standard_normal((300, 1024))
@@ -94,9 +94,9 @@ def _store(results: Path) -> None:
     """Four RTE cells of four restarts (40 dev examples, 10-dim representations), scored on accuracy so
     that lee2020 (accuracy < 55) applies: in ``mixout`` two restarts fail. The cells' disagreement grows
     with their noise, so every measure ranks them alike."""
-    from mixsweep import store
     from mixsweep.records import RunRecord
-    from mixsweep.run_outputs import RunOutputs
+    from mixsweep.store import runs as store
+    from mixsweep.store.outputs import RunOutputs
 
     rng = np.random.default_rng(0)
     n = 40
@@ -134,7 +134,7 @@ MIXOUT = "mixout [optimizer=opt1]"  # cells differ by optimizer only, so the lab
 
 
 def test_report_shows_tau_bootstrap_correlations_and_the_outcome_split(tmp_path):
-    from mixsweep.analysis.instability import instability, measure_agreement, outcome_table
+    from mixsweep.analysis.instability_tables import instability, measure_agreement, outcome_table
     from mixsweep.analysis.load import load_results
     from mixsweep.analysis.report import build_report
 

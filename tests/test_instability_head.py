@@ -12,7 +12,7 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
-from mixsweep.run_outputs import RepresentationCapture
+from mixsweep.store.outputs import RepresentationCapture
 
 SIZES = dict(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 

@@ -83,9 +83,9 @@ def _study_store(results: Path) -> None:
     ``mosbach`` whose restarts all diverged (records, no outputs)."""
     import numpy as np
 
-    from mixsweep import store
     from mixsweep.records import RunRecord
-    from mixsweep.run_outputs import RunOutputs
+    from mixsweep.store import runs as store
+    from mixsweep.store.outputs import RunOutputs
 
     rng = np.random.default_rng(0)
     n = 40
@@ -123,7 +123,7 @@ def _study_store(results: Path) -> None:
 
 
 def test_every_cell_of_a_stabilizer_study_gets_a_row_with_every_measure(tmp_path):
-    from mixsweep.analysis.instability import SYMBOLS, instability
+    from mixsweep.analysis.instability_tables import SYMBOLS, instability
 
     results = tmp_path / "results"
     _study_store(results)

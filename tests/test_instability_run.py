@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from conftest import tiny_overrides
-from mixsweep import store
+from mixsweep.data.metrics import compute_metrics
+from mixsweep.data.tasks import TaskSpec
 from mixsweep.errors import UserError
-from mixsweep.metrics import compute_metrics
-from mixsweep.run_outputs import layer_names, point_outputs, record_settings, representation_positions
-from mixsweep.runid import run_id
+from mixsweep.store import runs as store
+from mixsweep.store.outputs import layer_names, point_outputs, record_settings, representation_positions
+from mixsweep.store.runid import run_id
 from mixsweep.sweeping.compose import compose_run
 from mixsweep.sweeping.execute import execute
-from mixsweep.tasks import TaskSpec
 
 
 def _run(tmp_path: Path, *extra: str):
@@ -66,10 +66,10 @@ def test_representations_are_the_final_models_states_of_the_kept_examples(tmp_pa
 
     import torch
 
-    from mixsweep import setup, train
+    from mixsweep.run import prepare, train
 
     kept: dict = {}
-    finetune, loaders = setup.finetune, train._loaders
+    finetune, loaders = prepare.finetune, train._loaders
 
     def keep_setup(*a, **k):
         kept["setup"] = finetune(*a, **k)
@@ -79,7 +79,7 @@ def test_representations_are_the_final_models_states_of_the_kept_examples(tmp_pa
         kept["loaders"] = loaders(*a, **k)
         return kept["loaders"]
 
-    monkeypatch.setattr(setup, "finetune", keep_setup)
+    monkeypatch.setattr(prepare, "finetune", keep_setup)
     monkeypatch.setattr(train, "_loaders", keep_loaders)
     cfg, results, rid, record = _run(tmp_path, "seed=1", "record.representations=[all,head]", "record.max_examples=5")
     assert record.status == "ok"
@@ -133,7 +133,7 @@ def test_record_settings_and_layers():
 
 
 def test_regression_runs_store_scores_that_reproduce_the_record_and_get_sd_and_representations(tmp_path):
-    from mixsweep.analysis.instability import instability, results_root
+    from mixsweep.analysis.instability_tables import instability, results_root
     from mixsweep.analysis.load import load_results
 
     for seed in (0, 1):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from mixsweep import schema
+from mixsweep.config import schema
 from mixsweep.hpo.request import HpoRequest
 from mixsweep.hpo.space import load_space, space_names
 from mixsweep.regularizers.base import build_methods

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mixsweep.paths import ROOT
+from mixsweep.config.paths import ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="no make on PATH")
 PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[0-9][A-Za-z0-9.!*-]*$")  # name==version, no local tag
@@ -84,12 +84,12 @@ def test_a_records_versions_become_constraints_over_the_lock(tmp_path):
                                                   "scikit-learn": "1.5.0", "optuna": None}}}
     (tmp_path / "result.json").write_text(__import__("json").dumps(rec))
     (tmp_path / "lock.txt").write_text("# lock\ntorch==2.13.0\nscikit_learn==1.9.1\npandas==3.1.1\n")
-    proc = subprocess.run([sys.executable, "-m", "mixsweep.lockfile", str(tmp_path / "result.json"),
+    proc = subprocess.run([sys.executable, "-m", "mixsweep.run.lockfile", str(tmp_path / "result.json"),
                            str(tmp_path / "lock.txt")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "# environment of run abc: python 3.11.7, git c0ffee (dirty)"
     assert lines[1:] == ["# lock", "pandas==3.1.1", "torch==2.12.0", "scikit-learn==1.5.0"]
-    missing = subprocess.run([sys.executable, "-m", "mixsweep.lockfile", str(tmp_path / "nope.json")],
+    missing = subprocess.run([sys.executable, "-m", "mixsweep.run.lockfile", str(tmp_path / "nope.json")],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr

@@ -68,7 +68,7 @@ class Probe(Method):
 
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory):
-    from mixsweep.train import run
+    from mixsweep.run.train import run
 
     PROBE.clear()
     cfg = compose_run([*tiny_overrides(tmp_path_factory.mktemp("probe")), "regularizer=mixout",
@@ -130,7 +130,7 @@ def test_build_optimizer_scales_group_lrs():
 
 
 def test_zero_probability_cells_and_defaults_written_out_are_one_run():
-    from mixsweep.runid import run_id
+    from mixsweep.store.runid import run_id
 
     a = compose_run(["regularizer=mixout_wdecay", "regularizer.mixout.p=0.7"])
     b = compose_run(["regularizer=mixout", "regularizer.mixout.p=0.7", "++regularizer.wdecay.lam=0.01"])

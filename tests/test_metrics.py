@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from mixsweep.metrics import compute_metrics, majority_baseline
-from mixsweep.tasks import get_task
+from mixsweep.data.metrics import compute_metrics, majority_baseline
+from mixsweep.data.tasks import get_task
 
 # labels 1 1 0 0 1 vs predictions 1 0 0 1 1: TP=2 TN=1 FP=1 FN=1
 LABELS = np.array([1, 1, 0, 0, 1])

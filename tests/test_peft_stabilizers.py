@@ -257,9 +257,9 @@ def test_bitfit_matches_plain_adam_on_the_bias_terms(optimizer, correct_bias):
 def test_a_tiny_run_with_each_method_records_what_trained(tmp_path, setting, trained, total, task):
     """A devlin cell plus the method on model=tiny: tiny_bert()'s shape with the MiniLM tokenizer's vocabulary,
     so the total counts its word embeddings instead of tiny_bert()'s 40 rows; no embedding trains."""
-    from mixsweep.models import load_tokenizer
+    from mixsweep.models.pretrained import load_tokenizer
+    from mixsweep.run.train import run
     from mixsweep.sweeping.compose import compose_run
-    from mixsweep.train import run
 
     reg = setting.split(".")[0]
     result = run(compose_run([*tiny_overrides(tmp_path, task), "regularizer=devlin", f"+regularizer.{setting}",

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from helpers import cli_env, run_cli, write_study
-from mixsweep.identity import cell_id
-from mixsweep.runid import run_id
+from mixsweep.store.cell_id import cell_id
+from mixsweep.store.runid import run_id
 from mixsweep.sweeping.compose import compose_run
 from mixsweep.sweeping.plan import build_plan
 from test_hostile_input import one_error_line

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from mixsweep.progress import Progress, duration
+from mixsweep.run.progress import Progress, duration
 
 
 class Clock:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import torch
 
 from conftest import tiny_overrides
-from mixsweep import setup
+from mixsweep.run import prepare
 from mixsweep.sweeping.compose import compose_run
 from mixsweep.sweeping.execute import execute
 
 
 def _training_logit_dtypes(tmp_path, monkeypatch, regularizer: str) -> list[torch.dtype]:
     """The dtype of the classifier's output in every training forward of a tiny bf16 run."""
-    real_autocast, finetune = torch.autocast, setup.finetune
+    real_autocast, finetune = torch.autocast, prepare.finetune
     dtypes: list[torch.dtype] = []
 
     def cpu_bf16(device_type, *args, **kwargs):
@@ -31,7 +31,7 @@ def _training_logit_dtypes(tmp_path, monkeypatch, regularizer: str) -> list[torc
         return s
 
     monkeypatch.setattr(torch, "autocast", cpu_bf16)
-    monkeypatch.setattr(setup, "finetune", hooked)
+    monkeypatch.setattr(prepare, "finetune", hooked)
     cfg = compose_run([*tiny_overrides(tmp_path), f"regularizer={regularizer}", "bf16=true",
                        "record.representations=null"])
     execute(cfg)

@@ -14,6 +14,7 @@ from conftest import tiny_overrides
 from mixsweep.optim import build_optimizer
 from mixsweep.records import cell_label
 from mixsweep.regularizers import RunContext, build_methods, lifecycle
+from mixsweep.run.step import optimizer_step
 from mixsweep.sweeping.compose import compose_run
 
 BERTADAM = {"name": "bertadam", "lr": 0.1, "betas": [0.9, 0.999], "eps": 1e-6}
@@ -29,7 +30,7 @@ def _toy(theta: list[float]) -> nn.Linear:
 
 def _one_step(reg: dict, optimizer: dict, *, reference: list[float] | None = None, grad=GRAD,
               theta=THETA, max_grad_norm: float | None = None, opt_cls=None) -> tuple[nn.Linear, RunContext]:
-    """One step of the runners' shared step (lifecycle.optimizer_step) on a 2-parameter model whose
+    """One step of the runners' shared step (optimizer_step) on a 2-parameter model whose
     task gradient is ``grad``; ``reference`` is w_pre."""
     toy = _toy(theta)
     methods = build_methods(reg)
@@ -42,7 +43,7 @@ def _one_step(reg: dict, optimizer: dict, *, reference: list[float] | None = Non
     ctx.optimizer = opt
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     loss = (toy.weight * torch.tensor([grad], dtype=torch.float64)).sum()
-    lifecycle.optimizer_step(methods, ctx, loss, 0, opt, scheduler, max_grad_norm)
+    optimizer_step(methods, ctx, loss, 0, opt, scheduler, max_grad_norm)
     return toy, ctx
 
 
@@ -145,12 +146,12 @@ def test_the_step_returns_the_gradient_norm_before_clipping(max_grad_norm):
     opt = torch.optim.SGD(lifecycle.param_groups(methods, ctx), lr=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     loss = (toy.weight * torch.tensor([GRAD], dtype=torch.float64)).sum()
-    norm = lifecycle.optimizer_step(methods, ctx, loss, 0, opt, scheduler, max_grad_norm)
+    norm = optimizer_step(methods, ctx, loss, 0, opt, scheduler, max_grad_norm)
     assert norm == pytest.approx(0.5590169943749474, abs=1e-12)
 
 
 def test_a_run_records_the_gradient_norm_of_every_step(tmp_path):
-    from mixsweep.train import run
+    from mixsweep.run.train import run
 
     cfg = compose_run([*tiny_overrides(tmp_path), "regularizer=none", "train.max_steps=3"])
     out = run(cfg)
@@ -159,7 +160,7 @@ def test_a_run_records_the_gradient_norm_of_every_step(tmp_path):
 
 
 def test_a_default_run_clips_the_global_gradient_norm_at_one(tmp_path, monkeypatch):
-    from mixsweep.train import run
+    from mixsweep.run.train import run
 
     calls = []
     real = torch.nn.utils.clip_grad_norm_
@@ -174,7 +175,7 @@ def test_a_default_run_clips_the_global_gradient_norm_at_one(tmp_path, monkeypat
 # -- item 4: the dropout(p) rows leave the new head unregularized -------------------------------------
 
 def test_a_dropout_run_leaves_the_classifier_input_dropout_at_zero(tmp_path):
-    from mixsweep.train import run
+    from mixsweep.run.train import run
     from test_methods import PROBE
 
     PROBE.clear()
@@ -228,7 +229,7 @@ def test_a_tiny_run_under_the_mosbach_recipe_evaluates_at_step_0_each_epoch_end_
     15 = 8 + 7 is the last batch index of epoch 2 (i = 7 = n − 1) and is skipped; the epoch ends 8 and 16.
     So the points are 0, 3, 6, 8, 9, 12, 16."""
     from conftest import tiny_overrides
-    from mixsweep.train import run
+    from mixsweep.run.train import run
 
     out = run(compose_run([*tiny_overrides(tmp_path), "regularizer=devlin", "+recipe=mosbach2021", "model=tiny",
                            "train.batch_size=2", "train.epochs=2", "train.eval_every=3", "optimizer.lr=1e-3"]))
@@ -241,7 +242,7 @@ def test_a_tiny_run_under_the_mosbach_recipe_evaluates_at_step_0_each_epoch_end_
 
 def test_the_evaluation_flags_off_keep_the_run_id():
     from conftest import tiny_overrides
-    from mixsweep.runid import run_id
+    from mixsweep.store.runid import run_id
 
     base = run_id(compose_run(tiny_overrides(Path("/tmp/x"))))
     off = run_id(compose_run([*tiny_overrides(Path("/tmp/x")), "+train.eval_at_start=false",

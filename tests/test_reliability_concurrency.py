@@ -52,8 +52,8 @@ import hashlib, json, os, sys, time
 from pathlib import Path
 from mixsweep.data import load_splits, tokenize_splits
 from mixsweep.digits.pretrain import load_or_pretrain
-from mixsweep.models import load_tokenizer
-from mixsweep.tasks import TaskSpec
+from mixsweep.models.pretrained import load_tokenizer
+from mixsweep.data.tasks import TaskSpec
 from omegaconf import OmegaConf
 
 cache, glue, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
@@ -77,7 +77,7 @@ print(json.dumps({
 
 @pytest.mark.slow
 def test_caches_built_by_two_processes_at_once_stay_valid(tmp_path):
-    from mixsweep.paths import ROOT
+    from mixsweep.config.paths import ROOT
 
     cache, go = tmp_path / "cache", tmp_path / "go"
     procs = [subprocess.Popen([sys.executable, "-c", BUILD_CACHES, str(cache), str(GLUE), str(go)], cwd=ROOT,

@@ -17,8 +17,8 @@ from mixsweep.cli import main
 @pytest.fixture(scope="module")
 def train_once(tmp_path_factory):
     """``run(overrides)`` -> the measurements of one tiny run (no store involved)."""
+    from mixsweep.run.train import run
     from mixsweep.sweeping.compose import compose_run
-    from mixsweep.train import run
 
     base = tiny_overrides(tmp_path_factory.mktemp("det"))
     return lambda *overrides: run(compose_run([*base, "regularizer=mixout", "regularizer.mixout.p=0.5",
@@ -52,7 +52,7 @@ def test_each_seed_drives_its_own_source_of_randomness(train_once):
 def test_different_seeds_give_different_head_inits():
     from transformers import BertConfig, BertForSequenceClassification
 
-    from mixsweep.models import init_head
+    from mixsweep.models.pretrained import init_head
 
     model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1,
                                                      num_attention_heads=2, intermediate_size=64))

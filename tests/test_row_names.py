@@ -6,7 +6,7 @@ import pandas as pd
 
 from mixsweep.analysis.cells import aggregate
 from mixsweep.analysis.tables import footnotes
-from mixsweep.identity import row_names
+from mixsweep.store.cell_id import row_names
 
 DEVLIN = "dropout(0.1)+wdecay(0,0.01)"
 

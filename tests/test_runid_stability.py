@@ -6,7 +6,7 @@ one "off" of ``train.eval_every``): a store written then must still be found, no
 
 import pytest
 
-from mixsweep.runid import run_id
+from mixsweep.store.runid import run_id
 from mixsweep.sweeping.compose import compose_run
 
 

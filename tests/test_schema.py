@@ -1,7 +1,7 @@
 """Every run-config key of the schema: a wrong type and an out-of-range value each give one line naming
 the key, the value and the valid range; through the CLI, exit 2 and nothing written (issue 21).
 
-The expected lines are typed here, not read from :mod:`mixsweep.schema`.
+The expected lines are typed here, not read from :mod:`mixsweep.config.schema`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from conftest import tiny_overrides
 from helpers import run_cli
-from mixsweep import schema
+from mixsweep.config import schema
 
 # (key, bad value, the expected line). A wrong type first, then an out-of-range value (or null where
 # null is not allowed, for keys that have no range). train.max_grad_norm=-1 is the first.
@@ -346,7 +346,7 @@ def test_a_number_yaml_read_as_text_says_how_to_write_it(finetune_cfg):
 
 
 def test_every_shipped_config_validates():
-    from mixsweep.paths import CONF_DIR
+    from mixsweep.config.paths import CONF_DIR
 
     for group in ("task", "model", "optimizer"):
         for path in sorted((CONF_DIR / group).glob("*.yaml")):
@@ -357,7 +357,7 @@ def test_every_shipped_config_validates():
 
 def test_every_study_plans_without_a_schema_error(tmp_path):
     """Planning composes each cell of every sweeps/*.yaml and checks it (nothing legitimate rejected)."""
-    from mixsweep.paths import sweep_names
+    from mixsweep.config.paths import sweep_names
     from mixsweep.sweeping.launch import SweepRequest
     from mixsweep.sweeping.preflight import study_cells
 
@@ -369,8 +369,8 @@ def test_every_study_plans_without_a_schema_error(tmp_path):
 
 def test_a_run_reached_without_planning_is_checked_before_any_work(tmp_path):
     """rerun and HPO trials call train.run directly: the run setup checks the config first."""
+    from mixsweep.run.train import run
     from mixsweep.sweeping.compose import compose_run
-    from mixsweep.train import run
 
     cfg = compose_run([*tiny_overrides(tmp_path), "train.max_grad_norm=-1"])
     with pytest.raises(schema.ConfigError, match=r"^train.max_grad_norm=-1: must be a number > 0, "

@@ -12,7 +12,7 @@ from mixsweep.analysis.cells import aggregate
 from mixsweep.analysis.load import load_external_csv, load_results
 from mixsweep.analysis.selection import protocol_table, zhang2021_point
 from mixsweep.analysis.synthetic import write_records
-from mixsweep.dev_split import dev_halves
+from mixsweep.data.dev_split import dev_halves
 from mixsweep.errors import UserError
 from mixsweep.records import RunRecord, best_point
 
@@ -163,8 +163,8 @@ def test_dev_halves_do_not_depend_on_anything_but_the_dev_set():
 
 def test_a_run_records_both_halves_at_every_eval(tmp_path):
     from conftest import tiny_overrides
+    from mixsweep.run.train import run
     from mixsweep.sweeping.compose import compose_run
-    from mixsweep.train import run
 
     out = run(compose_run([*tiny_overrides(tmp_path), "train.eval_every=1", "train.max_steps=2"]))
     assert len(out["eval_curve"]) == 2
@@ -215,8 +215,8 @@ def test_zhang2021_refuses_a_cell_mixing_the_older_halves_with_run_glues(tmp_pat
 
 def test_a_run_states_the_rule_of_its_dev_halves(tmp_path):
     from conftest import tiny_overrides
+    from mixsweep.run.train import run
     from mixsweep.sweeping.compose import compose_run
-    from mixsweep.train import run
 
     out = run(compose_run([*tiny_overrides(tmp_path), "train.max_steps=1"]))
     assert out["extra"]["dev_halves"] == "run_glue_randomstate1"

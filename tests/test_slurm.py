@@ -24,9 +24,9 @@ from optuna.trial import TrialState
 
 from conftest import tiny_overrides
 from helpers import run_cli, start_cli, sweep_argv, write_study
-from mixsweep import store
 from mixsweep.analysis import load_results, summary_table
 from mixsweep.errors import UserError
+from mixsweep.store import runs as store
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from submitit.core.utils import FailedJobError, UncompletedJobError
 
-from mixsweep import slurm
-from mixsweep.slurm import scheduler_error
+from mixsweep.sweeping import slurm
+from mixsweep.sweeping.slurm import scheduler_error
 
 TIMED_OUT = UncompletedJobError("Job 12_3 (task: 0) with path /r/.submitit/12_3/12_3_0_result.pkl\n"
                                 "has not produced any output (state: TIMEOUT)\nError stream produced:\n----\nfoo")

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from conftest import tiny_overrides
 from mixsweep.regularizers.base import build_methods
-from mixsweep.runid import semantic_config
+from mixsweep.store.runid import semantic_config
 from mixsweep.sweeping.compose import compose_run
 from mixsweep.sweeping.expand import cross_cells, select_cells
 
@@ -70,7 +70,7 @@ def test_zhang2021_recipe_preset_is_their_sample_commands_setup():
     defaults --adam_epsilon 1e-8 and --max_grad_norm 1.0 (issue 32 item 5)."""
     import torch
 
-    from mixsweep import schema
+    from mixsweep.config import schema
     from mixsweep.optim import build_optimizer
     from mixsweep.records import cell_label
 
@@ -131,7 +131,7 @@ def test_plan_of_the_stabilizer_lab_shows_both_optimizers():
 
 @pytest.fixture(scope="module")
 def run_tiny(tmp_path_factory):
-    from mixsweep.train import run
+    from mixsweep.run.train import run
 
     base = tiny_overrides(tmp_path_factory.mktemp("stab"))
     return lambda *overrides: run(compose_run([*base, "train.max_steps=3", *overrides]))
@@ -194,8 +194,8 @@ def test_plan_of_the_lab_on_stsb_runs_no_r3f_cell_and_says_why(tmp_path):
 
 
 def test_r3f_is_inert_only_on_a_regression_task_without_its_gaussian_extension():
+    from mixsweep.data.tasks import get_task
     from mixsweep.regularizers.base import inert_methods
-    from mixsweep.tasks import get_task
 
     r3f = {"dropout": {"p": 0.1}, "r3f": {"lam": 1.0}}
     assert set(inert_methods(r3f, get_task("stsb"))) == {"r3f"}

@@ -18,6 +18,7 @@ from mixsweep.regularizers.noisytune import NoisyTune, noisy
 from mixsweep.regularizers.r3f import R3F, symmetric_kl
 from mixsweep.regularizers.recadam import RecAdam, anneal
 from mixsweep.regularizers.reinit import ReInit
+from mixsweep.run.step import optimizer_step, transform_loss
 
 HEAD = ["classifier"]
 
@@ -324,8 +325,8 @@ def test_every_stabilizer_together_on_one_model():
     for step in range(2):
         out = model(**batch)
         ctx.batch, ctx.outputs = batch, out
-        loss, _ = lifecycle.transform_loss(methods, out.loss, step, ctx)
-        lifecycle.optimizer_step(methods, ctx, loss, step, opt, scheduler, 1.0)
+        loss, _ = transform_loss(methods, out.loss, step, ctx)
+        optimizer_step(methods, ctx, loss, step, opt, scheduler, 1.0)
     assert torch.isfinite(loss)
     top = model.bert.encoder.layer[1].attention.self.query
     assert not torch.equal(top.target, top.weight)  # trained away from its (new, noisy) start
@@ -339,7 +340,7 @@ def test_recadam_init_setting_label_and_the_ids_of_stored_runs():
     README's commands; the default) or pretrained (--start_from_pretrain, what every run before the
     setting did). The stored runs keep their ids under init=pretrained: a3e42b556609 is the run id of the
     stabilizers lab's recadam@bertadam cell on RTE, seed 0, computed at c58dbc6 (before the setting)."""
-    from mixsweep.runid import run_id
+    from mixsweep.store.runid import run_id
     from mixsweep.sweeping.compose import compose_run
 
     cell = ["+sweeps=stabilizers", "task=rte", "seed=0", "optimizer=bertadam", "regularizer=devlin",

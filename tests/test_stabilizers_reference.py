@@ -25,6 +25,7 @@ from mixsweep.optim import build_optimizer, linear_warmup_decay
 from mixsweep.regularizers import head_module_names, lifecycle
 from mixsweep.regularizers.anatomy import generator
 from mixsweep.regularizers.base import Method, RegularizerError, RunContext, build_methods
+from mixsweep.run.step import optimizer_step, transform_loss
 
 K = 6  # steps
 BETAS = (0.9, 0.999)
@@ -70,8 +71,8 @@ def run_harness(model, reg, batches, *, optimizer="bertadam", lr=1e-3, max_norm=
             torch.manual_seed(dropout_seed + step)
         out = model(**batch)
         ctx.batch, ctx.outputs = batch, out
-        loss, _ = lifecycle.transform_loss(methods, out.loss, step, ctx)
-        lifecycle.optimizer_step(methods, ctx, loss, step, opt, scheduler, max_norm)
+        loss, _ = transform_loss(methods, out.loss, step, ctx)
+        optimizer_step(methods, ctx, loss, step, opt, scheduler, max_norm)
         ctx.penalties.clear()
         traj.append(snapshot(model))
     return traj
@@ -698,7 +699,7 @@ def test_spd_record_counts_the_tensors_it_decayed():
                           {"name": "adamw", "lr": 1e-3, "betas": list(BETAS), "eps": EPS})
     scheduler = linear_warmup_decay(opt, K, 0.0)
     for step, batch in enumerate(fixed_batches()[:3]):
-        lifecycle.optimizer_step(methods, ctx, model(**batch).loss, step, opt, scheduler, 1.0)
+        optimizer_step(methods, ctx, model(**batch).loss, step, opt, scheduler, 1.0)
     rec = methods[0].record()
     assert rec["last_tensors"] == len(list(model.parameters()))
     assert 0 < rec["last_decayed"] < rec["last_tensors"]

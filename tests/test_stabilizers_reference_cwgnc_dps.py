@@ -15,6 +15,7 @@ from torch import nn
 from mixsweep.regularizers import head_module_names, lifecycle
 from mixsweep.regularizers.anatomy import generator
 from mixsweep.regularizers.base import Method, RegularizerError, RunContext, build_methods
+from mixsweep.run.step import optimizer_step
 from test_stabilizers_reference import (
     K,
     _train_without_dropout,
@@ -108,7 +109,7 @@ def test_the_step_under_cwgnc_returns_the_global_norm_before_clipping_and_record
     ctx.optimizer = opt
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     model.train()
-    norm = lifecycle.optimizer_step(methods, ctx, model(**batch).loss, 0, opt, scheduler, 1.0)
+    norm = optimizer_step(methods, ctx, model(**batch).loss, 0, opt, scheduler, 1.0)
     assert norm == pytest.approx(expected, rel=1e-5)
     assert expected > 0.01 * math.sqrt(sum(1 for _ in model.parameters()))  # clipping changed the gradient
     rec = methods[0].record()

@@ -1,5 +1,5 @@
 """The one run store (views, records, migration from the per-study layout), cell identity and labels,
-and choosing cells by name. Expected labels are typed by hand from the rule in identity.py."""
+and choosing cells by name. Expected labels are typed by hand from the rule in store/cell_id.py."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import json
 import pytest
 
 from helpers import unpadded
-from mixsweep import store
 from mixsweep.analysis.load import load_results
+from mixsweep.config.recipe import recipe_line
 from mixsweep.errors import UserError
-from mixsweep.identity import cell_id, flatten, table_labels
-from mixsweep.recipe import recipe_line
 from mixsweep.records import RunRecord, best_point
+from mixsweep.store import runs as store
+from mixsweep.store.cell_id import cell_id, flatten, table_labels
 from mixsweep.sweeping.expand import select_cells
 
 MIX = {"mixout": {"p": 0.9}}

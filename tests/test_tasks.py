@@ -7,9 +7,9 @@ import shutil
 import pytest
 from omegaconf import OmegaConf
 
-from mixsweep import paths
+from mixsweep.config import paths
+from mixsweep.data.tasks import TaskSpec, get_task, task_names
 from mixsweep.errors import UserError
-from mixsweep.tasks import TaskSpec, get_task, task_names
 
 TEXT_TASKS = {"rte", "mrpc", "cola", "stsb", "sst2", "mnli", "qnli", "qqp", "wnli", "rt_polarity"}
 

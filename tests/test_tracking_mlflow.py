@@ -247,9 +247,9 @@ def test_the_mapping_of_a_record_worked_by_hand():
 
 
 def test_the_tracking_keys_are_in_the_schema_and_outside_the_run_id():
-    from mixsweep import schema
-    from mixsweep.identity import cell_id
-    from mixsweep.runid import run_id
+    from mixsweep.config import schema
+    from mixsweep.store.cell_id import cell_id
+    from mixsweep.store.runid import run_id
 
     base = {"experiment": "finetune", "seed": 0, "optimizer": {"lr": 1e-05}, "task": {"name": "rte"}}
     tracked = {**base, "tracking": {"backend": "mlflow", "uri": "http://127.0.0.1:5000"}}
@@ -269,7 +269,7 @@ def test_a_changed_record_replaces_its_run_and_a_new_one_is_added(tmp_path):
     from mlflow.tracking import MlflowClient
 
     from mixsweep.analysis.synthetic import text_task_record, write_records
-    from mixsweep.tracking.export import export_study
+    from mixsweep.export.to_mlflow import export_study
 
     results, uri = tmp_path / "results", f"sqlite:///{tmp_path / 'mlflow.db'}"
     rng = np.random.default_rng(0)

@@ -29,7 +29,7 @@ COMMAND_MODULES = (
     "mixsweep.data.cli",  # data describe
     "mixsweep.analysis.cli",  # report, table, plots
     "mixsweep.hpo.cli",  # hpo
-    "mixsweep.tracking.cli",  # export mlflow
+    "mixsweep.export.cli",  # export mlflow
 )
 
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from mixsweep import paths
+    from mixsweep.config import paths
 
     if not paths.CONF_DIR.is_dir():
         # A wheel install carries no conf/ or sweeps/: mixsweep runs from a checkout.

@@ -1,6 +1,6 @@
 """The run record: the one schema shared by the runner, the results store and the analysis.
 
-A record is written once per run as ``results/runs/<run_id>/result.json`` (see :mod:`mixsweep.store`). Metric
+A record is written once per run as ``results/runs/<run_id>/result.json`` (see :mod:`mixsweep.store.runs`). Metric
 values for GLUE-style tasks are on the paper's scale (×100); the digits experiment keeps its
 natural units (accuracy in [0, 1], squared L2 distance).
 """

@@ -75,7 +75,7 @@ class CellSweeper(BasicSweeper):
         self.plan: Any = None
 
     def sweep(self, arguments: List[str]) -> Any:
-        from mixsweep.atomic import atomic_write_text
+        from mixsweep.store.atomic import atomic_write_text
         from mixsweep.sweeping.expand import study_jobs
         from mixsweep.sweeping.plan import build_plan
 

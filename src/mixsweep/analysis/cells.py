@@ -8,7 +8,7 @@ import pandas as pd
 from mixsweep.analysis.failures import check_selection, failure_mask
 from mixsweep.analysis.naming import PKey, sort_labels, sort_tasks
 from mixsweep.analysis.paper import paper_reference
-from mixsweep.dev_split import HALVES_RULE
+from mixsweep.data.dev_split import HALVES_RULE
 from mixsweep.errors import UserError
 
 KEYS = ["task", "label"]

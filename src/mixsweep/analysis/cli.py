@@ -262,7 +262,7 @@ def _say_unfinished(table, fmt: str) -> None:
 
 def _measure_table(args: argparse.Namespace, table) -> int:
     """``table --measure``: the instability measures of every cell from the runs' stored outputs."""
-    from mixsweep.analysis.instability import instability, results_root
+    from mixsweep.analysis.instability_tables import instability, results_root
     from mixsweep.analysis.tables import render
     from mixsweep.errors import UserError
     from mixsweep.instability import MEASURES

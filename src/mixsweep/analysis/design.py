@@ -273,7 +273,7 @@ def design_file(path: str | os.PathLike) -> Design:
 def study_design(study: str) -> Design | None:
     """The design of study ``study``, from its study file (the first ``sweeps/<study>.yaml`` of the search
     roots, as ``make sweep SWEEP=<study>`` finds it); None if it has no file or no design."""
-    from mixsweep.paths import sweep_file
+    from mixsweep.config.paths import sweep_file
 
     path = sweep_file(study)
     return read_design(path) if path is not None else None

@@ -94,8 +94,8 @@ def n_classes(record: RunRecord | None, task: str) -> int | None:
     an unknown task."""
     labels = ((record.config if record else {}).get("task") or {}).get("num_labels")
     if labels is None:
+        from mixsweep.data.tasks import get_task
         from mixsweep.errors import UserError
-        from mixsweep.tasks import get_task
 
         try:
             labels = get_task(task).num_labels

@@ -1,7 +1,7 @@
 """Failed-run definitions: a registry of named predicates over the run table.
 
 The thresholds are data (``failure:`` in ``conf/task/<name>.yaml``, read through
-:func:`mixsweep.tasks.get_task`); this module only knows the two predicate shapes and the
+:func:`mixsweep.data.tasks.get_task`); this module only knows the two predicate shapes and the
 majority-class rule:
 
 - ``below: t``    fail if score < t   (``lee2020``: derived thresholds; Lee et al. give none)
@@ -85,7 +85,7 @@ def check_selection(selection: str) -> str:
 @cache
 def task_failure_config(task: str) -> dict[str, dict[str, Any]]:
     """The ``failure:`` mapping of a task's config; {} for a task without one (or not a text task)."""
-    from mixsweep.tasks import get_task
+    from mixsweep.data.tasks import get_task
 
     try:
         return dict(get_task(task).failure)
@@ -96,7 +96,7 @@ def task_failure_config(task: str) -> dict[str, dict[str, Any]]:
 @cache
 def is_regression(task: str) -> bool:
     """Whether a known task is a regression (its headline is a correlation); False for unknown tasks."""
-    from mixsweep.tasks import get_task
+    from mixsweep.data.tasks import get_task
 
     try:
         return get_task(task).is_regression

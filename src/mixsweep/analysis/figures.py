@@ -20,7 +20,7 @@ from mixsweep.analysis.cells import label_keys, scores
 from mixsweep.analysis.naming import namer, sort_labels, sort_tasks
 from mixsweep.analysis.paper import paper_appendix_f, paper_curves, paper_points
 from mixsweep.analysis.stats import expected_max
-from mixsweep.atomic import atomic_write_with
+from mixsweep.store.atomic import atomic_write_with
 
 TASK_TITLES = {
     "rte": "RTE (Accuracy)",

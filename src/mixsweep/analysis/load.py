@@ -12,7 +12,7 @@ at the point the headline chose); ``best_on_<metric>``: the best point chosen on
 (what a paper that early-stops on another metric than our headline reports, e.g. MRPC's acc_and_f1);
 has_halves, zhang2021_score and ``zhang2021_<metric>``: the ``zhang2021`` selection (see
 :mod:`~mixsweep.analysis.selection`), NaN for runs whose curve has no val/test halves.
-From a store also (:func:`~mixsweep.analysis.instability.run_fields`): has_outputs, has_representations,
+From a store also (:func:`~mixsweep.analysis.instability_tables.run_fields`): has_outputs, has_representations,
 dev_hash, and ``pwd_<protocol>`` (the run's mean disagreement with its cell's other restarts).
 """
 
@@ -28,12 +28,12 @@ from typing import Any
 
 import pandas as pd
 
-from mixsweep import store
 from mixsweep.analysis.naming import display_name, label_of, normalize_task, probability_key, sweep_family
 from mixsweep.analysis.selection import zhang2021_point
 from mixsweep.errors import UserError
-from mixsweep.identity import cell_config, cell_id, row_names, table_labels
 from mixsweep.records import RunRecord, best_point, metric_value
+from mixsweep.store import runs as store
+from mixsweep.store.cell_id import cell_config, cell_id, row_names, table_labels
 
 CSV_COLUMNS = ("task", "config", "seed", "score")
 
@@ -61,7 +61,7 @@ def sweep_dir(results: str | os.PathLike, sweep: str) -> Path:
 
 def no_results(results: str | os.PathLike, sweep: str, path: Path) -> str:
     """Why ``results/sweep`` holds nothing, and the command that fills it (with the user's RESULTS)."""
-    from mixsweep.paths import sweep_names
+    from mixsweep.config.paths import sweep_names
 
     results = Path(results)
     present = sorted(p.name for p in results.glob("[!.]*") if p.is_dir()) if results.is_dir() else []
@@ -82,7 +82,7 @@ def load_results(results: str | os.PathLike, sweep: str) -> RunTable:
     root = sweep_dir(results, sweep)
     warnings: list[str] = []
     records = without_inert(list(store.iter_records(results, sweep, warnings)), warnings)
-    from mixsweep.analysis.instability import run_fields
+    from mixsweep.analysis.instability_tables import run_fields
 
     runs = run_fields(records_frame(records), results, warnings)
     from mixsweep.sweeping.plan import planned_without_record
@@ -153,9 +153,9 @@ def records_frame(records: list[RunRecord]) -> pd.DataFrame:
 
     Runs are grouped into cells by identity (``cell_id``: the config without the seeds); ``delta``
     is a cell's regularizer label plus the knobs in which the cells of this table differ
-    (:func:`mixsweep.identity.table_labels`), so two cells never share a row; ``label``, the row
+    (:func:`mixsweep.store.cell_id.table_labels`), so two cells never share a row; ``label``, the row
     name, is that delta in the paper's grids and the study's cell name where cells differ in more
-    than the regularizer (:func:`mixsweep.identity.row_names`; the delta is then the legend).
+    than the regularizer (:func:`mixsweep.store.cell_id.row_names`; the delta is then the legend).
     """
     rows = [_record_row(r) for r in records]
     cells = {row["cell_id"]: (r.task, r.cell, r.label, cell_config(r.config or {}))
@@ -312,7 +312,7 @@ def _cell(value: Any) -> str:
 
 @cache
 def _headline_of(task: str) -> str:
-    from mixsweep.tasks import get_task
+    from mixsweep.data.tasks import get_task
 
     try:
         return get_task(task).headline
@@ -334,7 +334,7 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def export_runs(runs: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write the run table to ``.parquet`` or ``.csv`` (by suffix), atomically."""
-    from mixsweep.atomic import atomic_write_text, atomic_write_with
+    from mixsweep.store.atomic import atomic_write_text, atomic_write_with
 
     path = Path(path)
     if path.suffix == ".csv":

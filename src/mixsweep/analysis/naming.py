@@ -1,8 +1,8 @@
 """Names: task keys, the paper's display names for regularizer labels, and the p-sweep families.
 
-Cells are identified by their config (:func:`mixsweep.identity.cell_id`), never by label. A label
+Cells are identified by their config (:func:`mixsweep.store.cell_id.cell_id`), never by label. A label
 is the canonical regularizer label (:func:`mixsweep.records.cell_label`) with every other knob in
-which a table's cells differ appended (:func:`mixsweep.identity.table_labels`); the paper's short
+which a table's cells differ appended (:func:`mixsweep.store.cell_id.table_labels`); the paper's short
 names (Devlin, Wiese, Our, Our+W; D0.x / M0.x in Fig. 4) are only aliases of labels.
 """
 
@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mixsweep.identity import flatten
+from mixsweep.store.cell_id import flatten
 
 DEVLIN = "dropout(0.1)+wdecay(0,0.01)"
 WIESE = "wdecay(w_pre,0.01)"

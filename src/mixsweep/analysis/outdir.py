@@ -1,7 +1,7 @@
 """The folder a report or the figures go to: checked before anything is drawn, left clean when a write fails.
 
 :func:`writing_into` refuses a system folder (the store's one location check,
-:func:`mixsweep.store.check_location`), checks that the folder takes a file, and turns a write that
+:func:`mixsweep.store.runs.check_location`), checks that the folder takes a file, and turns a write that
 fails on the way (a full disk, a read-only file system) into one line. What the command created
 before it failed is removed again, so a failed report leaves no empty ``figures/`` and no report
 without its figures; files it replaced keep their new, complete version (each is written
@@ -17,8 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mixsweep import store
 from mixsweep.errors import UserError
+from mixsweep.store import runs as store
 
 # errnos of a write that the file system refused: worth one line, not a traceback
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,

@@ -1,7 +1,7 @@
 """What ran, read back from the run records: the report's provenance block and recipe table.
 
 Every record stores its resolved config, its seeds, the git commit, the package versions, the
-device and the time it was written (see :mod:`mixsweep.environment`). This module only
+device and the time it was written (see :mod:`mixsweep.run.environment`). This module only
 summarizes them; a value that differs between runs is listed with how many runs had it, so a
 mixed study (two commits, a dirty checkout, two torch versions) is visible at a glance.
 """
@@ -14,10 +14,10 @@ from typing import Any
 
 import pandas as pd
 
-from mixsweep.identity import flatten
-from mixsweep.recipe import recipe_line
+from mixsweep.config.recipe import recipe_line
 from mixsweep.records import RunRecord
-from mixsweep.runid import SEED_KEYS
+from mixsweep.store.cell_id import flatten
+from mixsweep.store.runid import SEED_KEYS
 
 # Config keys that are no part of the recipe: the cell (its own column), the restart seeds (the
 # provenance block), where files go, and test/UI switches.

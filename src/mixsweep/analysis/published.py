@@ -6,7 +6,7 @@ A study may ship ``mixsweep/paper_data/published_<study>.csv`` with one row per 
 source's config; empty fields are numbers the source does not give (never guessed). ``protocol`` is
 the source's selection protocol, one of :data:`mixsweep.analysis.selection.PROTOCOLS` (``final``,
 ``best``, ``zhang2021``), and ``metric`` the source's metric as our runs record it (a key of
-:data:`mixsweep.metrics.METRIC_NAMES`: ``accuracy``, ``acc_and_f1``, ``mcc``, ...). The number printed
+:data:`mixsweep.data.metrics.METRIC_NAMES`: ``accuracy``, ``acc_and_f1``, ``mcc``, ...). The number printed
 beside a row is ours under the same protocol **and on the same metric**, whatever the report's
 ``--selection`` and the task's headline (:func:`score_column`): Mosbach et al.'s MRPC rows are
 ``acc_and_f1`` = (accuracy + F1) / 2, and their early stopping chooses the checkpoint on that mean, so
@@ -25,7 +25,7 @@ import pandas as pd
 
 from mixsweep.analysis.naming import sort_tasks
 from mixsweep.analysis.selection import PROTOCOLS
-from mixsweep.metrics import METRIC_NAMES
+from mixsweep.data.metrics import METRIC_NAMES
 
 COLUMNS = ["study", "task", "cell", "source", "metric", "protocol", "optimizer", "n_seeds", "mean", "std",
            "median", "max", "note"]

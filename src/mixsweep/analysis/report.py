@@ -35,8 +35,8 @@ from mixsweep.analysis.tables import (
     render,
     task_precision,
 )
-from mixsweep.atomic import atomic_write_text
 from mixsweep.errors import UserError
+from mixsweep.store.atomic import atomic_write_text
 
 
 @dataclass
@@ -259,7 +259,7 @@ def _protocols_section(runs: pd.DataFrame, failures: tuple[str, ...]) -> list[Se
 def _instability_section(table: RunTable, selection: str, out: Path | None) -> list[Section]:
     """Instability beyond SD (Du & Nguyen 2023): every measure per cell, whether the measures agree
     (Kendall's τ over cells, bootstrap correlations, successful against failed runs), the layer figure."""
-    from mixsweep.analysis.instability import (
+    from mixsweep.analysis.instability_tables import (
         bootstrap_agreement,
         fig_instability,
         instability,

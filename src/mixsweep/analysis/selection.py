@@ -4,7 +4,7 @@
 - ``best`` (Dodge et al. 2020's best-found score): the whole dev set at the eval point with the best
   headline score. Optimistic: the same examples choose the point and score it.
 - ``zhang2021`` (Zhang et al. 2021): dev is split once into fixed val and test halves
-  (:mod:`mixsweep.dev_split`); the score is the **test-half** headline metric at the eval point whose
+  (:mod:`mixsweep.data.dev_split`); the score is the **test-half** headline metric at the eval point whose
   **val-half** selection metric is highest (the first such point on ties; NaN never wins). The
   selection metric is the reference's (revisit-bert-finetuning ``run_glue.py``, the ``best_val_acc``
   update): accuracy whenever the task records it (RTE, MRPC, ...; MRPC is chosen on accuracy, scored

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mixsweep import store
 from mixsweep.analysis.paper import paper_curves, paper_points
 from mixsweep.records import RunRecord, best_point
+from mixsweep.store import runs as store
 
 # task -> (headline, chance score of the headline, metrics recorded, majority-class scores)
 TASKS: dict[str, tuple[str, float, tuple[str, ...], dict[str, float | None]]] = {

@@ -32,9 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _describe(args: argparse.Namespace) -> int:
     from mixsweep.data.describe import describe_splits
+    from mixsweep.data.hub_access import one_attempt
     from mixsweep.data.loading import load_splits
-    from mixsweep.hubaccess import one_attempt
-    from mixsweep.tasks import get_task
+    from mixsweep.data.tasks import get_task
 
     task = get_task(args.task)
     data_cfg = data_config(args.overrides)
@@ -48,7 +48,7 @@ def data_config(overrides: list[str]) -> dict:
     from omegaconf import OmegaConf
     from omegaconf.errors import ConfigKeyError
 
-    from mixsweep import paths
+    from mixsweep.config import paths
     from mixsweep.errors import UserError
 
     defaults = OmegaConf.load(paths.CONF_DIR / "data" / "default.yaml")

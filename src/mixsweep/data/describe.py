@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from mixsweep.metrics import majority_baseline
-from mixsweep.tasks import TaskSpec
+from mixsweep.data.metrics import majority_baseline
+from mixsweep.data.tasks import TaskSpec
 
 
 def describe_splits(task: TaskSpec, splits: Mapping[str, pd.DataFrame]) -> dict[str, Any]:

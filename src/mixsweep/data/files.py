@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 
 from mixsweep.data.frames import label_ids_by_name_or_id, make_frame
+from mixsweep.data.tasks import TaskSpec
 from mixsweep.errors import UserError
-from mixsweep.tasks import TaskSpec
 
 FORMATS = ("csv", "json", "jsonl", "parquet")
 _SUFFIX_FORMAT = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet", ".pq": "parquet"}

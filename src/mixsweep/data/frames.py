@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mixsweep.data.tasks import TaskSpec
 from mixsweep.errors import UserError
-from mixsweep.tasks import TaskSpec
 
 TEXT_COLUMNS = ("text_a", "text_b")
 Locate = Callable[[int], str]  # row index -> "file:line" or "file row N"

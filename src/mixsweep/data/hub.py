@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from mixsweep.data.frames import make_frame
+from mixsweep.data.tasks import TaskSpec
 from mixsweep.errors import UserError
-from mixsweep.tasks import TaskSpec
 
 DEFAULT_HUB_ID = "nyu-mll/glue"
 

@@ -12,8 +12,8 @@ from mixsweep.data.hub import read_hub_split
 from mixsweep.data.readers import read_glue_split
 from mixsweep.data.rt_polarity import read_rt_polarity
 from mixsweep.data.subsample import stratified_indices
+from mixsweep.data.tasks import SOURCES, TaskSpec
 from mixsweep.errors import UserError
-from mixsweep.tasks import SOURCES, TaskSpec
 
 SPLITS = ("train", "dev")
 SIZE_KEYS = {"train": "train_size", "dev": "dev_size"}

@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 
 from mixsweep.data.frames import make_frame
+from mixsweep.data.tasks import TaskSpec
 from mixsweep.errors import UserError
-from mixsweep.tasks import TaskSpec
 
 BOM = "\ufeff"  # MRPC's header starts with one
 

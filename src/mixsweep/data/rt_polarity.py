@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from mixsweep.data.frames import make_frame
+from mixsweep.data.tasks import TaskSpec
 from mixsweep.errors import UserError
-from mixsweep.tasks import TaskSpec
 
 CORPUS = "data/rotten_tomatoes_corpus_full.csv.bz2"
 DEV_SIZE = 1000

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from mixsweep.atomic import atomic_build_dir
+from mixsweep.store.atomic import atomic_build_dir
 
 ENCODED = ("input_ids", "attention_mask", "token_type_ids")
 CHUNK_ROWS = 8192  # rows per tokenizer call: bounds the Python lists held at once

@@ -19,10 +19,10 @@ from typing import Any
 import torch
 from filelock import FileLock
 
-from mixsweep.atomic import atomic_write_with
 from mixsweep.digits.data import DigitsData, load_dataset
 from mixsweep.digits.model import DigitsMLP
 from mixsweep.digits.train import Recipe, accuracy, fit
+from mixsweep.store.atomic import atomic_write_with
 
 CACHE_FORMAT = 1  # bump when the training code changes what a given config produces
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 
-from mixsweep import setup
 from mixsweep.digits.data import DigitsData, load_dataset
 from mixsweep.digits.finetune import context, squared_distance
 from mixsweep.digits.model import DigitsMLP, fed_by_dropout
@@ -18,6 +17,7 @@ from mixsweep.digits.pretrain import build_model, load_or_pretrain
 from mixsweep.digits.train import Recipe, accuracy, fit, total_steps
 from mixsweep.records import best_point
 from mixsweep.regularizers import build_methods, lifecycle
+from mixsweep.run import prepare
 
 DISTANCE_PARAMS = "all trainable parameters: weights and biases of fc.0-fc.2 and the LayerNorm gains and biases"
 
@@ -47,10 +47,10 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 
 def _run(cfg: Mapping[str, Any], cache_dir: Path, device: torch.device) -> dict[str, Any]:
-    setup.checked(cfg)  # planning checked it too; rerun reaches here without planning
+    prepare.checked(cfg)  # planning checked it too; rerun reaches here without planning
     task, reg = cfg["task"], cfg["regularizer"]
     methods = build_methods(reg)  # validates every setting before any work
-    seeds = setup.seeds(cfg)
+    seeds = prepare.seeds(cfg)
     seed, data_seed, noise_seed = seeds.restart, seeds.data, seeds.noise
 
     t0 = time.perf_counter()

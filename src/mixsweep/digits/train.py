@@ -13,6 +13,7 @@ from torch import nn
 from mixsweep.digits.data import Split
 from mixsweep.optim import linear_warmup_decay
 from mixsweep.regularizers import Method, RunContext, lifecycle
+from mixsweep.run.step import loss_entry, optimizer_step, transform_loss
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,11 @@ def fit(
             added = {}
             if ctx is not None:
                 ctx.outputs = logits
-                loss, added = lifecycle.transform_loss(methods, loss, step, ctx)
-            lifecycle.optimizer_step(methods, ctx, loss, step, optimizer, scheduler)
+                loss, added = transform_loss(methods, loss, step, ctx)
+            optimizer_step(methods, ctx, loss, step, optimizer, scheduler)
             result.steps += 1
             if result.steps % log_every == 0 or result.steps == total:
-                entry = lifecycle.loss_entry(result.steps, task_loss, added, ctx.penalties if ctx else {})
+                entry = loss_entry(result.steps, task_loss, added, ctx.penalties if ctx else {})
                 result.train_loss.append(entry)
                 if not math.isfinite(entry["loss"]):
                     result.diverged = True

@@ -72,8 +72,8 @@ def make_plan(args: argparse.Namespace) -> dict[str, Any]:
     """Validate the arguments and fix every size the sections use."""
     import torch
 
-    from mixsweep.paths import CONF_DIR
-    from mixsweep.setup import resolve_device
+    from mixsweep.config.paths import CONF_DIR
+    from mixsweep.run.prepare import resolve_device
 
     sections = _csv(args.sections)
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -204,8 +204,8 @@ class Check:
         self.log(f"{name}: {entry['status']} in {entry['seconds']:.1f}s")
 
     def write(self) -> None:
-        from mixsweep.atomic import atomic_write_text
         from mixsweep.gpucheck.summary import render_markdown
+        from mixsweep.store.atomic import atomic_write_text
 
         self.summary["wall_s"] = time.perf_counter() - self.t0
         out = self.plan["out"]
@@ -271,7 +271,7 @@ def run_correctness(check: Check, out: dict[str, Any]) -> None:
 def run_cost(check: Check, out: dict[str, Any]) -> None:
     from mixsweep.gpucheck.cost import free, measure_model
     from mixsweep.gpucheck.env import bf16_supported
-    from mixsweep.setup import set_determinism
+    from mixsweep.run.prepare import set_determinism
 
     plan, device = check.plan["cost"], check.plan["device"]
     determinism = set_determinism(True)  # the runner's default (deterministic: true)

@@ -156,7 +156,7 @@ def random_batch(model: nn.Module, batch: int, seq: int, device: torch.device, s
 
 def determinism_check(overrides: list[str], runner: Callable[[dict], dict] | None = None) -> dict:
     """The same run config twice through the runner: are the training losses identical?"""
-    from mixsweep.train import run
+    from mixsweep.run.train import run
 
     runner = runner or run
     cfg = run_config(overrides)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from mixsweep.environment import git_state, versions
+from mixsweep.run.environment import git_state, versions
 
 
 def autocast(device: torch.device, bf16: bool):

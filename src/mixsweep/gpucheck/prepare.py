@@ -1,8 +1,8 @@
 """The one place the check turns a regularizer name into a regularized model.
 
-It builds through the runner's own setup (:mod:`mixsweep.setup`): the model with its new head
-initialised (:func:`~mixsweep.setup.new_model`), the regularizer of ``conf/regularizer/<name>.yaml``
-prepared with the optimizer of the run config (:func:`~mixsweep.setup.regularize`: one frozen copy
+It builds through the runner's own setup (:mod:`mixsweep.run.prepare`): the model with its new head
+initialised (:func:`~mixsweep.run.prepare.new_model`), the regularizer of ``conf/regularizer/<name>.yaml``
+prepared with the optimizer of the run config (:func:`~mixsweep.run.prepare.regularize`: one frozen copy
 of w_pre, shared with mixout's targets and wdecay), and the run config's clipping. Only the
 schedule differs: a constant lr, because the check times steps, not schedules.
 """
@@ -18,10 +18,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mixsweep import setup
 from mixsweep.records import cell_label
-from mixsweep.regularizers import RunContext, build_methods, head_module_names, lifecycle
+from mixsweep.regularizers import RunContext, build_methods, head_module_names
 from mixsweep.regularizers.base import Method
+from mixsweep.run import prepare
+from mixsweep.run.step import optimizer_step, transform_loss
 
 
 @functools.lru_cache(maxsize=32)
@@ -60,36 +61,36 @@ class Prepared:
 
 def load_model(model_cfg: dict[str, Any], num_labels: int = 2, init_seed: int = 0) -> nn.Module:
     """A fresh copy of the pretrained model with the run config's new head (N(0, head_init_std²), seeded)."""
-    return setup.new_model(model_cfg, num_labels, run_config()["train"]["head_init_std"], init_seed)
+    return prepare.new_model(model_cfg, num_labels, run_config()["train"]["head_init_std"], init_seed)
 
 
 def prepare_model(model: nn.Module, regularizer: str, device: torch.device,
                   overrides: Sequence[str] = ()) -> Prepared:
     """Apply ``conf/regularizer/<regularizer>.yaml`` (+ ``overrides``) to ``model``, as a run would."""
-    cfg = setup.checked(run_config([f"regularizer={regularizer}", *overrides]))
+    cfg = prepare.checked(run_config([f"regularizer={regularizer}", *overrides]))
     reg = cfg["regularizer"]
     methods = build_methods(reg)
     model.to(device).train()
-    seeds = setup.seeds(cfg)
+    seeds = prepare.seeds(cfg)
     ctx = RunContext(model=model, head=head_module_names(model), init_seed=seeds.init,
                      noise_seed=seeds.noise, total_steps=10**9, device=device)
-    optimizer = setup.regularize(methods, ctx, cfg["optimizer"])
+    optimizer = prepare.regularize(methods, ctx, cfg["optimizer"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     return Prepared(
         name=regularizer, label=cell_label(reg), model=model, optimizer=optimizer, reference=ctx.reference,
-        methods=methods, ctx=ctx, scheduler=scheduler, max_grad_norm=setup.max_grad_norm(cfg["train"]),
+        methods=methods, ctx=ctx, scheduler=scheduler, max_grad_norm=prepare.max_grad_norm(cfg["train"]),
     )
 
 
 def train_step(prep: Prepared, batch: dict[str, Tensor], amp: Any) -> Tensor:
-    """One optimizer step as the runner takes it (``lifecycle``): the methods' loss terms, backward,
+    """One optimizer step as the runner takes it (:mod:`mixsweep.run.step`): the methods' loss terms, backward,
     their gradient hooks, clipping, the step and its hooks, zero_grad."""
     ctx = prep.ctx
     with amp:
         outputs = prep.model(**batch)
     ctx.batch, ctx.outputs = batch, outputs
-    loss, _ = lifecycle.transform_loss(prep.methods, outputs.loss, 0, ctx)
-    lifecycle.optimizer_step(prep.methods, ctx, loss, 0, prep.optimizer, prep.scheduler, prep.max_grad_norm)
+    loss, _ = transform_loss(prep.methods, outputs.loss, 0, ctx)
+    optimizer_step(prep.methods, ctx, loss, 0, prep.optimizer, prep.scheduler, prep.max_grad_norm)
     ctx.penalties.clear()
     ctx.batch = ctx.outputs = None
     return loss.detach()

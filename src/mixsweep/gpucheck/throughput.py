@@ -3,7 +3,7 @@
 k worker processes (spawned, as the joblib launcher's are) each first warm up (imports, a 1-step
 run that loads the model and the tokenized data into the process's caches, CUDA context), then all
 start together when the parent releases them and each does ``runs_per_worker`` ordinary runs through the runner
-(``mixsweep.train.run``) on the same device. ``wall_s`` runs from that release to the last worker's
+(``mixsweep.run.train.run``) on the same device. ``wall_s`` runs from that release to the last worker's
 end, so it includes what a sweep worker pays per run (model copy, data loaders, evaluation) but
 not process start-up. runs/hour = k · runs_per_worker / wall_s · 3600; ``gain`` = runs/hour ÷
 runs/hour at k = 1. CPU threads are split between workers (cores // k each), as the launcher does.
@@ -24,7 +24,7 @@ def _worker(cfgs: list[dict], threads: int, go: Any, results: Any) -> None:
     try:
         import torch
 
-        from mixsweep.train import run
+        from mixsweep.run.train import run
 
         torch.set_num_threads(threads)
         warm = copy.deepcopy(cfgs[0])

@@ -53,7 +53,7 @@ LAUNCHERS = ("local", "slurm", "submitit_local")
 
 def validate(req: HpoRequest) -> SearchSpace:
     """Check the request and the space against the composed run config; one-line errors."""
-    from mixsweep.paths import CONF_DIR
+    from mixsweep.config.paths import CONF_DIR
     from mixsweep.sweeping.launch import options
 
     tasks = options(CONF_DIR / "task")
@@ -63,7 +63,7 @@ def validate(req: HpoRequest) -> SearchSpace:
                                ("--seeds", req.seeds, 1), ("--retry-failed", req.retry_failed, 0)):
         if value < least:
             raise UserError(f"{name} must be >= {least}, got {value}")
-    from mixsweep.store import check_location
+    from mixsweep.store.runs import check_location
 
     check_location(req.results)
     if req.storage and "://" not in req.storage:  # a journal file of the user's choosing
@@ -379,7 +379,7 @@ def _submit(req: HpoRequest) -> None:
     try:
         jobs = executor.map_array(run_worker, [req] * req.workers, range(req.workers))
     except submitit.core.utils.FailedJobError as e:  # sbatch refused the array
-        from mixsweep.slurm import scheduler_error
+        from mixsweep.sweeping.slurm import scheduler_error
 
         raise (scheduler_error(e) or e) from e
     print(f"submitted {len(jobs)} worker(s) as job array {jobs[0].job_id.split('_')[0]}; waiting "
@@ -419,8 +419,8 @@ def launcher_settings(req: HpoRequest) -> dict[str, Any]:
     overrides from ARGS applied (values read as YAML: ``0``, ``null``, ``[a, b]``)."""
     import yaml
 
+    from mixsweep.config.paths import CONF_DIR
     from mixsweep.hpo.request import LAUNCHER_PREFIX
-    from mixsweep.paths import CONF_DIR
 
     launcher = yaml.safe_load((CONF_DIR / "launcher" / "slurm.yaml").read_text())["hydra"]["launcher"]
     for ov in req.launcher_overrides:

@@ -121,8 +121,8 @@ class Objective:
 def run_or_reuse(cfg: DictConfig, on_eval: EvalReporter | None) -> RunRecord:
     """The run's record: executed now, or read from the store (its stored evals replayed to
     ``on_eval``), or awaited when another worker holds the run's lock."""
-    from mixsweep import store
-    from mixsweep.runid import run_id
+    from mixsweep.store import runs as store
+    from mixsweep.store.runid import run_id
     from mixsweep.sweeping.execute import execute
 
     rid = run_id(cfg)

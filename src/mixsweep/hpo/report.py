@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mixsweep.atomic import atomic_write_json, atomic_write_text
 from mixsweep.hpo.request import RESERVED, HpoRequest
 from mixsweep.hpo.secrets import ENV, mask
 from mixsweep.hpo.space import SearchSpace, to_overrides
+from mixsweep.store.atomic import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
     import optuna

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixsweep.config.paths import CONF_DIR
 from mixsweep.errors import UserError
-from mixsweep.paths import CONF_DIR
 
 SPACE_DIR = CONF_DIR / "hpo"
 KINDS = ("float", "int", "categorical")

@@ -43,7 +43,7 @@ The runner calls the hooks in this order, each method in ``order`` (ascending):
    under ``extra["methods"][<name>]``.
 
 Both runners (finetuning, digits) share this sequence through :mod:`mixsweep.regularizers.lifecycle`
-(every dropout starts at 0 there). ``settings()`` (defaults filled in) is what the run id hashes;
+(before the first step; every dropout starts at 0 there) and :mod:`mixsweep.run.step` (each step). ``settings()`` (defaults filled in) is what the run id hashes;
 ``family()`` tells the analysis whether a cell is a point of a one-knob p-sweep.
 """
 
@@ -131,7 +131,7 @@ class Method:
         return dict(self.cfg)
 
     def inert_on(self, task: Any) -> str | None:
-        """Why the method, with these settings, changes nothing on ``task`` (a :class:`~mixsweep.tasks.TaskSpec`),
+        """Why the method, with these settings, changes nothing on ``task`` (a :class:`~mixsweep.data.tasks.TaskSpec`),
         or None where it acts. A cell whose method is inert on a task would train the baseline's run under
         the method's name, so planning leaves it out there and the analysis leaves out any stored one."""
         return None

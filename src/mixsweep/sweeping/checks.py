@@ -19,8 +19,8 @@ def check_regularizer(reg: Mapping[str, Any]) -> None:
 def inert_methods(reg: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, str]:
     """``{method: why}`` for the cell's methods that change nothing on its ``task`` (the composed
     ``cfg.task``), see :meth:`mixsweep.regularizers.base.Method.inert_on`; {} for a non-text task."""
+    from mixsweep.data.tasks import TEXT_KIND, TaskSpec
     from mixsweep.regularizers.base import inert_methods as inert
-    from mixsweep.tasks import TEXT_KIND, TaskSpec
 
     if task.get("kind", TEXT_KIND) != TEXT_KIND:
         return {}

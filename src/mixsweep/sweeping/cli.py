@@ -160,7 +160,7 @@ def _failed_runs_verdict(returns, results: str) -> int:
     SLURM dependencies read the status); 0 when every run it started has an outcome."""
     import sys
 
-    from mixsweep import store
+    from mixsweep.store import runs as store
 
     ran = [job._return_value for batch in returns or [] for job in batch  # a failed job's is its exception
            if isinstance(job._return_value, dict) and not job._return_value.get("skipped")]
@@ -200,7 +200,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from mixsweep import store
+    from mixsweep.store import runs as store
 
     counts = store.migrate(args.results, dry_run=args.dry_run)
     if args.dry_run:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from mixsweep.paths import CONF_DIR, hydra_searchpath_override
+from mixsweep.config.paths import CONF_DIR, hydra_searchpath_override
 from mixsweep.sweeping.expand import check_cell_names, cross_cells, study_jobs
 from mixsweep.sweeping.overrides import override_key
 from mixsweep.sweeping.request import SweepRequest

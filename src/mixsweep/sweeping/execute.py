@@ -18,11 +18,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mixsweep import store
 from mixsweep.errors import UserError
 from mixsweep.records import RunRecord, cell_label
-from mixsweep.runid import plain_config, run_id
 from mixsweep.secrets import mask
+from mixsweep.store import runs as store
+from mixsweep.store.runid import plain_config, run_id
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _run_and_record(cfg: DictConfig, rid: str, on_eval: EvalCallback | None = No
         out = {"status": "failed", "times": {"total_s": time.perf_counter() - t0}}
         error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=20)}"
         log.error("run %s failed: %s", rid, e)
-    from mixsweep.environment import environment
+    from mixsweep.run.environment import environment
 
     return RunRecord(
         run_id=rid,
@@ -174,19 +174,19 @@ def _spread_over_gpus(cfg: DictConfig) -> DictConfig:
 def _dispatch(cfg: DictConfig, on_eval: EvalCallback | None = None, on_point=None) -> dict[str, Any]:
     cfg = _spread_over_gpus(cfg)
     if cfg.experiment == "digits":
-        from mixsweep import setup
         from mixsweep.digits import run_digits
+        from mixsweep.run import prepare
 
         container = OmegaConf.to_container(cfg, resolve=True)
         # the same runtime as a finetuning run: device, determinism and threads are part of the run's id
-        device, determinism = setup.runtime(container)
+        device, determinism = prepare.runtime(container)
         out = run_digits(container, cache_dir=Path(cfg.paths.cache) / "digits", device=device)
         out["env_device"] = str(device)
         out["env_determinism"] = determinism
         return out
     if cfg.experiment != "finetune":
         raise UserError(f"unknown experiment '{cfg.experiment}': use experiment=finetune or experiment=digits")
-    from mixsweep.train import run
+    from mixsweep.run.train import run
 
     return run(cfg, progress=bool(cfg.get("progress", False)), on_eval=on_eval, on_point=on_point)
 

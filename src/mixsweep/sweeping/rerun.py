@@ -9,9 +9,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from mixsweep import store
 from mixsweep.errors import UserError
 from mixsweep.records import RunRecord
+from mixsweep.store import runs as store
 
 _RUN_ID_PREFIX = re.compile(r"[0-9a-f]{1,12}")
 
@@ -45,7 +45,7 @@ def _describe(directory: Path) -> str:
 def check_config(record: RunRecord, directory: Path) -> None:
     """The record's config is a run config that still hashes to the record's run id: rerunning an
     edited config would compare another experiment's metrics with this run's."""
-    from mixsweep.runid import run_id
+    from mixsweep.store.runid import run_id
 
     config = record.config
     where = directory / store.RESULT
@@ -99,7 +99,7 @@ def rerun(results: str | Path, rid: str) -> int:
     if record is None:
         raise UserError(_unreadable(directory))
     check_config(record, directory)
-    from mixsweep.schema import upgraded
+    from mixsweep.config.schema import upgraded
 
     cfg = OmegaConf.create(upgraded(record.config))  # a record from before the schema: 0 meant "off"
     cfg.progress = True  # a bar on a terminal, else a line every ~30 s; not part of the run id

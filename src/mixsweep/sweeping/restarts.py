@@ -1,6 +1,6 @@
 """The resolved configs of a cell's restarts, with one OmegaConf resolution per cell.
 
-The restarts of a cell differ only in their seeds (:data:`mixsweep.runid.SEED_KEYS`). Resolving a
+The restarts of a cell differ only in their seeds (:data:`mixsweep.store.runid.SEED_KEYS`). Resolving a
 composed config costs ~10 ms (OmegaConf parses every interpolation), 30 s for 3,000 runs, so a cell
 is resolved once with a mark in place of each seed key's value, and each restart fills its seeds into
 that template, plain data. Seeds reach other keys by node interpolation (``init_seed: ${seed}``,
@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mixsweep.runid import SEED_KEYS
+from mixsweep.store.runid import SEED_KEYS
 
 _PREFIX = "\x00mixsweep-seed:"
 

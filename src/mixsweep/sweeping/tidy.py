@@ -23,7 +23,7 @@ def tidy_after_failure(req: SweepRequest) -> Iterator[None]:
     of the store holding only a lock nobody holds, and the folders the launch created. What existed
     before (another launch's files) stays.
     """
-    from mixsweep import store
+    from mixsweep.store import runs as store
 
     results = Path(req.results)
     sweep_dir = store.study_dir(results, req.sweep)
@@ -50,7 +50,7 @@ def tidy_after_failure(req: SweepRequest) -> Iterator[None]:
 
 
 def _has_records(results: Path, sweep: str) -> bool:
-    from mixsweep import store
+    from mixsweep.store import runs as store
 
     try:
         return any(True for _ in store.iter_records(results, sweep, []))
@@ -67,7 +67,7 @@ def _entries(sweep_dir: Path) -> set[Path]:
 
 def _remove_unused_run_dirs(runs: list[Path]) -> None:
     """Remove run folders holding nothing but a lock no process holds."""
-    from mixsweep import store
+    from mixsweep.store import runs as store
 
     for run in runs:
         if [p.name for p in run.iterdir()] != [store.LOCK]:

@@ -5,8 +5,8 @@ logged live while it trains (``+tracking=mlflow``). The results store stays the 
 - :mod:`~mixsweep.tracking.server`: the tracking URI, the client, the study's experiment and its runs.
 - :mod:`~mixsweep.tracking.live`: a run's curve logged while it trains; a tracker that is down costs a
   one-line warning, never the run.
-- :mod:`~mixsweep.tracking.export`: a whole study (a parent run per cell, a child run per record);
-  :mod:`~mixsweep.tracking.cli`: its command.
+- :mod:`~mixsweep.export.to_mlflow`: a whole study (a parent run per cell, a child run per record);
+  :mod:`~mixsweep.export.cli`: its command.
 
 mlflow is the optional extra ``tracking`` and is imported only inside these functions.
 """

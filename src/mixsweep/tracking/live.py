@@ -116,8 +116,8 @@ class LiveRun:
         """The cell's parent run: found by its cell id, else created (one, under a file lock)."""
         from filelock import FileLock
 
-        from mixsweep import store
-        from mixsweep.identity import cell_id
+        from mixsweep.store import runs as store
+        from mixsweep.store.cell_id import cell_id
         from mixsweep.tracking.server import active_runs
 
         task = str((self.cfg.get("task") or {}).get("name"))

@@ -3,7 +3,7 @@ that a run logged live and the same run exported afterwards carry the same keys,
 
 A record (:class:`~mixsweep.records.RunRecord`) becomes a run with
 
-- **params**: the resolved run config flattened (:func:`mixsweep.identity.flatten`, the schema's dotted
+- **params**: the resolved run config flattened (:func:`mixsweep.store.cell_id.flatten`, the schema's dotted
   keys: ``optimizer.lr``, ``regularizer.mixout.p``); a list or null is written as JSON;
 - **tags**: ``mixsweep.study``, ``.cell``, ``.task``, ``.label``, ``.seed``, ``.run_id``, ``.commit``,
   ``.status``, ``.data_source``, and MLflow's ``mlflow.runName`` / ``mlflow.source.git.commit``;
@@ -27,9 +27,9 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mixsweep.identity import flatten
 from mixsweep.records import RunRecord, best_point, zhang2021_index
 from mixsweep.secrets import mask
+from mixsweep.store.cell_id import flatten
 
 Metric = tuple[str, float, int]
 
@@ -80,7 +80,7 @@ def data_source(config: Mapping[str, Any]) -> str | None:
 
 def cell_key(task: str, cid: str) -> str:
     """The ``mixsweep.cell_id`` tag of a cell's parent run: the task and the cell's identity
-    (:func:`mixsweep.identity.cell_id`), which already hashes the task block of a real config."""
+    (:func:`mixsweep.store.cell_id.cell_id`), which already hashes the task block of a real config."""
     return f"{task}:{cid}"
 
 

@@ -1,6 +1,6 @@
 """Instability beyond SD: each cell's prediction and representation measures (Du & Nguyen 2023).
 
-Reads each run's stored per-example outputs and representations through :mod:`mixsweep.store`
+Reads each run's stored per-example outputs and representations through :mod:`mixsweep.store.runs`
 and computes :func:`mixsweep.instability.cell_measures` per (task, cell):
 
 - prediction measures at the selection protocol's point (``final``/``best``: the whole dev set;
@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixsweep import store
 from mixsweep.instability import MEASURES, CellMeasures, cell_measures, ensemble_predictions
 from mixsweep.instability.cell import BOOTSTRAP, Estimate
 from mixsweep.instability.consistency import (
@@ -44,7 +43,8 @@ from mixsweep.instability.consistency import (
     outcome_split,
 )
 from mixsweep.records import RunRecord
-from mixsweep.run_outputs import point_outputs
+from mixsweep.store import runs as store
+from mixsweep.store.outputs import point_outputs
 
 REPRESENTATION = [m for m, (level, _) in MEASURES.items() if level == "representation"]
 SYMBOLS = {"sd": "SD", "pwd": "I_pwd", "kappa": "I_κ (textbook)", "kappa_authors": "I_κ (authors)", "jsd": "I_JSD",
@@ -90,8 +90,8 @@ def instability(runs: pd.DataFrame, records: list[RunRecord], results: str | os.
     the stored outputs; representations are read only when a representation measure is asked for."""
     from mixsweep.analysis.failures import DEFAULT, failure_mask
     from mixsweep.analysis.naming import display_name, sort_labels, sort_tasks
-    from mixsweep.metrics import compute_metrics
-    from mixsweep.tasks import TaskSpec
+    from mixsweep.data.metrics import compute_metrics
+    from mixsweep.data.tasks import TaskSpec
 
     wanted = list(MEASURES) if measures is None else [m for m in MEASURES if m in set(measures)]
     by_id = {r.run_id: r for r in records}
@@ -220,7 +220,7 @@ class PairCache:
                     self.known.setdefault(name, {})[layer] = d
 
     def save(self, cm: CellMeasures) -> None:
-        from mixsweep.atomic import atomic_write_with
+        from mixsweep.store.atomic import atomic_write_with
 
         for (name, layer), key in self.keys.items():
             d = cm.layer_pairs.get(name, {}).get(layer)

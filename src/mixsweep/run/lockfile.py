@@ -1,10 +1,10 @@
 """Constraints that recreate the environment a run record was made in.
 
 A record stores the versions of the packages that decide its numbers (``env.versions``, see
-:mod:`mixsweep.environment`). The committed ``constraints.txt`` pins every package of the tested
+:mod:`mixsweep.run.environment`). The committed ``constraints.txt`` pins every package of the tested
 set. This merges the two: the record's versions win, the lock fills in the rest.
 
-    python -m mixsweep.lockfile results/runs/<run_id>/result.json [constraints.txt] > env.txt
+    python -m mixsweep.run.lockfile results/runs/<run_id>/result.json [constraints.txt] > env.txt
     make setup CONSTRAINTS=env.txt PYTHON=python3.11
 """
 
@@ -48,7 +48,7 @@ def record_constraints(record: dict, base: str = "") -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not 1 <= len(args) <= 2:
-        print("usage: python -m mixsweep.lockfile RESULT_JSON [CONSTRAINTS]", file=sys.stderr)
+        print("usage: python -m mixsweep.run.lockfile RESULT_JSON [CONSTRAINTS]", file=sys.stderr)
         return 2
     try:
         record = json.loads(Path(args[0]).read_text(encoding="utf-8"))
@@ -63,5 +63,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except UserError as e:
-        print(f"mixsweep.lockfile: error: {e}", file=sys.stderr)
+        print(f"mixsweep.run.lockfile: error: {e}", file=sys.stderr)
         sys.exit(2)

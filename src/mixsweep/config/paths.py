@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# src/mixsweep/paths.py -> repository root (editable install / source checkout).
-ROOT = Path(os.environ.get("MIXSWEEP_ROOT", Path(__file__).resolve().parents[2]))
+# src/mixsweep/config/paths.py -> repository root (editable install / source checkout).
+ROOT = Path(os.environ.get("MIXSWEEP_ROOT", Path(__file__).resolve().parents[3]))
 CONF_DIR = ROOT / "conf"
 
 

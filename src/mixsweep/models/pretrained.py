@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mixsweep.data.hub_access import OFFLINE_PRESETS
 from mixsweep.errors import UserError
-from mixsweep.hubaccess import OFFLINE_PRESETS
 
 
 @functools.lru_cache(maxsize=1)
@@ -28,7 +28,7 @@ def quiet_libraries() -> None:
     import datasets
     import transformers
 
-    from mixsweep.hubaccess import debug, one_attempt
+    from mixsweep.data.hub_access import debug, one_attempt
 
     one_attempt()
     if debug():

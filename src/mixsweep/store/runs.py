@@ -26,16 +26,16 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from mixsweep.atomic import atomic_write_json, atomic_write_jsonl, remove_stale_tmp
 from mixsweep.errors import UserError
 from mixsweep.records import RunRecord
+from mixsweep.store.atomic import atomic_write_json, atomic_write_jsonl, remove_stale_tmp
 
 RUNS = "runs"
 VIEW = "view.json"
 RESULT = "result.json"
 CURVE = "curve.jsonl"
 LOCK = ".lock"
-OUTPUTS = "outputs.npz"  # per-example dev outputs (mixsweep.run_outputs); absent in runs recorded before #22
+OUTPUTS = "outputs.npz"  # per-example dev outputs (mixsweep.store.outputs); absent in runs recorded before #22
 REPRESENTATIONS = "representations.npz"  # fp16 dev representations at the final checkpoint; same
 _RUN_ID = re.compile(r"^[0-9a-f]{12}$")
 _WARNED: set[Path] = set()
@@ -371,13 +371,13 @@ def _visible_dirs(path: Path) -> list[Path]:
         return [Path(e.path) for e in it if not e.name.startswith(".") and e.is_dir()]
 
 
-# ---- per-example outputs and representations (mixsweep.run_outputs) ----------------------------
+# ---- per-example outputs and representations (mixsweep.store.outputs) ----------------------------
 
 def write_outputs(directory: Path, outputs) -> None:
     """Write a run's ``outputs.npz`` / ``representations.npz`` (each atomically) before its record, so a
     committed record never points at half a file. ``None`` (recording off, no eval) writes nothing."""
-    from mixsweep.atomic import atomic_write_with
-    from mixsweep.run_outputs import save_npz
+    from mixsweep.store.atomic import atomic_write_with
+    from mixsweep.store.outputs import save_npz
 
     if outputs is None:
         return
@@ -400,7 +400,7 @@ def read_outputs(results: str | Path, rid: str, warnings: list[str] | None = Non
     """``(arrays, meta)`` of run ``rid``'s ``outputs.npz``, or None for a run without one (recorded
     before outputs were kept, or with ``record.outputs=false``) or with a damaged one, which is
     described in ``warnings`` (:func:`damaged_warning`)."""
-    from mixsweep.run_outputs import check_output_values, check_outputs
+    from mixsweep.store.outputs import check_output_values, check_outputs
 
     return _load_checked(run_dir(results, rid) / OUTPUTS, check_outputs, warnings, values=check_output_values)
 
@@ -409,14 +409,14 @@ def read_representations(results: str | Path, rid: str, warnings: list[str] | No
     """``(arrays, meta)`` of run ``rid``'s ``representations.npz`` (arrays ``rep_<layer>`` fp16 and
     ``positions``), or None for a run without one or with a damaged one (described in ``warnings``).
     ``data=False`` checks the file without reading its matrices (the arrays come back empty)."""
-    from mixsweep.run_outputs import check_representations
+    from mixsweep.store.outputs import check_representations
 
     return _load_checked(run_dir(results, rid) / REPRESENTATIONS, check_representations, warnings, data)
 
 
 def _load_checked(path: Path, check, warnings: list[str] | None, data: bool = True, values=None):
     """The one reading of a run's .npz: None when absent, or damaged (then one line in ``warnings``)."""
-    from mixsweep.run_outputs import DamagedFile, load_npz
+    from mixsweep.store.outputs import DamagedFile, load_npz
 
     try:
         got = load_npz(path, check, data)

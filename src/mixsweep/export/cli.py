@@ -33,10 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_export_mlflow(args: argparse.Namespace) -> int:
-    from mixsweep import store
+    from mixsweep.export.to_mlflow import export_study
     from mixsweep.secrets import mask
+    from mixsweep.store import runs as store
     from mixsweep.tracking import require_mlflow
-    from mixsweep.tracking.export import export_study
     from mixsweep.tracking.server import is_remote, tracking_uri
 
     require_mlflow()  # before any work: without mlflow the command is one line saying how to install it

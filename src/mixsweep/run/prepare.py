@@ -1,8 +1,8 @@
 """The one run setup: everything between a run config and the first training step, written once.
 
-The finetuning run (:func:`mixsweep.train.run`), the digits run (:mod:`mixsweep.digits.run`) and
+The finetuning run (:func:`mixsweep.run.train.run`), the digits run (:mod:`mixsweep.digits.run`) and
 ``gpu-check`` (:mod:`mixsweep.gpucheck.prepare`) call these instead of repeating them, so a new
-recipe knob lands here and in :mod:`mixsweep.schema` (whose declarations docs/settings.md renders).
+recipe knob lands here and in :mod:`mixsweep.config.schema` (whose declarations docs/settings.md renders).
 In order, a finetuning run:
 
 1. :func:`checked` — the config against the schema (planning did so too; ``rerun`` and HPO trials
@@ -29,15 +29,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from mixsweep import schema
+from mixsweep.config import schema
 from mixsweep.errors import UserError
-from mixsweep.models import init_head, load_pretrained
+from mixsweep.models.pretrained import init_head, load_pretrained
 from mixsweep.optim import build_optimizer, linear_warmup_decay
 from mixsweep.regularizers import Method, RunContext, build_methods, head_module_names, lifecycle
 
 
 def checked(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``cfg`` (resolved, plain) after :func:`mixsweep.schema.validate`: raises one line per bad value."""
+    """``cfg`` (resolved, plain) after :func:`mixsweep.config.schema.validate`: raises one line per bad value."""
     schema.validate(cfg)
     return cfg
 

@@ -10,7 +10,7 @@ report shows, at step 0 (an update logs the new values; the latest is the one sh
 - ``<selection>.fail.<definition>`` for every failure definition that applies to the task
   (lee2020, majority, dodge2020; :mod:`mixsweep.analysis.failures`);
 - ``instability.<measure>[.<layer>]`` where the runs stored their outputs
-  (:func:`mixsweep.analysis.instability.instability`, point values without the bootstrap).
+  (:func:`mixsweep.analysis.instability_tables.instability`, point values without the bootstrap).
 
 One **child run per record** (:mod:`mixsweep.tracking.mapping`), found again by ``mixsweep.run_id``.
 The study's report (``mixsweep report``) is uploaded to the experiment's artifact location under
@@ -40,8 +40,8 @@ from mixsweep.analysis.cells import aggregate
 from mixsweep.analysis.failures import DEFINITIONS, SELECTIONS
 from mixsweep.analysis.load import RunTable, load_results
 from mixsweep.errors import UserError
-from mixsweep.identity import cell_config
 from mixsweep.records import RunRecord
+from mixsweep.store.cell_id import cell_config
 from mixsweep.tracking import mapping, server
 from mixsweep.tracking.live import cell_tags
 
@@ -154,7 +154,7 @@ def _cells(table: RunTable, results: Path) -> dict[str, Cell]:
 
 def _instability(table: RunTable, results: Path) -> dict[tuple[str, str], dict[str, float]]:
     """``instability.<measure>[.<layer>]`` per (task, label) from the stored outputs (point values)."""
-    from mixsweep.analysis.instability import instability
+    from mixsweep.analysis.instability_tables import instability
 
     long = instability(table.runs, table.records, results, "final").long
     out: dict[tuple[str, str], dict[str, float]] = {}
@@ -227,7 +227,7 @@ def _export_report(c, exp: str, results: Path, sweep: str) -> str | None:
     """The study's report into ``<experiment artifacts>/report/``, its Markdown as the description."""
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-    from mixsweep import store
+    from mixsweep.store import runs as store
 
     folder = store.study_dir(results, sweep)
     md = folder / "report.md"

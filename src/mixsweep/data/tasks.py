@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mixsweep import paths
+from mixsweep.config import paths
 from mixsweep.errors import UserError
 
 TEXT_KIND = "text"

@@ -5,10 +5,10 @@ fields; the store adds identity and environment. Randomness comes from three ind
 sources: ``init_seed`` (head init), ``data_seed`` (batch order) and ``noise_seed`` (dropout /
 mixout masks), all equal to ``seed`` unless overridden. Everything before the first step (the
 config check, device, seeds, model and head, methods, optimizer, schedule, evaluation cadence) is
-the one run setup, :mod:`mixsweep.setup`, shared with the digits run and ``gpu-check``.
+the one run setup, :mod:`mixsweep.run.prepare`, shared with the digits run and ``gpu-check``.
 
 The regularizer block selects methods (:mod:`mixsweep.regularizers.base`); the loop names none of
-them and calls their hooks in the documented order. One step::
+them and calls their hooks in the documented order. One step (:mod:`mixsweep.run.step`)::
 
     loss = task loss → transform_loss (each method) → backward → after_backward (each method)
     → clip the global gradient norm at train.max_grad_norm (or the clipping of the one method that owns
@@ -29,13 +29,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from mixsweep import setup
-from mixsweep.dev_split import HALVES_RULE, dev_halves
-from mixsweep.models import load_tokenizer
-from mixsweep.progress import Progress
+from mixsweep.data.dev_split import HALVES_RULE, dev_halves
+from mixsweep.models.pretrained import load_tokenizer
 from mixsweep.records import best_point
-from mixsweep.regularizers import lifecycle, squared_distance
-from mixsweep.run_outputs import RepresentationCapture, representation_capture, run_outputs
+from mixsweep.regularizers import squared_distance
+from mixsweep.run import prepare
+from mixsweep.run.progress import Progress
+from mixsweep.run.step import loss_entry, optimizer_step, transform_loss
+from mixsweep.store.outputs import RepresentationCapture, representation_capture, run_outputs
 
 
 def run(
@@ -49,21 +50,21 @@ def run(
     every dev evaluation; an exception it raises ends the run there (HPO pruning stops runs this way).
     ``on_point(eval_point, losses)`` gets each eval point and the loss entries since the previous one
     (live tracking, :mod:`mixsweep.tracking.live`); it must not raise."""
-    from mixsweep.metrics import compute_metrics, majority_baseline
-    from mixsweep.tasks import TaskSpec
+    from mixsweep.data.metrics import compute_metrics, majority_baseline
+    from mixsweep.data.tasks import TaskSpec
 
     c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    setup.checked(c)  # planning checked it too; rerun and HPO trials reach here without planning
+    prepare.checked(c)  # planning checked it too; rerun and HPO trials reach here without planning
     task = TaskSpec.from_config(c["task"])
     reg = c["regularizer"]
-    device, determinism = setup.runtime(c)
-    seeds = setup.seeds(c)
+    device, determinism = prepare.runtime(c)
+    seeds = prepare.seeds(c)
     t_start = time.perf_counter()
 
     train_loader, dev_loader, dev_labels = _loaders(c, task)
 
     steps_per_epoch = len(train_loader)
-    s = setup.finetune(c, task.num_labels, steps_per_epoch, device)
+    s = prepare.finetune(c, task.num_labels, steps_per_epoch, device)
     model, methods, ctx, optimizer, scheduler = s.model, s.methods, s.ctx, s.optimizer, s.scheduler
     total, max_norm = s.cadence.total_steps, s.cadence.max_grad_norm
     fault = c.get("fault") or {}
@@ -76,7 +77,7 @@ def run(
     if len(val_half) and len(test_half):
         subsets.update(val_half=val_half, test_half=test_half)
 
-    eval_logits: list[np.ndarray] = []  # every eval point's dev logits, for the run's outputs (run_outputs)
+    eval_logits: list[np.ndarray] = []  # every eval point's dev logits, for the run's outputs (store.outputs)
     # the final evaluation's pass also takes the dev representations, so keeping them costs no extra pass
     capture = representation_capture(c.get("record"), model, len(dev_labels))
 
@@ -118,7 +119,7 @@ def run(
     if s.cadence.evaluates(0):  # before the noise seed: iterating the dev loader draws its base seed from
         # torch's stream, so training draws the same dropout masks with or without this evaluation
         eval_point(0)
-    setup.seed_noise(seeds.noise)
+    prepare.seed_noise(seeds.noise)
     model.train()
     bar = Progress(total, f"{task.name} {c.get('cell') or reg.get('name')} seed {c['seed']}", enabled=progress)
     t_train = time.perf_counter()
@@ -129,16 +130,16 @@ def run(
                 outputs = model(**batch)
             ctx.batch, ctx.outputs = batch, outputs
             task_loss = outputs.loss
-            loss, added = lifecycle.transform_loss(methods, task_loss, step, ctx)
+            loss, added = transform_loss(methods, task_loss, step, ctx)
             loss = _inject_fault(fault, step + 1, loss)
             if not torch.isfinite(loss):
                 status = "diverged"
                 losses.append({"step": step + 1, "loss": float(loss.detach())})
                 break
-            grad_norm = lifecycle.optimizer_step(methods, ctx, loss, step, optimizer, scheduler, max_norm)
+            grad_norm = optimizer_step(methods, ctx, loss, step, optimizer, scheduler, max_norm)
             step += 1
             bar.update(1, loss=float(loss.detach()))
-            losses.append(lifecycle.loss_entry(step, task_loss, added, ctx.penalties, grad_norm))
+            losses.append(loss_entry(step, task_loss, added, ctx.penalties, grad_norm))
             ctx.penalties.clear()
             ctx.batch = ctx.outputs = None
             if s.cadence.evaluates(step):
@@ -188,7 +189,7 @@ def _loaders(c: Mapping[str, Any], task) -> tuple[DataLoader, DataLoader, np.nda
     collate = DataCollatorWithPadding(tokenizer)
     tr = c["train"]
     train = DataLoader(data["train"], batch_size=int(tr["batch_size"]), shuffle=True, collate_fn=collate,
-                       generator=torch.Generator().manual_seed(setup.seeds(c).data))
+                       generator=torch.Generator().manual_seed(prepare.seeds(c).data))
     dev = DataLoader(data["dev"], batch_size=int(tr["eval_batch_size"]), shuffle=False, collate_fn=collate)
     return train, dev, np.asarray(splits["dev"]["label"])
 

@@ -3,7 +3,7 @@ and ``task``, with its type, its valid range and its meaning, checked in one pla
 
 Planning checks each cell of a study against it before any job starts
 (:func:`mixsweep.sweeping.preflight.study_cells`), and the run setup checks again
-(:mod:`mixsweep.setup`), for runs that reach it another way (``rerun``, HPO trials). A bad value
+(:mod:`mixsweep.run.prepare`), for runs that reach it another way (``rerun``, HPO trials). A bad value
 is one line naming the key, the value and the valid range::
 
     train.max_grad_norm=-1: must be a number > 0, or null for no clipping
@@ -166,7 +166,7 @@ TOP: dict[str, Key] = {
     "progress": Key("bool", meaning="per-run progress bar"),
     "fault": Key("block", null="no fault", meaning="tests only: {kind: raise|nan_loss, step: N}"),
     "paths": Key("block", meaning="results and cache folders"),
-    "record": Key("block", meaning="what a run keeps for the instability measures (mixsweep.run_outputs)"),
+    "record": Key("block", meaning="what a run keeps for the instability measures (mixsweep.store.outputs)"),
     "tracking": Key("block", null="no live logging",
                     meaning="+tracking=mlflow: log each run to MLflow while it trains (mixsweep.tracking.live)"),
     "regularizer": Key("block", meaning="checked by its methods (mixsweep.regularizers)"),

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from mixsweep.tasks import TaskSpec
+from mixsweep.data.tasks import TaskSpec
 
 SCALE = 100.0
 

@@ -1,7 +1,7 @@
 """What a finetuning run keeps besides its scores: per-example dev outputs and dev representations.
 
 The instability measures (:mod:`mixsweep.instability`, Du & Nguyen 2023) compare the restarts of a
-cell on the same examples, so each run keeps, in its run directory (written by :mod:`mixsweep.store`):
+cell on the same examples, so each run keeps, in its run directory (written by :mod:`mixsweep.store.runs`):
 
 - ``outputs.npz``: at the eval points the selection protocols use (``final``, ``best``, ``zhang2021``),
   the predicted label and the class probabilities (fp16) of every dev example in dev order, or the
@@ -48,7 +48,7 @@ DEFAULTS: dict[str, Any] = {"outputs": True, "representations": ["head", "quarte
 
 @dataclass
 class RunOutputs:
-    """What :func:`mixsweep.store.write_outputs` writes: arrays plus a JSON ``meta`` per file."""
+    """What :func:`mixsweep.store.runs.write_outputs` writes: arrays plus a JSON ``meta`` per file."""
 
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     outputs_meta: dict[str, Any] = field(default_factory=dict)
@@ -269,7 +269,7 @@ def run_outputs(settings: Mapping[str, Any], *, logits: list[np.ndarray], curve:
     return out
 
 
-# ---- the file format (written and read through mixsweep.store) ----------------------------------
+# ---- the file format (written and read through mixsweep.store.runs) ----------------------------------
 
 def save_npz(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], compress: bool) -> None:
     """``arrays`` plus ``meta`` as a JSON string, in one .npz (no pickles: np.load(allow_pickle=False))."""

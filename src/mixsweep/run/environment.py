@@ -10,7 +10,7 @@ import subprocess
 import sys
 from importlib import metadata
 
-from mixsweep.paths import ROOT
+from mixsweep.config.paths import ROOT
 
 PACKAGES = ("mixsweep", "torch", "transformers", "datasets", "tokenizers", "hydra-core", "omegaconf",
             "optuna", "numpy", "pandas", "scikit-learn", "scipy")

@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from mixsweep.runid import SEED_KEYS, semantic_config
+from mixsweep.store.runid import SEED_KEYS, semantic_config
 
 ROW_KEY = "task"  # tables put tasks in their own column: never part of the label
 LABELLED = "regularizer"  # already spelled out by the regularizer label
@@ -21,7 +21,7 @@ _ABSENT = "<absent>"
 
 
 def cell_config(cfg: Any) -> dict[str, Any]:
-    """The semantic config of a run (see :func:`mixsweep.runid.semantic_config`) without its seeds."""
+    """The semantic config of a run (see :func:`mixsweep.store.runid.semantic_config`) without its seeds."""
     d = semantic_config(cfg)
     for key in SEED_KEYS:
         d.pop(key, None)
