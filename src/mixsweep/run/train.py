@@ -18,8 +18,6 @@ them and calls their hooks in the documented order. One step (:mod:`mixsweep.run
 
 from __future__ import annotations
 
-import contextlib
-import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,14 +27,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from mixsweep.data.dev_split import HALVES_RULE, dev_halves
 from mixsweep.models.pretrained import load_tokenizer
-from mixsweep.records import best_point
-from mixsweep.regularizers import squared_distance
 from mixsweep.run import prepare
+from mixsweep.run.evaluate import Evaluator
 from mixsweep.run.progress import Progress
+from mixsweep.run.record import run_record
 from mixsweep.run.step import loss_entry, optimizer_step, transform_loss
-from mixsweep.store.outputs import RepresentationCapture, representation_capture, run_outputs
+from mixsweep.store.outputs import representation_capture
 
 
 def run(
@@ -49,8 +46,8 @@ def run(
     """Finetune and evaluate one configured run. ``on_eval(step, dev_metrics)`` is called after
     every dev evaluation; an exception it raises ends the run there (HPO pruning stops runs this way).
     ``on_point(eval_point, losses)`` gets each eval point and the loss entries since the previous one
-    (live tracking, :mod:`mixsweep.tracking.live`); it must not raise."""
-    from mixsweep.data.metrics import compute_metrics, majority_baseline
+    (live tracking, :mod:`mixsweep.tracking.live`); it must not raise. The dev set is scored by
+    :class:`~mixsweep.run.evaluate.Evaluator`, the record assembled by :func:`~mixsweep.run.record.run_record`."""
     from mixsweep.data.tasks import TaskSpec
 
     c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
@@ -71,33 +68,9 @@ def run(
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(c.get("bf16")) and device.type == "cuda")
     ctx.forward_context = lambda: amp  # a method's own forward pass (R3F's noisy one) runs like the step's
 
-    # Each eval point scores the whole dev set ("metrics") and its fixed val/test halves (zhang2021 selection).
-    subsets = {"metrics": np.arange(len(dev_labels))}
-    val_half, test_half = dev_halves(dev_labels)  # per class; STS-B per distinct score, as the reference
-    if len(val_half) and len(test_half):
-        subsets.update(val_half=val_half, test_half=test_half)
-
-    eval_logits: list[np.ndarray] = []  # every eval point's dev logits, for the run's outputs (store.outputs)
+    evaluate = Evaluator(model, dev_loader, dev_labels, task, device, amp)
     # the final evaluation's pass also takes the dev representations, so keeping them costs no extra pass
     capture = representation_capture(c.get("record"), model, len(dev_labels))
-
-    def evaluate(capture: RepresentationCapture | None = None) -> dict[str, dict[str, float]]:
-        model.eval()
-        preds, logit_rows = [], []
-        forward_kwargs = capture.forward_kwargs if capture is not None else {}
-        with torch.no_grad(), amp, (capture or contextlib.nullcontext()):
-            for batch in dev_loader:
-                batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-                out = model(**batch, **forward_kwargs)
-                if capture is not None:
-                    capture.add(out, batch["input_ids"].shape[0])
-                logits = out.logits.float()
-                logit_rows.append(logits)
-                preds.append(logits.squeeze(-1) if task.is_regression else logits.argmax(-1))
-        model.train()
-        preds = torch.cat(preds).cpu().numpy()
-        eval_logits.append(torch.cat(logit_rows).cpu().numpy())
-        return {name: compute_metrics(task, preds[idx], dev_labels[idx]) for name, idx in subsets.items()}
 
     curve: list[dict] = []
     losses: list[dict] = []
@@ -149,29 +122,10 @@ def run(
     bar.close()
     train_s = time.perf_counter() - t_train - eval_s
 
-    final = curve[-1]["metrics"] if curve and status == "ok" else {}
-    best = best_point(curve, task.headline)
-    outputs = run_outputs(c.get("record"), logits=eval_logits, curve=curve, task=task, status=status,
-                          labels=dev_labels, halves=subsets, dev_dataset=dev_loader.dataset, capture=capture)
-    return {
-        "status": status,
-        "headline": task.headline,
-        "final": final,
-        "best": best["metrics"] if best else {},
-        "best_step": best["step"] if best else None,
-        "eval_curve": curve,
-        "train_loss": losses,
-        "majority": majority_baseline(task, dev_labels),
-        "distance_sq": _finite_or_none(squared_distance(model, ctx.reference)),
-        "times": {"train_s": train_s, "eval_s": eval_s, "total_s": time.perf_counter() - t_start},
-        "seeds": {"init": seeds.init, "data": seeds.data, "noise": seeds.noise},
-        "extra": {"steps": step, "train_size": len(train_loader.dataset), "dev_size": len(dev_loader.dataset),
-                  **({"dev_halves": HALVES_RULE} if "val_half" in subsets else {}),
-                  "methods": {m.name: m.record() for m in methods}},
-        "env_device": str(device),
-        "env_determinism": determinism,
-        "outputs": outputs,  # per-example dev outputs and representations: written beside the record by the store
-    }
+    return run_record(task=task, status=status, steps=step, curve=curve, losses=losses, evaluator=evaluate,
+                      capture=capture, record_cfg=c.get("record"), model=model, ctx=ctx, methods=methods,
+                      seeds=seeds, train_loader=train_loader, device=device, determinism=determinism,
+                      train_s=train_s, eval_s=eval_s, t_start=t_start)
 
 
 def _loaders(c: Mapping[str, Any], task) -> tuple[DataLoader, DataLoader, np.ndarray]:
@@ -203,7 +157,3 @@ def _inject_fault(fault: Mapping[str, Any], step: int, loss: torch.Tensor) -> to
     if fault.get("kind") == "nan_loss":
         return loss * float("nan")
     return loss
-
-
-def _finite_or_none(v: float) -> float | None:
-    return v if math.isfinite(v) else None
