@@ -5,7 +5,8 @@ Hydra's basic sweeper only forms cartesian products, but a paper table is a *lis
 therefore names its rows under ``hydra.sweeper.cells`` (name → list of overrides) and its
 cartesian dimensions under ``hydra.sweeper.params`` (task, seed); ``hydra.sweeper.cross`` crosses
 every cell with a factor (each cell once per value, named ``<cell>@<value>``), and
-``hydra.sweeper.per_task`` gives a cell other settings on one task. Jobs are
+``hydra.sweeper.per_task`` gives a cell other settings on one task, ``hydra.sweeper.seeds_per_cell`` runs a
+cell on the study's first n seeds only. Jobs are
 ``params-product × cells`` (``select`` keeps some cells by name). Before launching, every job is
 composed, given its run id, and checked against the results store, so a relaunch submits only
 what is missing, whichever study ran the rest (and a SLURM array never carries finished runs);
@@ -40,6 +41,8 @@ class CellSweeperConf:
     cross: Dict[str, List[str]] = field(default_factory=dict)
     # a cell's other settings on one task (sweeping.expand.expand_jobs), e.g. {r3f: {rte: [regularizer.r3f.lam=0.7]}}
     per_task: Dict[str, Dict[str, List[str]]] = field(default_factory=dict)
+    # a cell that runs only the study's first n seeds (sweeping.expand.limit_seeds), e.g. {long_budget: 5}
+    seeds_per_cell: Dict[str, int] = field(default_factory=dict)
     select: Optional[List[str]] = None  # run only these cells (--cells / CELLS=)
     dry_run: bool = False
     # the study's analysis design (mixsweep.analysis.design), read by the report alone: it changes no
@@ -58,6 +61,7 @@ class CellSweeper(BasicSweeper):
         cells: Optional[Dict[str, Any]] = None,
         cross: Optional[Dict[str, Any]] = None,
         per_task: Optional[Dict[str, Any]] = None,
+        seeds_per_cell: Optional[Dict[str, Any]] = None,
         select: Optional[List[str]] = None,
         dry_run: bool = False,
         design: Optional[Dict[str, Any]] = None,
@@ -69,6 +73,7 @@ class CellSweeper(BasicSweeper):
                                  {str(k): [str(x) for x in v] for k, v in (cross or {}).items()})
         self.per_task = {str(c): {str(t): [str(o) for o in ovs] for t, ovs in tasks.items()}
                          for c, tasks in (per_task or {}).items()}
+        self.seeds_per_cell = dict(seeds_per_cell or {})
         self.select = None if select is None else [str(s) for s in select]
         self.dry_run = dry_run
         del design  # the report's (mixsweep.analysis.design); nothing here reads it
@@ -85,7 +90,7 @@ class CellSweeper(BasicSweeper):
         # What the user typed (ARGS) beats what a cell sets: drop the cell's override of that key.
         user_keys = {o.get_key_element() for o in parser.parse_overrides(list(arguments))}
         jobs = study_jobs(str(self.config.get("sweep")), overrides, self.cells, self.select, keep_keys=user_keys,
-                          per_task=self.per_task)
+                          per_task=self.per_task, seeds_per_cell=self.seeds_per_cell)
 
         loader = self.hydra_context.config_loader
         self.plan = build_plan(jobs, lambda ov: loader.load_sweep_config(self.config, list(ov)))

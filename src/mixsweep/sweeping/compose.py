@@ -40,12 +40,12 @@ def sweep_job_overrides(req: SweepRequest) -> list[list[str]]:
     every_cell = cross_cells(_plain(sweeper.get("cells")), _plain(sweeper.get("cross")))
     check_cell_names(req.sweep, every_cell)
     jobs = study_jobs(req.sweep, parsed, every_cell, req.cells, keep_keys={override_key(o) for o in req.overrides},
-                      per_task=_plain(sweeper.get("per_task")))
+                      per_task=_plain(sweeper.get("per_task")), seeds_per_cell=_plain(sweeper.get("seeds_per_cell")))
     return [[f"+sweeps='{req.sweep}'", f"paths.results={req.results}", *job, *req.overrides] for job in jobs]
 
 
 def _plain(node) -> dict:
-    """A sweeper mapping (cells, cross, per_task) as plain data; absent or empty is ``{}``."""
+    """A sweeper mapping (cells, cross, per_task, seeds_per_cell) as plain data; absent or empty is ``{}``."""
     return OmegaConf.to_container(node) if node else {}
 
 

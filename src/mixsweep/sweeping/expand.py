@@ -99,18 +99,49 @@ def expand_jobs(
 
 
 def study_jobs(study: str, params: Sequence[Any], cells: Mapping[str, Sequence[str]], select: Sequence[str] | None,
-               *, keep_keys: Collection[str] = (), per_task: Mapping[str, Any] | None = None) -> list[list[str]]:
+               *, keep_keys: Collection[str] = (), per_task: Mapping[str, Any] | None = None,
+               seeds_per_cell: Mapping[str, Any] | None = None) -> list[list[str]]:
     """A study's jobs, the one expansion the sweeper and ``compose`` share: the cells ``select`` keeps
     (:func:`select_cells`) × the grid of the parsed sweep ``params`` (Hydra's cartesian product), with each
-    cell's ``per_task`` settings (:func:`expand_jobs`). The per-task map and the study's size are checked
-    before the grid is listed (:func:`check_per_task`, :func:`check_study_size`)."""
+    cell's ``per_task`` settings (:func:`expand_jobs`), and a cell named in ``seeds_per_cell`` cut to its first
+    seeds (:func:`limit_seeds`). The maps and the study's size are checked before the grid is listed
+    (:func:`check_per_task`, :func:`check_seeds_per_cell`, :func:`check_study_size`)."""
     from mixsweep.sweeping.hydra_adapter import grid as hydra_grid
 
     chosen = select_cells(cells, select)
     per_task = per_task or {}
+    seeds_per_cell = seeds_per_cell or {}
     check_per_task(study, per_task, cells)
+    check_seeds_per_cell(study, seeds_per_cell, cells)
     check_study_size(study, params, len(chosen))  # before the grid is listed: it may not fit in memory
-    return expand_jobs(hydra_grid(params), chosen, keep_keys=keep_keys, per_task=per_task)
+    jobs = expand_jobs(hydra_grid(params), chosen, keep_keys=keep_keys, per_task=per_task)
+    return limit_seeds(jobs, seeds_per_cell)
+
+
+def limit_seeds(jobs: Sequence[Sequence[str]], seeds_per_cell: Mapping[str, int]) -> list[list[str]]:
+    """The jobs, with each cell named in ``seeds_per_cell`` (``hydra.sweeper.seeds_per_cell``: base cell
+    name → n) kept for the first n distinct seeds it meets in the grid's order, on each task; other cells whole.
+
+    Seeds run slowest-first in a study's grid, so a cell limited to n runs seeds 0..n-1 of ``range(0,20)``,
+    and a 5-seed launch of the same study holds the same runs: a relaunch with more seeds resumes it.
+    ``{long: 2}`` on jobs for seeds 0, 1, 2 × cells {short, long} keeps short 0-2 and long 0-1.
+    """
+    if not seeds_per_cell:
+        return [list(j) for j in jobs]
+    seen: dict[tuple[str, str | None], list[str]] = {}
+    out = []
+    for job in jobs:
+        cell = next((o.split("=", 1)[1] for o in job if override_key(o) == "cell"), "")
+        limit = seeds_per_cell.get(cell.split(CROSS_SEP, 1)[0])
+        if limit is not None:
+            seed = next((o.split("=", 1)[1] for o in job if override_key(o) == "seed"), "")
+            seeds = seen.setdefault((cell, _task_of(job)), [])
+            if seed not in seeds:
+                if len(seeds) >= limit:
+                    continue
+                seeds.append(seed)
+        out.append(list(job))
+    return out
 
 
 def with_task_settings(cell: Sequence[str], task_settings: Sequence[str]) -> list[str]:
@@ -149,6 +180,19 @@ def check_per_task(study: str, per_task: Mapping[str, Any], cells: Collection[st
                 for v in tasks.values()):
             raise UserError(f"hydra.sweeper.per_task.{cell} in sweeps/{study}.yaml must map each task to a list of "
                             "overrides, e.g. {rte: [regularizer.r3f.lam=0.7]}")
+
+
+def check_seeds_per_cell(study: str, seeds_per_cell: Mapping[str, Any], cells: Collection[str]) -> None:
+    """``hydra.sweeper.seeds_per_cell`` names cells of the study (base names) and gives each a whole number
+    of seeds >= 1; a one-line UserError otherwise."""
+    known = {c.split(CROSS_SEP, 1)[0] for c in cells}
+    for cell, n in seeds_per_cell.items():
+        if cell not in known:
+            raise UserError(f"hydra.sweeper.seeds_per_cell names cell '{cell}', which sweeps/{study}.yaml does not "
+                            f"define: choose from {', '.join(sorted(known)) or '(no cells)'}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise UserError(f"hydra.sweeper.seeds_per_cell.{cell} in sweeps/{study}.yaml is {n!r}: give a whole "
+                            "number of seeds >= 1, e.g. 5")
 
 
 def method_settings_added(overrides: Sequence[str]) -> list[str]:
