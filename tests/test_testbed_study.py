@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 
 from mixsweep.analysis.design import design_file
 from mixsweep.errors import UserError
-from mixsweep.identity import flatten
-from mixsweep.setup import cadence
+from mixsweep.run.prepare import cadence
+from mixsweep.store.cell_id import flatten
 from mixsweep.sweeping.compose import compose_run, sweep_job_overrides
 from mixsweep.sweeping.expand import check_seeds_per_cell, limit_seeds
 from mixsweep.sweeping.request import SweepRequest
