@@ -33,6 +33,7 @@ BLOCKS: tuple[tuple[str, str, str], ...] = (
     ("`data.files` (with `data.source=files`)", "data.files", "DATA_FILES"),
     ("`model`", "model", "MODEL"),
     ("`model.tiny` (with `model=tiny`)", "model.tiny", "MODEL_TINY"),
+    ("`regularizer` (its methods' keys: [Regularizers](regularizers.md))", "regularizer", "REGULARIZER"),
     ("`record` (not part of the run id)", "record", "RECORD"),
     ("`paths`", "paths", "PATHS"),
     ("`tracking` (with `+tracking=mlflow`; not part of the run id)", "tracking", "TRACKING"),
@@ -57,11 +58,25 @@ def valid_values(key: schema.Key) -> str:
     return dataclasses.replace(key, null=None).rule().removeprefix("must be ")
 
 
+def in_run_id(key: schema.Key, block_hashed: bool = True) -> str:
+    """How the run id reads the key (its declaration: ``in_run_id``, ``null_hashed_as``, ``omitted_when_off``;
+    a key of a block the run id leaves out is left out with it)."""
+    if not (key.in_run_id and block_hashed):
+        return "no"
+    if key.null_hashed_as is not None:
+        return f"yes (null hashed as {key.null_hashed_as})"
+    if key.omitted_when_off:
+        return "yes (left out when off)"
+    return "yes"
+
+
 def table(prefix: str, block: dict[str, schema.Key]) -> str:
-    rows = ["| key | valid values | `null` means | meaning |", "|---|---|---|---|"]
+    rows = ["| key | valid values | `null` means | in the run id | meaning |", "|---|---|---|---|---|"]
+    top = schema.TOP.get(prefix.split(".")[0]) if prefix else None
+    hashed = top is None or top.in_run_id
     for name, key in block.items():
         dotted = f"{prefix}.{name}" if prefix else name
-        rows.append(f"| `{dotted}` | {_cell(valid_values(key))} | {_cell(key.null or '—')} | "
+        rows.append(f"| `{dotted}` | {_cell(valid_values(key))} | {_cell(key.null or '—')} | {in_run_id(key, hashed)} | "
                     f"{_cell(key.meaning)} |")
     return "\n".join(rows)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -35,34 +36,49 @@ class TransformersAdamW(Optimizer):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = [p.grad for p in params]
-            exp_avg, exp_avg_sq, steps = [], [], []
-            for p in params:
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                exp_avg.append(state["exp_avg"])
-                exp_avg_sq.append(state["exp_avg_sq"])
-                steps.append(state["step"])
-            beta1, beta2 = group["betas"]
-            # foreach kernels: one launch per op for all tensors, as torch's own Adam does.
-            torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
-            torch._foreach_mul_(exp_avg_sq, beta2)
-            torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
-            denom = torch._foreach_sqrt(exp_avg_sq)
-            torch._foreach_add_(denom, group["eps"])
-            lr = group["lr"]
-            if group["correct_bias"]:
-                sizes = [-lr * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t) for t in steps]
-                torch._foreach_addcdiv_(params, exp_avg, denom, sizes)
-            else:
-                torch._foreach_addcdiv_(params, exp_avg, denom, value=-lr)
+            adam_update_(params, [self.state[p] for p in params], lr=group["lr"], betas=group["betas"],
+                         eps=group["eps"], correct_bias=group["correct_bias"])
         return loss
+
+
+@torch.no_grad()
+def adam_update_(params: Sequence[Tensor], states: Sequence[dict], *, lr: float, betas: tuple[float, float],
+                 eps: float, correct_bias: bool, scale: Callable[[Tensor, int], float] | None = None) -> None:
+    """:class:`TransformersAdamW`'s update of ``params`` in place, from their ``.grad`` and their optimizer
+    ``states`` (``step``, ``exp_avg``, ``exp_avg_sq``; created on first use)::
+
+        θ ← θ − c · s · m / (√v + ε),   c = scale(θ, t) (1 without ``scale``)
+
+    with m, v and s as in the class. ``scale`` lets a method that owns the update weigh each parameter's
+    step by its own step count t (RecAdam's λ(t)) without a second copy of Adam.
+    """
+    if not params:
+        return
+    grads = [p.grad for p in params]
+    exp_avg, exp_avg_sq, steps = [], [], []
+    for p, state in zip(params, states, strict=True):
+        if "step" not in state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["step"] += 1
+        exp_avg.append(state["exp_avg"])
+        exp_avg_sq.append(state["exp_avg_sq"])
+        steps.append(state["step"])
+    beta1, beta2 = betas
+    # foreach kernels: one launch per op for all tensors, as torch's own Adam does.
+    torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sq, beta2)
+    torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
+    denom = torch._foreach_sqrt(exp_avg_sq)
+    torch._foreach_add_(denom, eps)
+    if scale is None and not correct_bias:
+        torch._foreach_addcdiv_(params, exp_avg, denom, value=-lr)
+        return
+    sizes = [-lr * (math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t) if correct_bias else 1.0) for t in steps]
+    if scale is not None:
+        sizes = [size * scale(p, t) for size, p, t in zip(sizes, params, steps, strict=True)]
+    torch._foreach_addcdiv_(params, exp_avg, denom, sizes)
 
 
 class BertAdam(TransformersAdamW):

@@ -82,14 +82,15 @@ class CellSweeper(BasicSweeper):
     def sweep(self, arguments: List[str]) -> Any:
         from mixsweep.store.atomic import atomic_write_text
         from mixsweep.sweeping.expand import study_jobs
+        from mixsweep.sweeping.overrides import user_keys
         from mixsweep.sweeping.plan import build_plan
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides(self._parse_config() + list(arguments))
-        # What the user typed (ARGS) beats what a cell sets: drop the cell's override of that key.
-        user_keys = {o.get_key_element() for o in parser.parse_overrides(list(arguments))}
-        jobs = study_jobs(str(self.config.get("sweep")), overrides, self.cells, self.select, keep_keys=user_keys,
+        # What the launch sets (ARGS, task, seeds...) beats what a cell sets: drop the cell's override of that key.
+        jobs = study_jobs(str(self.config.get("sweep")), overrides, self.cells, self.select,
+                          keep_keys=user_keys(arguments),
                           per_task=self.per_task, seeds_per_cell=self.seeds_per_cell)
 
         loader = self.hydra_context.config_loader

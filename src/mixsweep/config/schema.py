@@ -50,6 +50,13 @@ class Key:
     choices: tuple[str, ...] = ()
     size: int | None = None
     meaning: str = ""
+    # How the run id (mixsweep.store.runid) reads the key. in_run_id=False: it locates, labels or schedules a
+    # run without changing its numbers. null_hashed_as: null is hashed as this older "off" value (written
+    # before null became the one "off"), so stored runs keep their ids. omitted_when_off: a key added after
+    # runs were stored, left out of the hash when false or null, so runs from before share the id.
+    in_run_id: bool = True
+    null_hashed_as: int | None = None
+    omitted_when_off: bool = False
 
     def rule(self) -> str:
         """What a valid value is, as the error says it."""
@@ -153,22 +160,24 @@ SEED = _int(0, meaning="a seed")
 
 TOP: dict[str, Key] = {
     "experiment": _choice("finetune", "digits", meaning="what one run is"),
-    "sweep": _str(meaning="study name"),
-    "cell": _str(null="no cell name", meaning="the sweep file's cell name (display only)"),
+    "sweep": Key("str", meaning="study name", in_run_id=False),
+    "cell": Key("str", null="no cell name", meaning="the sweep file's cell name (display only)", in_run_id=False),
     "seed": _int(0, meaning="restart index; the default of the three seeds below"),
     "init_seed": _int(0, meaning="classification-head initialisation"),
     "data_seed": _int(0, meaning="training-data order"),
     "noise_seed": _int(0, meaning="dropout / mixout masks"),
-    "device": Key("device", meaning="auto = cuda when a GPU is visible, else cpu"),
+    "device": Key("device", meaning="auto = cuda when a GPU is visible, else cpu", in_run_id=False),
     "bf16": Key("bool", meaning="bf16 autocast on CUDA"),
     "deterministic": Key("bool", meaning="deterministic torch algorithms, cudnn.benchmark off"),
-    "threads": _int(1, null="torch's default", meaning="torch CPU threads"),
-    "progress": Key("bool", meaning="per-run progress bar"),
+    "threads": _int(1, null="torch's default", meaning="torch CPU threads", in_run_id=False),
+    "progress": Key("bool", meaning="per-run progress bar", in_run_id=False),
     "fault": Key("block", null="no fault", meaning="tests only: {kind: raise|nan_loss, step: N}"),
-    "paths": Key("block", meaning="results and cache folders"),
-    "record": Key("block", meaning="what a run keeps for the instability measures (mixsweep.store.outputs)"),
-    "tracking": Key("block", null="no live logging",
-                    meaning="+tracking=mlflow: log each run to MLflow while it trains (mixsweep.tracking.live)"),
+    "paths": Key("block", meaning="results and cache folders", in_run_id=False),
+    "record": Key("block", meaning="what a run keeps for the instability measures (mixsweep.store.outputs)",
+                  in_run_id=False),
+    "tracking": Key("block", null="no live logging",  # where a run is mirrored is not what it computes
+                    meaning="+tracking=mlflow: log each run to MLflow while it trains (mixsweep.tracking.live)",
+                    in_run_id=False),
     "regularizer": Key("block", meaning="checked by its methods (mixsweep.regularizers)"),
     "task": Key("block"),
     "model": Key("block"),
@@ -180,16 +189,19 @@ TOP: dict[str, Key] = {
 TRAIN: dict[str, Key] = {
     "epochs": _int(1, meaning="passes over the training set"),
     "batch_size": _int(1, meaning="training examples per optimizer step"),
-    "eval_batch_size": _int(1, meaning="dev examples per forward pass"),
+    "eval_batch_size": _int(1, meaning="dev examples per forward pass", in_run_id=False),
     "warmup_ratio": _number(0, 1, meaning="fraction of the steps with linear warmup; then linear decay to 0"),
     "max_grad_norm": _number(0, open_lo=True, null="no clipping", meaning="clip the global gradient norm"),
     "max_steps": _int(1, null="no cap (epochs decide)", meaning="cap on optimizer steps"),
-    "eval_every": _int(1, null="the evals_per_epoch cadence", meaning="evaluate on dev every N steps"),
+    "eval_every": _int(1, null="the evals_per_epoch cadence", meaning="evaluate on dev every N steps",
+                       null_hashed_as=0),
     "evals_per_epoch": _int(1, meaning="dev evaluations per epoch when eval_every is null"),
     "evals_per_run": _int(1, null="the evals_per_epoch cadence",
                           meaning="dev evaluations per run (every total//N steps) when eval_every is null"),
-    "eval_at_start": Key("bool", meaning="also evaluate before the first step (step 0; Mosbach et al.'s code)"),
-    "eval_at_epoch_end": Key("bool", meaning="also evaluate at each epoch's last step (Mosbach et al.'s code)"),
+    "eval_at_start": Key("bool", meaning="also evaluate before the first step (step 0; Mosbach et al.'s code)",
+                         omitted_when_off=True),
+    "eval_at_epoch_end": Key("bool", meaning="also evaluate at each epoch's last step (Mosbach et al.'s code)",
+                             omitted_when_off=True),
     "head_init_std": _number(0, meaning="the new head's weights ~ N(0, std^2); 0 = a zero head"),
 }
 
@@ -203,15 +215,16 @@ OPTIMIZER: dict[str, Key] = {
 
 DATA: dict[str, Key] = {
     "source": _choice("auto", "hub", "glue_dir", "files", "bundled", meaning="where the task's data comes from"),
-    "glue_dir": _str(null="none", meaning="a local glue_data/ folder"),
+    "glue_dir": Key("str", null="none", meaning="a local glue_data/ folder",
+                    in_run_id=False),  # where GLUE lives on this machine is not what it contains
     "hub_id": _str(meaning="the hub dataset id"),
-    "hub_cache_dir": _str(null="datasets' default", meaning="hub cache folder"),
+    "hub_cache_dir": Key("str", null="datasets' default", meaning="hub cache folder", in_run_id=False),
     "files": Key("block", meaning="data.source=files: train/dev paths, format and columns"),
     "train_size": _int(1, null="the whole split", meaning="stratified subsample of train"),
     "dev_size": _int(1, null="the whole split", meaning="stratified subsample of dev"),
     "sample_seed": SEED,
     "max_length": _int(1, meaning="tokens per example; longer inputs are truncated"),
-    "cache_dir": _str(null="no tokenization cache", meaning="tokenization cache folder"),
+    "cache_dir": Key("str", null="no tokenization cache", meaning="tokenization cache folder", in_run_id=False),
 }
 
 DATA_FILES: dict[str, Key] = {
@@ -296,6 +309,11 @@ DIGITS_FINETUNE: dict[str, Key] = {
     "log_every": _int(1),
 }
 
+# The regularizer block is checked by its methods (mixsweep.regularizers); its one key of its own:
+REGULARIZER: dict[str, Key] = {
+    "name": Key("str", in_run_id=False, meaning="the yaml's name; what runs is the methods it selects"),
+}
+
 FAULT: dict[str, Key] = {"kind": _choice("raise", "nan_loss"), "step": _int(1)}
 PATHS: dict[str, Key] = {"results": _str(), "cache": _str()}
 RECORD: dict[str, Key] = {
@@ -310,6 +328,10 @@ TRACKING: dict[str, Key] = {
     "uri": _str(null="MLFLOW_TRACKING_URI, else sqlite:///<results>/mlflow.db",
                 meaning="the tracking URI (a server's http://host:port, or a database URI)"),
 }
+
+# The blocks whose declarations the run id reads (mixsweep.store.runid): top level first.
+RUN_ID_BLOCKS: dict[str, dict[str, Key]] = {"": TOP, "train": TRAIN, "optimizer": OPTIMIZER, "data": DATA,
+                                            "model": MODEL, "regularizer": REGULARIZER}
 
 # Keys of the top level that are not settings of a run: Hydra's own block, and what planning
 # attaches to a cell for display.

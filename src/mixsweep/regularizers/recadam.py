@@ -9,7 +9,9 @@ with gradient g (after clipping), its own step count t = 1, 2, … and the group
     θ ← θ − η·(1 − λ(t))·γ·(θ − θ_pre)               (the pull, on the θ just updated, outside Adam)
     λ(t) = 1 / (1 + exp(−k·(t − t₀)))                (``anneal_function``, 'sigmoid', weight 1)
 
-The moments see the raw task gradient only. Parameters without θ_pre (the new head; the reference's
+The moments see the raw task gradient only. The Adam part is the project's one Adam,
+:func:`mixsweep.optim.adam_update_` (:class:`~mixsweep.optim.TransformersAdamW`'s update), with λ(t) as its
+per-parameter scale. Parameters without θ_pre (the new head; the reference's
 groups without ``args.model_type`` in the name, ``anneal_w = 0``) take the plain Adam step
 θ ← θ − s·m/(√v + ε). θ_pre is ``ctx.reference`` (every pretrained parameter, pooler included, as the
 reference's "bert" name filter). Betas, ε and η come from the configured optimizer's groups (the
@@ -52,7 +54,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mixsweep.optim import bias_corrected
+from mixsweep.optim import adam_update_, bias_corrected
 from mixsweep.regularizers.anatomy import base_prefix, generator
 from mixsweep.regularizers.base import Method, RegularizerError, RunContext, register
 from mixsweep.regularizers.reinit import reinit_module
@@ -114,35 +116,25 @@ class RecAdam(Method):
 
     @torch.no_grad()
     def update(self, optimizer: Any, step: int, ctx: RunContext) -> None:
+        """The project's Adam update (:func:`optim.adam_update_`) with each pretrained parameter's step
+        scaled by λ(t), then the pull toward θ_pre; the optimizer's own ``step`` is not called."""
         refs = self._references(ctx)
         correct = bias_corrected(optimizer)
         for group in optimizer.param_groups:
             if "betas" not in group or "eps" not in group:
                 raise RegularizerError("regularizer.recadam is an Adam variant and needs an Adam optimizer: "
                                        "use optimizer=adamw or optimizer=bertadam")
-            lr, (beta1, beta2), eps = float(group["lr"]), group["betas"], float(group["eps"])
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = optimizer.state[p]
-                if "recadam_step" not in state:
-                    state["recadam_step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["recadam_step"] += 1
-                t = state["recadam_step"]
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(p.grad, alpha=1.0 - beta1)
-                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1.0 - beta2)
-                denom = v.sqrt().add_(eps)
-                size = lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t) if correct else lr
+            lr = float(group["lr"])
+            params = [p for p in group["params"] if p.grad is not None]
+            states = [optimizer.state[p] for p in params]
+            adam_update_(params, states, lr=lr, betas=group["betas"], eps=float(group["eps"]), correct_bias=correct,
+                         scale=lambda p, t: anneal(t, self.k, self.t0) if id(p) in refs else 1.0)
+            for p, state in zip(params, states, strict=True):
                 ref = refs.get(id(p))
                 if ref is None:
-                    p.addcdiv_(m, denom, value=-size)
                     continue
-                lam = anneal(t, self.k, self.t0)
+                lam = anneal(state["step"], self.k, self.t0)
                 self.last_lambda = lam
-                p.addcdiv_(m, denom, value=-size * lam)
                 # The pull reads θ after the Adam step, as the reference's in-place order does.
                 p.add_(p - ref, alpha=-lr * (1.0 - lam) * self.gamma)
 

@@ -9,24 +9,18 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from mixsweep.config import schema
 from mixsweep.records import SCHEMA_VERSION
 
-# Keys that locate, label or schedule a run without changing its result.
-_EXCLUDED_TOP = ("hydra", "paths", "sweep", "cell", "device", "threads", "progress", "record",
-                 "tracking")  # where a run is mirrored live (MLflow) is not what it computes
-_EXCLUDED_NESTED = (
-    ("regularizer", "name"),  # the yaml's name; what runs is the methods (see _active_methods_only)
-    ("train", "eval_batch_size"),
-    ("data", "cache_dir"),
-    ("data", "glue_dir"),  # where GLUE lives on this machine is not what it contains
-    ("data", "hub_cache_dir"),
-)
-# Keys whose "off" was written 0 before the run-config schema made null the one "off": the hash still
-# writes the old value, so that runs stored before keep their ids (what they mean did not change).
-_HASHED_AS_BEFORE = {("train", "eval_every"): 0}
-# Keys added after runs were stored, left out of the hash at their default (off), so that a run written
-# with the key at its default and one written before the key existed share an id.
-_OMITTED_AT_DEFAULT = {("train", "eval_at_start"): False, ("train", "eval_at_epoch_end"): False}
+# How each key enters the hash is declared with the key (mixsweep.config.schema: in_run_id, null_hashed_as,
+# omitted_when_off); Hydra's own block is never part of a run's config.
+_EXCLUDED_TOP = ("hydra", *(k for k, key in schema.TOP.items() if not key.in_run_id))
+_EXCLUDED_NESTED = tuple((block, k) for block, keys in schema.RUN_ID_BLOCKS.items() if block
+                         for k, key in keys.items() if not key.in_run_id)
+_HASHED_AS_BEFORE = {(block, k): key.null_hashed_as for block, keys in schema.RUN_ID_BLOCKS.items() if block
+                     for k, key in keys.items() if key.null_hashed_as is not None}
+_OMITTED_AT_DEFAULT = {(block, k): False for block, keys in schema.RUN_ID_BLOCKS.items() if block
+                       for k, key in keys.items() if key.omitted_when_off}
 # The restart seeds: the runs of one cell differ only in these (a cell's id leaves them out).
 SEED_KEYS = ("seed", "init_seed", "data_seed", "noise_seed")
 # The digits experiment reads only these blocks; other defaults must not perturb its ids.

@@ -127,7 +127,7 @@ def _introspect(args: argparse.Namespace, req) -> bool:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from mixsweep.sweeping.launch import hydra_errors, hydra_overrides, run_multirun
+    from mixsweep.sweeping.launch import hydra_errors, run_multirun
     from mixsweep.sweeping.preflight import header_lines, preflight, study_cells
     from mixsweep.sweeping.tidy import tidy_after_failure
 
@@ -144,7 +144,7 @@ def _sweep(args: argparse.Namespace) -> int:
         os.environ["MIXSWEEP_PROGRESS_BARS"] = "0"
     try:
         with tidy_after_failure(req):
-            returns = run_multirun(hydra_overrides(req))
+            returns = run_multirun(req.hydra_arguments())
     finally:
         if bars is None:
             os.environ.pop("MIXSWEEP_PROGRESS_BARS", None)
@@ -177,7 +177,7 @@ def _failed_runs_verdict(returns, results: str) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from mixsweep.sweeping.launch import hydra_errors, hydra_overrides, run_multirun
+    from mixsweep.sweeping.launch import hydra_errors, run_multirun
     from mixsweep.sweeping.preflight import header_lines, study_cells
 
     req = _request(args, dry_run=True)
@@ -195,7 +195,7 @@ def _plan(args: argparse.Namespace) -> int:
     with hydra_errors():
         study = study_cells(req)
     print("\n".join(header_lines(study, _default_note(args)) + _args_note(args)), flush=True)
-    run_multirun(hydra_overrides(req))
+    run_multirun(req.hydra_arguments())
     return 0
 
 

@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mixsweep.config.paths import CONF_DIR, hydra_searchpath_override
 from mixsweep.sweeping.expand import check_cell_names, cross_cells, study_jobs
-from mixsweep.sweeping.overrides import override_key
+from mixsweep.sweeping.overrides import user_keys
 from mixsweep.sweeping.request import SweepRequest
 
 
@@ -39,7 +39,7 @@ def sweep_job_overrides(req: SweepRequest) -> list[list[str]]:
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
     every_cell = cross_cells(_plain(sweeper.get("cells")), _plain(sweeper.get("cross")))
     check_cell_names(req.sweep, every_cell)
-    jobs = study_jobs(req.sweep, parsed, every_cell, req.cells, keep_keys={override_key(o) for o in req.overrides},
+    jobs = study_jobs(req.sweep, parsed, every_cell, req.cells, keep_keys=user_keys(req.hydra_arguments()),
                       per_task=_plain(sweeper.get("per_task")), seeds_per_cell=_plain(sweeper.get("seeds_per_cell")))
     return [[f"+sweeps='{req.sweep}'", f"paths.results={req.results}", *job, *req.overrides] for job in jobs]
 

@@ -94,28 +94,6 @@ def _check_writable(results: Path) -> None:
         )
 
 
-def hydra_overrides(req: SweepRequest) -> list[str]:
-    # Quoted: Hydra would read a study named 2024 or nan as a number, not as the file's name.
-    ov = [hydra_searchpath_override(), f"+sweeps='{req.sweep}'", f"paths.results={req.results}"]
-    if req.task:
-        ov.append(f"task={req.task}")
-    if req.seeds:
-        ov.append(f"seed=range(0,{req.seeds})")
-    if req.launcher:
-        ov.append(f"launcher={req.launcher}")
-    if req.launcher == "joblib":
-        n = req.workers or 2
-        ov.append(f"hydra.launcher.n_jobs={n}")
-        if not any(o.startswith("threads=") for o in req.overrides):
-            ov.append(f"threads={max(1, (os.cpu_count() or 1) // n)}")
-    ov.append("progress=true")  # a bar on a terminal, else a line every ~30 s (mixsweep.run.progress)
-    if req.cells is not None:
-        ov.append("hydra.sweeper.select=[" + ",".join(f"'{c}'" for c in req.cells) + "]")
-    if req.dry_run:
-        ov.append("hydra.sweeper.dry_run=true")
-    return ov + list(req.overrides)
-
-
 def run_multirun(overrides: Sequence[str]) -> Any:
     """Run Hydra's multirun in-process with mixsweep's config dir; Hydra errors become UserErrors."""
     from mixsweep.sweeping.execute import execute
