@@ -88,21 +88,19 @@ def test_each_compared_cell_differs_from_its_baseline_in_the_one_factor_it_names
     assert _differences(configs["bias_corrected_20ep"], configs["bias_corrected"]) == {"train.epochs"}
 
 
-def test_the_long_corners_run_the_first_5_seeds_and_the_others_all_20():
-    counts: dict[str, list[int]] = {}
-    for job in _jobs(20):
-        counts.setdefault(_cell(job), []).append(int(next(o.split("=", 1)[1] for o in job if o.startswith("seed="))))
-    assert {c: s for c, s in counts.items() if c in CONTRAST_LONG} == {c: [0, 1, 2, 3, 4] for c in CONTRAST_LONG}
-    assert all(s == list(range(20)) for c, s in counts.items() if c not in CONTRAST_LONG)
-    # the 5-seed variant is the same runs' first five on every cell
-    assert {c: len(s) for c, s in _count(_jobs(5)).items()} == dict.fromkeys(counts, 5)
-
-
-def _count(jobs) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
+def _seeds_by_cell(jobs) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
     for job in jobs:
-        out.setdefault(_cell(job), []).append(job)
+        out.setdefault(_cell(job), []).append(int(next(o.split("=", 1)[1] for o in job if o.startswith("seed="))))
     return out
+
+
+def test_the_long_corners_run_the_first_5_seeds_and_the_others_all_20():
+    seeds = _seeds_by_cell(_jobs(20))
+    assert {c: s for c, s in seeds.items() if c in CONTRAST_LONG} == {c: [0, 1, 2, 3, 4] for c in CONTRAST_LONG}
+    assert all(s == list(range(20)) for c, s in seeds.items() if c not in CONTRAST_LONG)
+    # the 5-seed variant is the same runs' first five on every cell
+    assert {c: len(s) for c, s in _seeds_by_cell(_jobs(5)).items()} == dict.fromkeys(seeds, 5)
 
 
 def test_limit_seeds_keeps_a_cells_first_seeds_on_each_task_worked_by_hand():

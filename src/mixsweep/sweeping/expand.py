@@ -92,7 +92,7 @@ def expand_jobs(
     per_task = per_task or {}
 
     def job(point: list[str], name: str, ovs: Sequence[str]) -> list[str]:
-        ovs = with_task_settings(ovs, per_task.get(name.split(CROSS_SEP, 1)[0], {}).get(_task_of(point), ()))
+        ovs = with_task_settings(ovs, per_task.get(name.split(CROSS_SEP, 1)[0], {}).get(_value_of(point, "task"), ()))
         return point + method_settings_added([o for o in ovs if override_key(o) not in keep]) + [f"cell={name}"]
 
     return [job(point, name, ovs) for point in grid for name, ovs in cells.items()]
@@ -128,18 +128,17 @@ def limit_seeds(jobs: Sequence[Sequence[str]], seeds_per_cell: Mapping[str, int]
     """
     if not seeds_per_cell:
         return [list(j) for j in jobs]
-    seen: dict[tuple[str, str | None], list[str]] = {}
+    seen: dict[tuple[str, str | None], set[str | None]] = {}
     out = []
     for job in jobs:
-        cell = next((o.split("=", 1)[1] for o in job if override_key(o) == "cell"), "")
+        cell = _value_of(job, "cell") or ""
         limit = seeds_per_cell.get(cell.split(CROSS_SEP, 1)[0])
         if limit is not None:
-            seed = next((o.split("=", 1)[1] for o in job if override_key(o) == "seed"), "")
-            seeds = seen.setdefault((cell, _task_of(job)), [])
+            seed, seeds = _value_of(job, "seed"), seen.setdefault((cell, _value_of(job, "task")), set())
             if seed not in seeds:
                 if len(seeds) >= limit:
                     continue
-                seeds.append(seed)
+                seeds.add(seed)
         out.append(list(job))
     return out
 
@@ -162,9 +161,9 @@ def with_task_settings(cell: Sequence[str], task_settings: Sequence[str]) -> lis
     return out + list(given.values())
 
 
-def _task_of(point: Sequence[str]) -> str | None:
-    """The task a grid point runs (its ``task=`` override), None if the study does not sweep tasks."""
-    return next((o.split("=", 1)[1] for o in point if override_key(o) == "task"), None)
+def _value_of(job: Sequence[str], key: str) -> str | None:
+    """The value a job's (or grid point's) override of ``key`` sets, e.g. its task; None if it sets none."""
+    return next((o.split("=", 1)[1] for o in job if override_key(o) == key), None)
 
 
 def check_per_task(study: str, per_task: Mapping[str, Any], cells: Collection[str]) -> None:
