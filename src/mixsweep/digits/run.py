@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from mixsweep.config.settings import Run
 from mixsweep.digits.data import DigitsData, load_dataset
 from mixsweep.digits.finetune import context, squared_distance
 from mixsweep.digits.model import DigitsMLP, fed_by_dropout
@@ -22,7 +23,7 @@ from mixsweep.run import prepare
 DISTANCE_PARAMS = "all trainable parameters: weights and biases of fc.0-fc.2 and the LayerNorm gains and biases"
 
 
-def run_digits(cfg: Mapping[str, Any], *, cache_dir: Path, device: torch.device) -> dict[str, Any]:
+def run_digits(cfg: Run | Mapping[str, Any], *, cache_dir: Path, device: torch.device) -> dict[str, Any]:
     """Finetune w_pre on the target digits under ``cfg["regularizer"]`` and report the three Fig. 2 metrics.
 
     Every restart starts from the same cached w_pre; ``data_seed`` sets the data order and
@@ -30,8 +31,9 @@ def run_digits(cfg: Mapping[str, Any], *, cache_dir: Path, device: torch.device)
     target-val accuracy, the source-val accuracy (forgetting) and ``l2_sq`` = ‖w_ft − w_pre‖² over
     :data:`DISTANCE_PARAMS`. The returned dict holds the run-record fields (see mixsweep.records).
     """
-    with torch_threads(cfg["task"].get("torch_threads")):
-        return _run(cfg, Path(cache_dir), torch.device(device))
+    run = prepare.parsed(cfg)  # planning checked it too; rerun reaches here without planning
+    with torch_threads(run.task.get("torch_threads")):
+        return _run(run, Path(cache_dir), torch.device(device))
 
 
 @contextlib.contextmanager
@@ -46,11 +48,10 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _run(cfg: Mapping[str, Any], cache_dir: Path, device: torch.device) -> dict[str, Any]:
-    prepare.checked(cfg)  # planning checked it too; rerun reaches here without planning
-    task, reg = cfg["task"], cfg["regularizer"]
-    methods = build_methods(reg)  # validates every setting before any work
-    seeds = prepare.seeds(cfg)
+def _run(run: Run, cache_dir: Path, device: torch.device) -> dict[str, Any]:
+    task = run.task  # the digits task block (schema.DIGITS_TASK), read as a mapping
+    methods = build_methods(run.regularizer)  # validates every setting before any work
+    seeds = run.seeds
     seed, data_seed, noise_seed = seeds.restart, seeds.data, seeds.noise
 
     t0 = time.perf_counter()

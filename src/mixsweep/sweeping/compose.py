@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from mixsweep.config import hydra_node
 from mixsweep.config.paths import CONF_DIR, hydra_searchpath_override
 from mixsweep.sweeping.expand import check_cell_names, cross_cells, study_jobs
 from mixsweep.sweeping.overrides import user_keys
@@ -17,6 +18,7 @@ def compose_run(overrides: Sequence[str] = (), *, hydra: bool = False) -> DictCo
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    hydra_node.register()
     if GlobalHydra.instance().is_initialized():
         # Inside a running Hydra app (a sweep job or the HPO driver): reuse its search path.
         return compose("config", overrides=list(overrides), return_hydra_config=hydra)

@@ -55,6 +55,7 @@ def study_cells(req: SweepRequest) -> Study:
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
+    from mixsweep.config import hydra_node
     from mixsweep.config.paths import CONF_DIR, hydra_searchpath_override
     from mixsweep.sweeping.compose import compose_run, sweep_job_overrides
 
@@ -76,6 +77,7 @@ def study_cells(req: SweepRequest) -> Study:
         setup_of[cell] = setup
         seeds.update(o for o in job if override_key(o) == "seed")
     GlobalHydra.instance().clear()
+    hydra_node.register()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="mixsweep"):
         configs = [OmegaConf.to_container(compose_run([hydra_searchpath_override(), *key]), resolve=False)
                    for key in setups]
@@ -218,24 +220,25 @@ def check_data(task_cfg: dict[str, Any], data_cfg: dict[str, Any]) -> tuple[int,
     Data from the hub is only loaded when it must come from the cache (offline); online, one
     short request checks that the hub answers, and the runs download it.
     """
+    from mixsweep.config.settings import Data, parse
     from mixsweep.data import hub_access
     from mixsweep.data.loading import load_splits, resolve_source
     from mixsweep.data.tasks import TaskSpec
 
     task = TaskSpec.from_config(task_cfg)
-    source = resolve_source(task, data_cfg)
+    data = parse(Data, data_cfg, "data")
+    source = resolve_source(task, data)
     if source == "hub" and not hub_access.offline():
-        hub_id = data_cfg.get("hub_id") or "nyu-mll/glue"
-        reason = hub_access.reachable(hub_id, None, "dataset")
+        reason = hub_access.reachable(data.hub_id, None, "dataset")
         if reason is not None:
             raise UserError(
-                f"data of {task.name} (data.source={data_cfg.get('source')}, {hub_id}) cannot be loaded: {reason}: "
+                f"data of {task.name} (data.source={data.source}, {data.hub_id}) cannot be loaded: {reason}: "
                 f"use data.source=glue_dir data.glue_dir=PATH (a local GLUE copy), or HF_DATASETS_OFFLINE=1 "
                 f"with a cached copy in data.hub_cache_dir"
             )
         return None
     hub_access.one_attempt()
-    splits = load_splits(task, data_cfg)
+    splits = load_splits(task, data)
     return len(splits["train"]), len(splits["dev"])
 
 
