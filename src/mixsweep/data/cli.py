@@ -1,6 +1,6 @@
 """``mixsweep data describe TASK [key=value ...]``: load a task's data and print a JSON summary.
 
-Overrides are the fields of ``conf/data/default.yaml``, written as a sweep takes them
+Overrides are the fields of the ``data`` block (``mixsweep.config.settings.Data``), written as a sweep takes them
 (``data.source=glue_dir data.glue_dir=PATH``) or without the ``data.`` prefix (``source=glue_dir
 train_size=4 files.train=PATH``); values are parsed as YAML scalars.
 """

@@ -136,14 +136,14 @@ def _loaders(c: Run, task) -> tuple[DataLoader, DataLoader, np.ndarray]:
 
     tokenizer = load_tokenizer(c.model.name_or_path, c.model.revision)
     splits = load_splits(task, c.data)
-    data = tokenize_splits(
+    tokenized = tokenize_splits(
         splits, tokenizer, max_length=c.data.max_length, cache_dir=c.data.cache_dir,
         cache_key={"task": task.name, "tokenizer": c.model.name_or_path},
     )
     collate = DataCollatorWithPadding(tokenizer)
-    train = DataLoader(data["train"], batch_size=c.train.batch_size, shuffle=True, collate_fn=collate,
+    train = DataLoader(tokenized["train"], batch_size=c.train.batch_size, shuffle=True, collate_fn=collate,
                        generator=torch.Generator().manual_seed(c.seeds.data))
-    dev = DataLoader(data["dev"], batch_size=c.train.eval_batch_size, shuffle=False, collate_fn=collate)
+    dev = DataLoader(tokenized["dev"], batch_size=c.train.eval_batch_size, shuffle=False, collate_fn=collate)
     return train, dev, np.asarray(splits["dev"]["label"])
 
 

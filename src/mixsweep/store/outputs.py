@@ -20,12 +20,12 @@ during the final evaluation's own pass over dev (:class:`RepresentationCapture`)
 pass (the paper uses the best-validation checkpoint; this harness keeps no checkpoints, so the final
 one is used, as issue #22 asks).
 
-Config (``record`` in ``conf/config.yaml``; not part of the run id, like ``progress``)::
+Config (``record``, declared in ``mixsweep.config.settings.Record``; not part of the run id, like ``progress``)::
 
     record:
       outputs: true                         # false: no outputs.npz
-      representations: [head, quarters]     # null or []: none. Items: head, all, last, quarters (L/4, L/2,
-                                            #   3L/4, L), or a layer number k (1..L; −1 = last)
+      representations: [head, quarters]     # null: none. Items: head, all, last, quarters (L/4, L/2,
+                                            #   3L/4, L), or a layer number k (1..L)
       max_examples: 1000                    # representations of at most this many dev examples; null: all
 """
 
