@@ -341,9 +341,8 @@ def test_fig2_direction_mixout_pulls_harder_toward_w_pre_as_p_rises(tmp_path: Pa
 def test_a_digits_run_applies_the_runtime_its_id_names(monkeypatch, deterministic):
     """``deterministic`` and ``threads`` are part of a digits run's id, so the run must set them (as a
     finetuning run does through ``setup.runtime``) and record the determinism it ran under."""
-    from omegaconf import OmegaConf
-
     import mixsweep.digits as digits
+    from mixsweep.config.settings import parse_run
     from mixsweep.sweeping import execute
 
     seen = {}
@@ -355,9 +354,9 @@ def test_a_digits_run_applies_the_runtime_its_id_names(monkeypatch, deterministi
     monkeypatch.setattr(digits, "run_digits", fake_run)
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     try:
-        cfg = OmegaConf.create({"experiment": "digits", "device": "cpu", "deterministic": deterministic,
-                                "threads": 1, "paths": {"cache": "/nonexistent"}})
-        out = execute._dispatch(cfg)
+        run = parse_run({"experiment": "digits", "device": "cpu", "deterministic": deterministic, "threads": 1,
+                         "paths": {"cache": "/nonexistent"}, "task": {"kind": "digits"}, "regularizer": {}})
+        out = execute._dispatch(run)
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(det, warn_only=True)
