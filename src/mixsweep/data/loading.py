@@ -13,7 +13,7 @@ from mixsweep.data.hub import read_hub_split
 from mixsweep.data.readers import read_glue_split
 from mixsweep.data.rt_polarity import read_rt_polarity
 from mixsweep.data.subsample import stratified_indices
-from mixsweep.data.tasks import SOURCES, TaskSpec
+from mixsweep.data.tasks import TaskSpec
 from mixsweep.errors import UserError
 
 SPLITS = ("train", "dev")
@@ -67,13 +67,10 @@ def load_splits(task: TaskSpec, data: Data | Mapping[str, Any]) -> dict[str, pd.
 
 
 def resolve_source(task: TaskSpec, data: Data | Mapping[str, Any]) -> str:
-    """``auto`` means the task's ``default_source``; anything else must be a known source."""
+    """``auto`` means the task's ``default_source`` (a task file names one of SOURCES; ``data.source`` is
+    declared as ``auto`` or one of them); the source must also serve the task."""
     data = as_settings(Data, data, "data")
-    source = data.source
-    if source == "auto":
-        source = task.default_source
-    if source not in SOURCES:
-        raise UserError(f"unknown data.source '{source}': choose auto, {', '.join(SOURCES)}")
+    source = task.default_source if data.source == "auto" else data.source
     if source == "bundled" and task.name not in BUNDLED:
         raise UserError(
             f"task '{task.name}' has no bundled data (only {', '.join(BUNDLED)}): use data.source=hub, glue_dir or files"
