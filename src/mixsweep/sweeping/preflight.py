@@ -61,13 +61,10 @@ def study_tasks(sweep: str) -> list[str]:
 
 def study_cells(req: SweepRequest) -> Study:
     """Compose one config per distinct cell of the request (seed overrides removed)."""
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from mixsweep.config import hydra_node
-    from mixsweep.config.paths import CONF_DIR, hydra_searchpath_override
-    from mixsweep.sweeping.compose import compose_run, sweep_job_overrides
+    from mixsweep.config.paths import hydra_searchpath_override
+    from mixsweep.sweeping.compose import compose_run, composing, sweep_job_overrides
 
     jobs = sweep_job_overrides(req)
     cells: dict[tuple[str, ...], int] = {}  # cell -> its grid points
@@ -86,9 +83,7 @@ def study_cells(req: SweepRequest) -> Study:
         setups.setdefault(setup)
         setup_of[cell] = setup
         seeds.update(o for o in job if override_key(o) == "seed")
-    GlobalHydra.instance().clear()
-    hydra_node.register()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="mixsweep"):
+    with composing():
         configs = [OmegaConf.to_container(compose_run([hydra_searchpath_override(), *key]), resolve=False)
                    for key in setups]
     for cfg in configs:
