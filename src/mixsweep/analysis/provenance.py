@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from mixsweep.config.recipe import recipe_line
 from mixsweep.config.stored import stored
 from mixsweep.records import RunRecord
+from mixsweep.run.recipe import recipe_line
 from mixsweep.store.cell_id import flatten
 from mixsweep.store.runid import SEED_KEYS
 

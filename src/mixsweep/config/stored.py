@@ -29,6 +29,12 @@ class StoredRun:
     glue_dir: str | None = None
     hub_id: str | None = None
     max_length: int | None = None
+    # the recipe as written (printed as the config has it: 2e-05, 0.1, null), None where it does not say
+    optimizer_lr: Any = None
+    epochs: Any = None
+    batch_size: Any = None
+    warmup_ratio: Any = None
+    max_grad_norm: Any = None
 
     @property
     def task_default_source(self) -> str | None:
@@ -49,6 +55,12 @@ class StoredRun:
         return n if isinstance(n, int) and not isinstance(n, bool) else None
 
     @property
+    def digits_recipe(self) -> tuple[Any, Any, Any, Any]:
+        """``task.finetune`` of a ``task=digits`` config as written: (lr, epochs, batch_size, warmup_ratio)."""
+        finetune = _block(self.task, "finetune")
+        return finetune.get("lr"), finetune.get("epochs"), finetune.get("batch_size"), finetune.get("warmup_ratio")
+
+    @property
     def digits_model(self) -> str:
         """``MLP 784-300-100-10, pretrained on <source kind>, finetuned on <target kind>`` (task=digits)."""
         model, data = _block(self.task, "model"), _block(self.task, "data")
@@ -62,6 +74,7 @@ def stored(config: Mapping[str, Any] | None) -> StoredRun:
     if not isinstance(config, Mapping):
         return StoredRun()
     model, data, optimizer = _block(config, "model"), _block(config, "data"), _block(config, "optimizer")
+    train = _block(config, "train")
     return StoredRun(
         experiment=str(config.get("experiment") or "finetune"),
         task=dict(_block(config, "task")),
@@ -73,6 +86,11 @@ def stored(config: Mapping[str, Any] | None) -> StoredRun:
         glue_dir=_text(data.get("glue_dir")),
         hub_id=_text(data.get("hub_id")),
         max_length=data.get("max_length") if isinstance(data.get("max_length"), int) else None,
+        optimizer_lr=optimizer.get("lr"),
+        epochs=train.get("epochs"),
+        batch_size=train.get("batch_size"),
+        warmup_ratio=train.get("warmup_ratio"),
+        max_grad_norm=train.get("max_grad_norm"),
     )
 
 

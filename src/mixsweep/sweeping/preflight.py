@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mixsweep.config.recipe import recipe_line
 from mixsweep.config.settings import Data, Run, parse_run
 from mixsweep.data.hub_access import OFFLINE_PRESETS
 from mixsweep.errors import UserError
+from mixsweep.run.recipe import recipe_line
 from mixsweep.store.runid import SEED_KEYS
 from mixsweep.sweeping.overrides import override_key
 from mixsweep.sweeping.request import SweepRequest
