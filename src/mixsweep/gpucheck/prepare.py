@@ -40,6 +40,12 @@ def run_config(overrides: Sequence[str] = ()) -> dict[str, Any]:
     return copy.deepcopy(_composed(tuple(overrides)))
 
 
+def run_settings(overrides: Sequence[str] = ()) -> settings.Run:
+    """The run config of ``overrides``, checked and parsed once into its frozen settings: the check's
+    boundary; everything below it reads attributes."""
+    return prepare.parsed(run_config(overrides))
+
+
 @dataclass
 class Prepared:
     """A regularized model ready to train, with the hooks the training step calls."""
@@ -60,16 +66,17 @@ class Prepared:
         return [*self.model.parameters(), *self.model.buffers(), *self.reference.values(), *state]
 
 
-def load_model(model_cfg: Mapping[str, Any], num_labels: int = 2, init_seed: int = 0) -> nn.Module:
-    """A fresh copy of the pretrained model with the run config's new head (N(0, head_init_std²), seeded)."""
-    model = settings.parse(settings.Model, model_cfg, "model")
-    return prepare.new_model(model, num_labels, prepare.parsed(run_config()).train.head_init_std, init_seed)
+def load_model(model: settings.Model | Mapping[str, Any], num_labels: int = 2, init_seed: int = 0) -> nn.Module:
+    """A fresh copy of the pretrained ``model`` (its settings, or a ``model`` block to parse) with the run
+    config's new head (N(0, head_init_std²), seeded)."""
+    model = settings.as_settings(settings.Model, model, "model")
+    return prepare.new_model(model, num_labels, run_settings().train.head_init_std, init_seed)
 
 
 def prepare_model(model: nn.Module, regularizer: str, device: torch.device,
                   overrides: Sequence[str] = ()) -> Prepared:
     """Apply ``conf/regularizer/<regularizer>.yaml`` (+ ``overrides``) to ``model``, as a run would."""
-    run = prepare.parsed(run_config([f"regularizer={regularizer}", *overrides]))
+    run = run_settings([f"regularizer={regularizer}", *overrides])
     methods = build_methods(run.regularizer)
     model.to(device).train()
     seeds = run.seeds
