@@ -134,6 +134,7 @@ BLOCKS = {"train", "optimizer", "data", "model", "record", "paths", "fault", "tr
 RAW = re.compile(r"^(cfg|config|conf)$|_(cfg|config)$")
 RAW_BLOCK = re.compile(r"^(cfg|config|conf|tr|train|paths|fault|tracking)$|_(cfg|config)$")
 
+GPU_CHECK_ROWS = "a row of gpu-check's own results (the JSON it writes: the model measured, the method's name)"
 # Reads the walk flags that are no setting reads, each with why: (module, key, the name read from).
 NOT_SETTINGS = {
     ("mixsweep/run/train.py", "train", "tokenized"): "the tokenized splits",
@@ -142,6 +143,16 @@ NOT_SETTINGS = {
     ("mixsweep/analysis/report.py", "optimizer", "cell"): "a column of the run table",
     ("mixsweep/analysis/load.py", "regularizer", "row"): "a column of the run table",
     ("mixsweep/analysis/published.py", "optimizer", "p"): "a row of the published numbers",
+    ("mixsweep/gpucheck/cli.py", "model", "model"): GPU_CHECK_ROWS,
+    ("mixsweep/gpucheck/cli.py", "regularizer", "v"): GPU_CHECK_ROWS,
+    ("mixsweep/gpucheck/cli.py", "model", "est"): GPU_CHECK_ROWS,
+    ("mixsweep/gpucheck/cost.py", "regularizer", "v"): GPU_CHECK_ROWS,
+    ("mixsweep/gpucheck/cost.py", "model", "out"): GPU_CHECK_ROWS,
+    ("mixsweep/gpucheck/summary.py", "model", "r"): GPU_CHECK_ROWS,
+    ("mixsweep/gpucheck/summary.py", "regularizer", "r"): GPU_CHECK_ROWS,
+    ("mixsweep/gpucheck/summary.py", "model", "est"): GPU_CHECK_ROWS,
+    ("mixsweep/gpucheck/summary.py", "model", "m"): GPU_CHECK_ROWS,
+    ("mixsweep/gpucheck/summary.py", "regularizer", "v"): GPU_CHECK_ROWS,
 }
 # Modules that read a raw config by key on purpose, each with why.
 RAW_READERS = {
