@@ -53,6 +53,6 @@ def test_describe_errors_are_one_line(capsys):
 
 
 def test_overrides_are_parsed_as_yaml_scalars():
-    cfg = data_config(["train_size=12", "glue_dir=null", "files.train=a.csv"])
-    assert cfg["train_size"] == 12 and cfg["glue_dir"] is None and cfg["files"]["train"] == "a.csv"
-    assert "cache_dir" not in cfg
+    data = data_config(["train_size=12", "glue_dir=null", "files.train=a.csv"])
+    assert data.train_size == 12 and data.glue_dir is None and data.files.train == "a.csv"
+    assert data.cache_dir is None  # describe tokenizes nothing: no cache

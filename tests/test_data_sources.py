@@ -183,7 +183,7 @@ def test_glue_dir_source_and_auto_resolution():
     [
         ("rte", {"source": "glue_dir"}, "data.source=glue_dir needs data.glue_dir=PATH"),
         ("rte", {"source": "bundled"}, "task 'rte' has no bundled data"),
-        ("rte", {"source": "ftp"}, "unknown data.source 'ftp'"),
+        ("rte", {"source": "ftp"}, "data.source=ftp: must be one of auto, hub, glue_dir, files, bundled"),
         (
             "rt_polarity",
             {"source": "glue_dir", "glue_dir": str(GLUE)},
@@ -198,7 +198,7 @@ def test_glue_dir_source_and_auto_resolution():
         (
             "rte",
             {"source": "glue_dir", "glue_dir": str(GLUE), "dev_size": 0},
-            "dev_size=0 must be a positive integer",
+            "data.dev_size=0: must be an integer >= 1, or null for the whole split",
         ),
     ],
 )

@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from mixsweep.config.digits import DigitsSet
 from mixsweep.config.paths import CONF_DIR
 from mixsweep.digits import pretrain, run_digits
 from mixsweep.digits.data import load_dataset, load_images, read_idx, split_and_normalize
@@ -114,7 +115,8 @@ def test_schedule_warms_up_then_decays_to_zero():
 
 def test_weight_decay_only_on_weight_matrices():
     model = DigitsMLP(sizes=(784, 8, 4, 10))
-    decayed, plain = make_optimizer(model, Recipe(lr=1e-3, epochs=1, weight_decay=0.01)).param_groups
+    recipe = Recipe(lr=1e-3, epochs=1, batch_size=32, warmup_ratio=0.1, weight_decay=0.01)
+    decayed, plain = make_optimizer(model, recipe).param_groups
     assert decayed["weight_decay"] == 0.01 and plain["weight_decay"] == 0.0
     assert {id(p) for p in decayed["params"]} == {id(fc.weight) for fc in model.fc}
     assert len(plain["params"]) == 3 + 2 * 2  # biases, LayerNorm gains and biases
@@ -151,7 +153,7 @@ def test_idx_files_load_with_transpose(tmp_path: Path):
 
 def test_bad_data_spec_is_a_user_error(tmp_path: Path):
     with pytest.raises(UserError, match="choose one of"):
-        load_dataset({"kind": "emnist", "val_fraction": 0.1}, 0)
+        load_dataset(DigitsSet(kind="emnist", val_fraction=0.1), 0)  # built in code: the schema never saw it
     with pytest.raises(UserError, match="does not exist"):
         load_dataset({"kind": "npz", "images": str(tmp_path / "none.npz"), "val_fraction": 0.1}, 0)
 
@@ -341,9 +343,8 @@ def test_fig2_direction_mixout_pulls_harder_toward_w_pre_as_p_rises(tmp_path: Pa
 def test_a_digits_run_applies_the_runtime_its_id_names(monkeypatch, deterministic):
     """``deterministic`` and ``threads`` are part of a digits run's id, so the run must set them (as a
     finetuning run does through ``setup.runtime``) and record the determinism it ran under."""
-    from omegaconf import OmegaConf
-
     import mixsweep.digits as digits
+    from mixsweep.config.settings import parse_run
     from mixsweep.sweeping import execute
 
     seen = {}
@@ -355,9 +356,9 @@ def test_a_digits_run_applies_the_runtime_its_id_names(monkeypatch, deterministi
     monkeypatch.setattr(digits, "run_digits", fake_run)
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     try:
-        cfg = OmegaConf.create({"experiment": "digits", "device": "cpu", "deterministic": deterministic,
-                                "threads": 1, "paths": {"cache": "/nonexistent"}})
-        out = execute._dispatch(cfg)
+        run = parse_run({"experiment": "digits", "device": "cpu", "deterministic": deterministic, "threads": 1,
+                         "paths": {"cache": "/nonexistent"}, "task": {"kind": "digits"}, "regularizer": {}})
+        out = execute._dispatch(run)
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(det, warn_only=True)

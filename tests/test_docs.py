@@ -138,19 +138,24 @@ def test_every_block_of_the_schema_is_on_the_settings_page():
 
 
 def test_settings_rows_read_as_the_schema_declares_them():
-    # typed from the declarations in src/mixsweep/config/schema.py, the rule texts of Key.rule and the run id's
-    # exclusions as runid.py kept them by hand before they were declared (record and paths: the whole block)
+    # typed from the declarations in src/mixsweep/config/schema.py, the rule texts of Key.rule, the run id's
+    # exclusions as runid.py kept them by hand before they were declared (record and paths: the whole block) and
+    # the defaults as conf/config.yaml and conf/data/default.yaml wrote them before they were declared
     page = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
     for row in (
-        "| `train.max_grad_norm` | a number > 0 | no clipping | yes | clip the global gradient norm |",
-        "| `threads` | an integer >= 1 | torch's default | no | torch CPU threads |",
-        "| `optimizer.betas` | a list of 2 numbers each in [0, 1) | — | yes | Adam's (beta1, beta2) |",
-        "| `record.max_examples` | an integer >= 2 | every dev example | no | representations of at most this many dev "
-        "examples |",
-        "| `data.source` | one of auto, hub, glue_dir, files, bundled | — | yes | where the task's data comes from |",
-        "| `fault` | a mapping | no fault | yes | tests only: {kind: raise\\|nan_loss, step: N} |",
-        "| `train.eval_every` | an integer >= 1 | the evals_per_epoch cadence | yes (null hashed as 0) | evaluate on dev "
-        "every N steps |",
+        "| `train.max_grad_norm` | a number > 0 | `1.0` | no clipping | yes | clip the global gradient norm |",
+        "| `threads` | an integer >= 1 | `null` | torch's default | no | torch CPU threads |",
+        "| `optimizer.betas` | a list of 2 numbers each in [0, 1) | its config group | — | yes | Adam's (beta1, beta2) |",
+        "| `record.max_examples` | an integer >= 2 | `1000` | every dev example | no | representations of at most this "
+        "many dev examples |",
+        "| `data.source` | one of auto, hub, glue_dir, files, bundled | `auto` | — | yes | where the task's data comes "
+        "from |",
+        "| `fault` | a mapping | `null` | no fault | yes | tests only: {kind: raise\\|nan_loss, step: N} |",
+        "| `train.eval_every` | an integer >= 1 | `null` | the evals_per_epoch cadence | yes (null hashed as 0) | "
+        "evaluate on dev every N steps |",
+        "| `init_seed` | an integer >= 0 | `${seed}` | — | yes | classification-head initialisation |",
+        "| `record.representations` | head, quarters, all, last, a layer number >= 1, or a list of them | "
+        "`[head, quarters]` | no representations | no |",
     ):
         assert row in page, row
 

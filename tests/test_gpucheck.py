@@ -93,6 +93,37 @@ def test_determinism_check_reports_distance():
     assert apart["first_differing_step"] == 2
 
 
+def test_quick_plan_holds_parsed_settings(tmp_path):
+    from mixsweep.config.settings import Model, TinyModel
+    from mixsweep.gpucheck.cli import build_parser, make_plan
+    from mixsweep.gpucheck.prepare import run_settings
+
+    plan = make_plan(build_parser().parse_args(["--device", "cpu", "--quick", "--out", str(tmp_path / "gc")]))
+    # conf/model/tiny.yaml, typed here from the file
+    tiny = Model(name_or_path="tiny", revision=None, tiny=TinyModel(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, seed=1234))
+    assert plan.correctness.model == tiny and plan.cost.models == (tiny,)
+    assert plan.cost.regularizers[0] == "none" and (plan.cost.batch, plan.cost.seq) == (4, 16)
+    run = run_settings(plan.throughput.run)  # --quick: 32 / 16 examples of rt_polarity, 1 epoch, batch 8, mixout
+    assert (run.task_name, run.data.train_size, run.data.dev_size) == ("rt_polarity", 32, 16)
+    assert (run.train.epochs, run.train.batch_size, run.regularizer_name) == (1, 8, "mixout")
+    assert not (tmp_path / "gc").exists()  # planning writes nothing
+
+
+def test_throughput_variants_are_new_settings():
+    import pickle
+
+    from mixsweep.gpucheck.prepare import run_settings
+    from mixsweep.gpucheck.throughput import one_step, restart
+
+    run = run_settings(["model=tiny", "task=rt_polarity", "train.max_steps=6"])
+    warm = one_step(restart(run, 3))
+    assert (warm.seed, warm.init_seed, warm.data_seed, warm.noise_seed) == (3, 3, 3, 3)
+    assert warm.train.max_steps == 1 and warm.train.batch_size == run.train.batch_size
+    assert (run.seed, run.init_seed, run.train.max_steps) == (0, 0, 6)  # the original is untouched
+    assert pickle.loads(pickle.dumps(warm)) == warm  # what the spawned workers receive
+
+
 def test_markdown_shows_errors_and_skips():
     md = render_markdown({"device": "cuda:0", "started": "t", "budget_s": 480.0, "wall_s": 1.0, "passed": False,
                           "sections": {"environment": {"status": "error", "error": "RuntimeError: boom"},

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from conftest import tiny_overrides
+from mixsweep.config.settings import Record, parse
 from mixsweep.data.metrics import compute_metrics
 from mixsweep.data.tasks import TaskSpec
 from mixsweep.errors import UserError
 from mixsweep.store import runs as store
-from mixsweep.store.outputs import layer_names, point_outputs, record_settings, representation_positions
+from mixsweep.store.outputs import layer_names, point_outputs, representation_positions
 from mixsweep.store.runid import run_id
 from mixsweep.sweeping.compose import compose_run
 from mixsweep.sweeping.execute import execute
@@ -117,16 +118,16 @@ def test_recording_off_writes_nothing_and_is_not_part_of_the_run_id(tmp_path):
 
 
 def test_record_settings_and_layers():
-    assert layer_names(record_settings(None)["representations"], 24) == \
+    assert layer_names(Record().representations, 24) == \
         ["layer_6", "layer_12", "layer_18", "layer_24", "head"]
     assert layer_names(["all"], 3) == ["layer_1", "layer_2", "layer_3"]
     assert layer_names([-1, 1], 12) == ["layer_1", "layer_12"]
     with pytest.raises(UserError):
         layer_names([13], 12)
     with pytest.raises(UserError):
-        record_settings({"representations": ["cls"]})
+        parse(Record, {"representations": ["cls"]}, "record")
     with pytest.raises(UserError):
-        record_settings({"bogus": 1})
+        parse(Record, {"bogus": 1}, "record")
     pos = representation_positions(9815, 1000)
     assert len(pos) == 1000 and (np.diff(pos) > 0).all() and pos.max() < 9815
     assert (representation_positions(277, 1000) == np.arange(277)).all()

@@ -244,8 +244,11 @@ def test_the_evaluation_flags_off_keep_the_run_id():
     from conftest import tiny_overrides
     from mixsweep.store.runid import run_id
 
-    base = run_id(compose_run(tiny_overrides(Path("/tmp/x"))))
-    off = run_id(compose_run([*tiny_overrides(Path("/tmp/x")), "+train.eval_at_start=false",
-                              "+train.eval_at_epoch_end=false", "+regularizer.wdecay.placement=pre_update"]))
-    on = run_id(compose_run([*tiny_overrides(Path("/tmp/x")), "+train.eval_at_start=true"]))
-    assert base == off != on
+    # a config from before the flags existed (they are declared now, off by default: removed here)
+    before = run_id(compose_run([*tiny_overrides(Path("/tmp/x")), "~train.eval_at_start", "~train.eval_at_epoch_end",
+                                 "~train.evals_per_run"]))
+    off = run_id(compose_run([*tiny_overrides(Path("/tmp/x")), "train.eval_at_start=false",
+                              "train.eval_at_epoch_end=false", "train.evals_per_run=null",
+                              "+regularizer.wdecay.placement=pre_update"]))
+    on = run_id(compose_run([*tiny_overrides(Path("/tmp/x")), "train.eval_at_start=true"]))
+    assert before == off != on

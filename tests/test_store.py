@@ -9,9 +9,9 @@ import pytest
 
 from helpers import unpadded
 from mixsweep.analysis.load import load_results
-from mixsweep.config.recipe import recipe_line
 from mixsweep.errors import UserError
 from mixsweep.records import RunRecord, best_point
+from mixsweep.run.recipe import recipe_line
 from mixsweep.store import runs as store
 from mixsweep.store.cell_id import cell_id, flatten, table_labels
 from mixsweep.sweeping.expand import select_cells

@@ -11,6 +11,8 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from mixsweep.config.settings import Optimizer as OptimizerSettings
+from mixsweep.config.settings import as_settings
 from mixsweep.errors import UserError
 
 
@@ -103,12 +105,12 @@ def bias_corrected(optimizer: Optimizer) -> bool:
     return True
 
 
-def build_optimizer(params: Iterable, cfg: Mapping[str, Any]) -> Optimizer:
+def build_optimizer(params: Iterable, cfg: OptimizerSettings | Mapping[str, Any]) -> Optimizer:
     """The configured optimizer over ``params``: tensors, or parameter groups (dicts with ``params``
     and optionally ``lr`` (absolute) or ``lr_scale`` (× the optimizer's lr)). The schedule
     multiplies every group's initial lr by the same factor, so the ratios between groups hold."""
-    name = cfg["name"]
-    lr, betas, eps = float(cfg["lr"]), tuple(cfg["betas"]), float(cfg["eps"])
+    cfg = as_settings(OptimizerSettings, cfg, "optimizer")
+    name, lr, betas, eps = cfg.name, cfg.lr, cfg.betas, cfg.eps
     params = [_group(g, lr) if isinstance(g, Mapping) else g for g in params]
     if name == "bertadam":
         return BertAdam(params, lr=lr, betas=betas, eps=eps)

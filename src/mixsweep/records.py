@@ -129,18 +129,11 @@ def _texts(v: Any) -> str | None:
     return None if isinstance(v, list) and all(isinstance(x, str) for x in v) else "must be a list of strings"
 
 
-# the blocks of the run config the analysis reads (cell identity, labels, recipe, provenance)
-_CONFIG_BLOCKS = ("task", "model", "data", "train", "optimizer", "regularizer", "record", "paths")
-
 
 def _config(v: Any) -> str | None:
-    if not isinstance(v, dict):
-        return "must be a JSON object (the run's config)"
-    bad = [k for k in _CONFIG_BLOCKS if v.get(k) is not None and not isinstance(v[k], dict)]
-    if bad:
-        return f"block '{bad[0]}' must be a JSON object"
-    name = (v.get("optimizer") or {}).get("name")  # the analysis groups cells by it
-    return None if name is None or isinstance(name, str) else "optimizer.name must be a string"
+    from mixsweep.config.stored import shape_problem
+
+    return shape_problem(v)
 
 
 def _env(v: Any) -> str | None:

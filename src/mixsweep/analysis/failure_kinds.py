@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from mixsweep.analysis.failures import failure_mask
+from mixsweep.config.stored import stored
 from mixsweep.records import RunRecord, metric_value
 
 KINDS = ("never_learned", "collapsed", "other", "unknown")
@@ -92,7 +93,7 @@ def run_kinds(runs: pd.DataFrame, records: Sequence[RunRecord], offset: float = 
 def n_classes(record: RunRecord | None, task: str) -> int | None:
     """C of the run's task: its config's ``task.num_labels``, else the task's; None for a regression or
     an unknown task."""
-    labels = ((record.config if record else {}).get("task") or {}).get("num_labels")
+    labels = stored(record.config if record else None).num_labels
     if labels is None:
         from mixsweep.data.tasks import get_task
         from mixsweep.errors import UserError

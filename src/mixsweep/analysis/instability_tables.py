@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mixsweep.config.stored import stored
 from mixsweep.instability import MEASURES, CellMeasures, cell_measures, ensemble_predictions
 from mixsweep.instability.cell import BOOTSTRAP, Estimate
 from mixsweep.instability.consistency import (
@@ -167,8 +168,8 @@ def instability(runs: pd.DataFrame, records: list[RunRecord], results: str | os.
             for name in wanted:
                 row.setdefault(SYMBOLS[name], "–")
             rec = by_id.get(rids[0])
-            if rec is not None and rec.config.get("task"):
-                spec = TaskSpec.from_config(rec.config["task"])
+            if rec is not None and stored(rec.config).task:
+                spec = TaskSpec.from_config(stored(rec.config).task)
                 ens = ensemble_predictions(preds if regression else labels, regression, k, probs=probs)
                 score = compute_metrics(spec, ens, pts[0].labels[subset]).get(spec.headline, np.nan)
                 row["ensemble"] = f"{score:.1f}"

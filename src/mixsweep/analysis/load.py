@@ -30,6 +30,7 @@ import pandas as pd
 
 from mixsweep.analysis.naming import display_name, label_of, normalize_task, probability_key, sweep_family
 from mixsweep.analysis.selection import zhang2021_point
+from mixsweep.config.stored import stored
 from mixsweep.errors import UserError
 from mixsweep.records import RunRecord, best_point, metric_value
 from mixsweep.store import runs as store
@@ -102,9 +103,9 @@ def without_inert(records: list[RunRecord], warnings: list[str]) -> list[RunReco
     for r in records:
         key = (r.task, r.cell)
         if key not in verdicts:
-            config = r.config or {}
+            saved = stored(r.config)
             try:
-                verdicts[key] = inert_methods(config.get("regularizer") or {}, config.get("task") or {})
+                verdicts[key] = inert_methods(saved.regularizer, saved.task)
             except (UserError, ValueError, KeyError, TypeError):  # a config this code cannot read: keep the runs
                 verdicts[key] = {}
         if verdicts[key]:
@@ -172,8 +173,9 @@ def records_frame(records: list[RunRecord]) -> pd.DataFrame:
 def _record_row(r: RunRecord) -> dict[str, Any]:
     point = best_point(r.eval_curve, r.headline)
     best = r.best or (dict(point["metrics"]) if point else {})
-    family, p = sweep_family(r.label, (r.config or {}).get("regularizer"))
-    pkey = probability_key((r.config or {}).get("regularizer"))
+    saved = stored(r.config)
+    family, p = sweep_family(r.label, saved.regularizer if r.config else None)
+    pkey = probability_key(saved.regularizer if r.config else None)
     row: dict[str, Any] = {
         "source": "results",
         "sweep": r.sweep,
@@ -182,7 +184,7 @@ def _record_row(r: RunRecord) -> dict[str, Any]:
         "cell_id": cell_id(r.config) if r.config else f"label:{r.label}",
         "regularizer": r.label,
         "label": r.label,
-        "optimizer": ((r.config or {}).get("optimizer") or {}).get("name"),
+        "optimizer": saved.optimizer_name,
         "seed": r.seed,
         "run_id": r.run_id,
         "status": r.status,

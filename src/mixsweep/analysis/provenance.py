@@ -14,8 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from mixsweep.config.recipe import recipe_line
+from mixsweep.config.stored import stored
 from mixsweep.records import RunRecord
+from mixsweep.run.recipe import recipe_line
 from mixsweep.store.cell_id import flatten
 from mixsweep.store.runid import SEED_KEYS
 
@@ -51,7 +52,7 @@ def distinct(values: Iterable[Any]) -> str:
 
 
 def _experiment(r: RunRecord) -> str:
-    return str((r.config or {}).get("experiment") or "finetune")
+    return stored(r.config).experiment
 
 
 def _seed_range(seeds: list[int]) -> str:
@@ -62,31 +63,23 @@ def _seed_range(seeds: list[int]) -> str:
 
 
 def _model(r: RunRecord) -> str:
-    cfg = r.config or {}
-    if _experiment(r) == "digits":
-        task = cfg.get("task") or {}
-        hidden = "-".join(str(h) for h in (task.get("model") or {}).get("hidden", []))
-        data = task.get("data") or {}
-        src = (data.get("source") or {}).get("kind", "?")
-        tgt = (data.get("target") or {}).get("kind", "?")
-        return f"MLP 784-{hidden}-10, pretrained on {src}, finetuned on {tgt}"
-    model = cfg.get("model") or {}
-    rev = model.get("revision")
-    return str(model.get("name_or_path", "?")) + (f" @ {rev}" if rev else "")
+    saved = stored(r.config)
+    if saved.experiment == "digits":
+        return saved.digits_model
+    rev = saved.model_revision
+    return (saved.model_name_or_path or "?") + (f" @ {rev}" if rev else "")
 
 
 def _data(r: RunRecord) -> str:
-    cfg, extra = r.config or {}, r.extra or {}
-    if _experiment(r) == "digits":
+    saved, extra = stored(r.config), r.extra or {}
+    if saved.experiment == "digits":
         sizes = extra.get("sizes") or {}
         return (f"target train {sizes.get('target_train', '?')}, val {sizes.get('target_val', '?')}; "
                 f"source train {sizes.get('source_train', '?')}")
-    data = cfg.get("data") or {}
-    source = data.get("source") or "auto"
-    if source == "auto":  # the source the run read, named as the sweep's header names it (data.loading)
-        source = (cfg.get("task") or {}).get("default_source") or "hub"
-    return (f"{r.task} from {source}: train {extra.get('train_size', '?')}, "
-            f"dev {extra.get('dev_size', '?')}, max_length {data.get('max_length', '?')}")
+    # the source the run read (auto resolved), named as the sweep's header names it (data.loading)
+    max_length = "?" if saved.max_length is None else saved.max_length
+    return (f"{r.task} from {saved.source}: train {extra.get('train_size', '?')}, "
+            f"dev {extra.get('dev_size', '?')}, max_length {max_length}")
 
 
 def _commit(r: RunRecord) -> str:

@@ -1,6 +1,6 @@
 """``mixsweep data describe TASK [key=value ...]``: load a task's data and print a JSON summary.
 
-Overrides are the fields of ``conf/data/default.yaml``, written as a sweep takes them
+Overrides are the fields of the ``data`` block (``mixsweep.config.settings.Data``), written as a sweep takes them
 (``data.source=glue_dir data.glue_dir=PATH``) or without the ``data.`` prefix (``source=glue_dir
 train_size=4 files.train=PATH``); values are parsed as YAML scalars.
 """
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+
+from mixsweep.config.settings import Data
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,15 +45,15 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def data_config(overrides: list[str]) -> dict:
-    """``conf/data/default.yaml`` with ``key=value`` overrides; an unknown key is a UserError."""
+def data_config(overrides: list[str]) -> Data:
+    """The declared ``data`` defaults with ``key=value`` overrides; an unknown key or a bad value is a UserError."""
     from omegaconf import OmegaConf
     from omegaconf.errors import ConfigKeyError
 
-    from mixsweep.config import paths
+    from mixsweep.config import settings
     from mixsweep.errors import UserError
 
-    defaults = OmegaConf.load(paths.CONF_DIR / "data" / "default.yaml")
+    defaults = OmegaConf.create(settings.defaults_node(settings.Data))
     OmegaConf.set_struct(defaults, True)
     malformed = [o for o in overrides if "=" not in o]
     if malformed:
@@ -71,4 +73,4 @@ def data_config(overrides: list[str]) -> dict:
         if key != "cache_dir":
             value = merged[key]
             plain[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-    return plain
+    return settings.parse(settings.Data, plain, "data")

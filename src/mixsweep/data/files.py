@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from mixsweep.config.settings import DataFiles, as_settings
 from mixsweep.data.frames import label_ids_by_name_or_id, make_frame
 from mixsweep.data.tasks import TaskSpec
 from mixsweep.errors import UserError
@@ -20,20 +21,22 @@ FORMATS = ("csv", "json", "jsonl", "parquet")
 _SUFFIX_FORMAT = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
 
-def read_files_split(task: TaskSpec, files_cfg: Mapping[str, Any], split: str) -> pd.DataFrame:
-    """Read ``files_cfg[split]`` into the standard frame (see :mod:`mixsweep.data.frames`)."""
-    if not files_cfg.get(split):
+def read_files_split(task: TaskSpec, files: DataFiles | Mapping[str, Any], split: str) -> pd.DataFrame:
+    """Read the ``split`` file of ``data.files`` into the standard frame (see :mod:`mixsweep.data.frames`)."""
+    files = as_settings(DataFiles, files, "data.files")
+    given = files.train if split == "train" else files.dev
+    if not given:
         raise UserError(
             f"data.source=files needs data.files.{split}=PATH (a csv, json, jsonl or parquet file with "
-            f"columns {', '.join(_mapping(task, files_cfg).values())})"
+            f"columns {', '.join(_mapping(task, files).values())})"
         )
-    path = Path(files_cfg[split]).expanduser()
+    path = Path(given).expanduser()
     if not path.is_file():
         raise UserError(
             f"missing {path}: set data.files.{split} to an existing csv, json, jsonl or parquet file"
         )
-    table = read_table(path, files_cfg.get("format"))
-    mapping = _mapping(task, files_cfg)
+    table = read_table(path, files.format)
+    mapping = _mapping(task, files)
     absent = [c for c in mapping.values() if c not in table.columns]
     if absent:
         raise UserError(
@@ -68,6 +71,8 @@ def read_table(path: Path, fmt: str | None) -> pd.DataFrame:
         raise UserError(f"{path}: cannot read as {fmt} ({first_line}); check data.files.format") from None
 
 
-def _mapping(task: TaskSpec, files_cfg: Mapping[str, Any]) -> dict[str, str]:
+def _mapping(task: TaskSpec, files: DataFiles) -> dict[str, str]:
+    """The frame's columns -> the file's: ``data.files.text_a``/``text_b``/``label``, else the task's own names."""
+    given = {"text_a": files.text_a, "text_b": files.text_b, "label": files.label}
     defaults = dict(zip(("text_a", "text_b"), task.text_keys, strict=False)) | {"label": "label"}
-    return {key: str(files_cfg.get(key) or default) for key, default in defaults.items()}
+    return {key: given[key] or default for key, default in defaults.items()}

@@ -8,11 +8,10 @@ label ids are already in the task's ``label_names`` order.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
 
 import pandas as pd
 
+from mixsweep.config.settings import Data
 from mixsweep.data.frames import make_frame
 from mixsweep.data.tasks import TaskSpec
 from mixsweep.errors import UserError
@@ -20,21 +19,21 @@ from mixsweep.errors import UserError
 DEFAULT_HUB_ID = "nyu-mll/glue"
 
 
-def read_hub_split(task: TaskSpec, data_cfg: Mapping[str, Any], split: str) -> pd.DataFrame:
+def read_hub_split(task: TaskSpec, data: Data, split: str) -> pd.DataFrame:
     import datasets
 
     if task.hub_config is None:
         raise UserError(
             f"task '{task.name}' is not on the hub: use data.source={task.default_source} or files"
         )
-    hub_id = data_cfg.get("hub_id") or DEFAULT_HUB_ID
+    hub_id = data.hub_id
     origin = f"{hub_id}/{task.hub_config}[{task.hub_splits[split]}]"
     try:
         table = datasets.load_dataset(
             hub_id,
             task.hub_config,
             split=task.hub_splits[split],
-            cache_dir=data_cfg.get("hub_cache_dir"),
+            cache_dir=data.hub_cache_dir,
         ).to_pandas()
     except (OSError, ValueError) as e:  # ConnectionError and FileNotFoundError are OSErrors
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__

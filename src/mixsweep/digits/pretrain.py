@@ -8,6 +8,7 @@ reuses one w_pre; it is also memoized in-process.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -19,6 +20,8 @@ from typing import Any
 import torch
 from filelock import FileLock
 
+from mixsweep.config.digits import DigitsModel, DigitsPretrain, DigitsTask
+from mixsweep.config.settings import as_settings
 from mixsweep.digits.data import DigitsData, load_dataset
 from mixsweep.digits.model import DigitsMLP
 from mixsweep.digits.train import Recipe, accuracy, fit
@@ -36,20 +39,27 @@ class PretrainedWeights:
 _MEMO: dict[str, PretrainedWeights] = {}
 
 
-def cache_key(task: Mapping[str, Any]) -> str:
-    """Hash of what determines w_pre: model, pretrain recipe and grid, source data spec, split seed."""
+def cache_key(task: DigitsTask | Mapping[str, Any]) -> str:
+    """Hash of what determines w_pre: model, pretrain recipe and grid, source data spec, split seed.
+
+    ``sha256`` of the JSON (sorted keys, tuples as lists) of those typed settings, first 16 hex digits. For a
+    task file that gives every key and writes its numbers as floats (conf/task/digits.yaml) these are the
+    bytes the file's own mappings gave, so the caches written before the settings were typed stay valid; a
+    key left out now hashes as its default, and ``0`` as ``0.0``."""
+    task = as_settings(DigitsTask, task, "task")
     relevant = {
         "format": CACHE_FORMAT,
-        "model": task["model"],
-        "pretrain": task["pretrain"],
-        "source": task["data"]["source"],
-        "split_seed": task["data"]["split_seed"],
+        "model": dataclasses.asdict(task.model),
+        "pretrain": dataclasses.asdict(task.pretrain),
+        "source": dataclasses.asdict(task.data.source),
+        "split_seed": task.data.split_seed,
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_or_pretrain(task: Mapping[str, Any], cache_dir: Path) -> PretrainedWeights:
+def load_or_pretrain(task: DigitsTask | Mapping[str, Any], cache_dir: Path) -> PretrainedWeights:
     """Return the cached w_pre for ``task``, building it once if no process has done so yet."""
+    task = as_settings(DigitsTask, task, "task")
     key = cache_key(task)
     if key in _MEMO:
         return _MEMO[key]
@@ -60,8 +70,8 @@ def load_or_pretrain(task: Mapping[str, Any], cache_dir: Path) -> PretrainedWeig
         if path.is_file():
             weights = _load(path)
         else:
-            source = load_dataset(task["data"]["source"], task["data"]["split_seed"])
-            weights = pretrain_grid(source, task["model"], task["pretrain"])
+            source = load_dataset(task.data.source, task.data.split_seed)
+            weights = pretrain_grid(source, task.model, task.pretrain)
             weights.meta["key"] = key
             _save_atomic(path, weights)
     _MEMO[key] = weights
@@ -70,8 +80,8 @@ def load_or_pretrain(task: Mapping[str, Any], cache_dir: Path) -> PretrainedWeig
 
 def pretrain_grid(
     source: DigitsData,
-    model_cfg: Mapping[str, Any],
-    pretrain_cfg: Mapping[str, Any],
+    model_cfg: DigitsModel,
+    pretrain_cfg: DigitsPretrain,
     train_one: Callable[..., tuple[dict[str, torch.Tensor], float]] | None = None,
 ) -> PretrainedWeights:
     """Train every (seed, epochs) cell; keep the highest source-val accuracy (ties: fewer epochs, lower seed)."""
@@ -79,10 +89,10 @@ def pretrain_grid(
     t0 = time.perf_counter()
     grid: list[dict[str, Any]] = []
     best: tuple[float, dict[str, torch.Tensor], dict[str, Any]] | None = None
-    for seed in pretrain_cfg["seeds"]:
-        for epochs in pretrain_cfg["epochs"]:
-            state, acc = train_one(source, model_cfg, pretrain_cfg, seed=int(seed), epochs=int(epochs))
-            cell = {"seed": int(seed), "epochs": int(epochs), "source_val_acc": acc}
+    for seed in pretrain_cfg.seeds:
+        for epochs in pretrain_cfg.epochs:
+            state, acc = train_one(source, model_cfg, pretrain_cfg, seed=seed, epochs=epochs)
+            cell = {"seed": seed, "epochs": epochs, "source_val_acc": acc}
             grid.append(cell)
             if best is None or acc > best[0]:
                 best = (acc, state, cell)
@@ -94,21 +104,21 @@ def pretrain_grid(
 
 
 def pretrain_one(
-    source: DigitsData, model_cfg: Mapping[str, Any], pretrain_cfg: Mapping[str, Any], *, seed: int, epochs: int
+    source: DigitsData, model_cfg: DigitsModel, pretrain_cfg: DigitsPretrain, *, seed: int, epochs: int
 ) -> tuple[dict[str, torch.Tensor], float]:
     """One pretraining run: init, dropout noise and data order all follow ``seed``."""
     rng = torch.Generator().manual_seed(seed)
-    model = build_model(model_cfg, dropout=float(pretrain_cfg["dropout"]), generator=rng)
+    model = build_model(model_cfg, dropout=pretrain_cfg.dropout, generator=rng)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        result = fit(model, source.train, Recipe.from_cfg(pretrain_cfg, epochs=epochs), order=rng)
+        result = fit(model, source.train, Recipe.pretraining(pretrain_cfg, epochs), order=rng)
     acc = 0.0 if result.diverged else accuracy(model, source.val)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}, acc
 
 
-def build_model(model_cfg: Mapping[str, Any], dropout: float, generator: torch.Generator | None = None) -> DigitsMLP:
-    sizes = (784, *[int(h) for h in model_cfg["hidden"]], 10)
-    return DigitsMLP(sizes, dropout=dropout, init_std=float(model_cfg["init_std"]), generator=generator)
+def build_model(model_cfg: DigitsModel, dropout: float, generator: torch.Generator | None = None) -> DigitsMLP:
+    """The 784-hidden-10 MLP of ``model_cfg`` (weights ~ N(0, init_std²), biases 0)."""
+    return DigitsMLP((784, *model_cfg.hidden, 10), dropout=dropout, init_std=model_cfg.init_std, generator=generator)
 
 
 def _save_atomic(path: Path, weights: PretrainedWeights) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from mixsweep.config.digits import DigitsTask
+from mixsweep.config.settings import Run, parse
 from mixsweep.digits.data import DigitsData, load_dataset
 from mixsweep.digits.finetune import context, squared_distance
 from mixsweep.digits.model import DigitsMLP, fed_by_dropout
@@ -22,16 +24,18 @@ from mixsweep.run import prepare
 DISTANCE_PARAMS = "all trainable parameters: weights and biases of fc.0-fc.2 and the LayerNorm gains and biases"
 
 
-def run_digits(cfg: Mapping[str, Any], *, cache_dir: Path, device: torch.device) -> dict[str, Any]:
-    """Finetune w_pre on the target digits under ``cfg["regularizer"]`` and report the three Fig. 2 metrics.
+def run_digits(cfg: Run | Mapping[str, Any], *, cache_dir: Path, device: torch.device) -> dict[str, Any]:
+    """Finetune w_pre on the target digits under the run's ``regularizer`` and report the three Fig. 2 metrics.
 
     Every restart starts from the same cached w_pre; ``data_seed`` sets the data order and
     ``noise_seed`` the dropout/mixout masks (both default to ``seed``). Per epoch it records the
     target-val accuracy, the source-val accuracy (forgetting) and ``l2_sq`` = ‖w_ft − w_pre‖² over
     :data:`DISTANCE_PARAMS`. The returned dict holds the run-record fields (see mixsweep.records).
     """
-    with torch_threads(cfg["task"].get("torch_threads")):
-        return _run(cfg, Path(cache_dir), torch.device(device))
+    run = prepare.parsed(cfg)  # planning checked it too; rerun reaches here without planning
+    task = parse(DigitsTask, run.task, "task")  # the task block, typed once: nothing below reads it by key
+    with torch_threads(task.torch_threads):
+        return _run(run, task, Path(cache_dir), torch.device(device))
 
 
 @contextlib.contextmanager
@@ -46,26 +50,22 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _run(cfg: Mapping[str, Any], cache_dir: Path, device: torch.device) -> dict[str, Any]:
-    prepare.checked(cfg)  # planning checked it too; rerun reaches here without planning
-    task, reg = cfg["task"], cfg["regularizer"]
-    methods = build_methods(reg)  # validates every setting before any work
-    seeds = prepare.seeds(cfg)
+def _run(run: Run, task: DigitsTask, cache_dir: Path, device: torch.device) -> dict[str, Any]:
+    methods = build_methods(run.regularizer)  # validates every setting before any work
+    seeds = run.seeds
     seed, data_seed, noise_seed = seeds.restart, seeds.data, seeds.noise
 
     t0 = time.perf_counter()
     w_pre = load_or_pretrain(task, cache_dir)
     pretrain_s = time.perf_counter() - t0
-    split_seed = task["data"]["split_seed"]
-    source = load_dataset(task["data"]["source"], split_seed).to(device)
-    target = load_dataset(task["data"]["target"], split_seed).to(device)
+    source = load_dataset(task.data.source, task.data.split_seed).to(device)
+    target = load_dataset(task.data.target, task.data.split_seed).to(device)
 
-    pretrain_dropout = float(task["pretrain"]["dropout"])
-    model = build_model(task["model"], dropout=pretrain_dropout)
+    model = build_model(task.model, dropout=task.pretrain.dropout)
     model.load_state_dict(w_pre.state)
     model.to(device)
     zero_shot = accuracy(model, target.val)
-    recipe = Recipe.from_cfg(task["finetune"])
+    recipe = Recipe.finetuning(task.finetune)
     ctx = context(model, total_steps=total_steps(len(target.train), recipe), noise_seed=noise_seed,
                   init_seed=int(w_pre.meta["seed"]), device=device)
     lifecycle.prepare(methods, ctx)  # dropout 0, then each method (dropout p, mixout's MixLinear layers)
@@ -86,7 +86,7 @@ def _run(cfg: Mapping[str, Any], cache_dir: Path, device: torch.device) -> dict[
             model, target.train, recipe,
             order=torch.Generator().manual_seed(data_seed),
             after_epoch=evaluate,
-            log_every=int(task["finetune"].get("log_every", 20)),
+            log_every=task.finetune.log_every,
             methods=methods, ctx=ctx,
         )
     train_s = time.perf_counter() - t1 - eval_s

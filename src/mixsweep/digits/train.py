@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from mixsweep.config.digits import DigitsFinetune, DigitsPretrain
 from mixsweep.digits.data import Split
 from mixsweep.optim import linear_warmup_decay
 from mixsweep.regularizers import Method, RunContext, lifecycle
@@ -18,21 +19,24 @@ from mixsweep.run.step import loss_entry, optimizer_step, transform_loss
 
 @dataclass(frozen=True)
 class Recipe:
+    """One phase's optimizer and schedule (its settings: ``task.pretrain``, ``task.finetune``)."""
+
     lr: float
     epochs: int
-    batch_size: int = 32
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0  # λ of wdecay(0, λ); 0 in finetuning (the paper uses none there)
+    batch_size: int
+    warmup_ratio: float
+    weight_decay: float  # λ of wdecay(0, λ); 0 in finetuning (the paper uses none there)
 
     @classmethod
-    def from_cfg(cls, cfg: Mapping[str, Any], epochs: int | None = None) -> Recipe:
-        return cls(
-            lr=float(cfg["lr"]),
-            epochs=int(cfg["epochs"] if epochs is None else epochs),
-            batch_size=int(cfg.get("batch_size", 32)),
-            warmup_ratio=float(cfg.get("warmup_ratio", 0.1)),
-            weight_decay=float(cfg.get("weight_decay", 0.0)),
-        )
+    def pretraining(cls, phase: DigitsPretrain, epochs: int) -> Recipe:
+        """One cell of the w_pre grid: ``phase``'s recipe run for ``epochs`` (one of ``phase.epochs``)."""
+        return cls(lr=phase.lr, epochs=epochs, batch_size=phase.batch_size, warmup_ratio=phase.warmup_ratio,
+                   weight_decay=phase.weight_decay)
+
+    @classmethod
+    def finetuning(cls, phase: DigitsFinetune) -> Recipe:
+        return cls(lr=phase.lr, epochs=phase.epochs, batch_size=phase.batch_size, warmup_ratio=phase.warmup_ratio,
+                   weight_decay=phase.weight_decay)
 
 
 @dataclass

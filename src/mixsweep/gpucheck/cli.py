@@ -17,10 +17,16 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mixsweep.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+    from mixsweep.config.settings import Model
 
 SECTIONS = ("environment", "correctness", "cost", "throughput")
 REGULARIZERS = ("none", "dropout", "devlin", "wdecay", "mixout", "mixout_wdecay")
@@ -28,6 +34,46 @@ REGULARIZERS = ("none", "dropout", "devlin", "wdecay", "mixout", "mixout_wdecay"
 
 class BudgetExceeded(BaseException):
     """The overall time budget (plus grace) ran out inside a section."""
+
+
+@dataclass(frozen=True)
+class CorrectnessPlan:
+    model: Model                # the small model's settings (conf/model/<small>.yaml)
+    target_steps: int
+    target_batch: int
+    target_seq: int
+    run: tuple[str, ...]        # overrides of the run done twice (determinism)
+
+
+@dataclass(frozen=True)
+class CostPlan:
+    models: tuple[Model, ...]   # largest first
+    regularizers: tuple[str, ...]  # conf/regularizer names, "none" first
+    batch: int
+    seq: int
+    warmup: int
+    rounds: int
+
+
+@dataclass(frozen=True)
+class ThroughputPlan:
+    ks: tuple[int, ...]
+    runs_per_worker: int
+    run: tuple[str, ...]        # overrides of the small run each worker does
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The arguments checked, and every size the sections use."""
+
+    device: torch.device
+    quick: bool
+    sections: tuple[str, ...]
+    budget_s: float
+    out: Path
+    correctness: CorrectnessPlan
+    cost: CostPlan
+    throughput: ThroughputPlan
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,11 +114,13 @@ def _model_dir(path: str | None, flag: str) -> str | None:
     return str(d.resolve())
 
 
-def make_plan(args: argparse.Namespace) -> dict[str, Any]:
+def make_plan(args: argparse.Namespace) -> Plan:
     """Validate the arguments and fix every size the sections use."""
     import torch
 
     from mixsweep.config.paths import CONF_DIR
+    from mixsweep.config.settings import Model
+    from mixsweep.gpucheck.prepare import run_settings
     from mixsweep.run.prepare import resolve_device
 
     sections = _csv(args.sections)
@@ -100,29 +148,30 @@ def make_plan(args: argparse.Namespace) -> dict[str, Any]:
         device = torch.device("cuda", torch.cuda.current_device())
     q = args.quick
     small = "tiny" if q else "minilm_l6"
-    small_cfg = {"name_or_path": small, **_tiny_cfg(small)}
     # largest first: the Table 1 estimate uses the largest model measured, so it must not be the one
     # the budget cuts
-    models = [{"name_or_path": d, "revision": None}
+    models = [Model(name_or_path=d)
               for d in (_model_dir(args.bert_large, "--bert-large"), _model_dir(args.bert_base, "--bert-base")) if d]
-    models.append(small_cfg)
     run_model = [f"model={small}"]
+    small_model = run_settings(run_model).model  # conf/model/<small>.yaml, parsed (tiny: its sizes and seed)
+    models.append(small_model)
     _check_out(Path(args.out))
-    return {
-        "device": device, "quick": q, "sections": sections, "budget_s": args.budget or (180.0 if q else 480.0),
-        "out": Path(args.out),
-        "correctness": {"model": small_cfg, "target_steps": 3, "target_batch": 4 if q else 8, "target_seq": 16 if q else 64,
-                        "run": run_model + _run_shape(device, q, steps=6 if q else 20, batch=8 if q else 32,
-                                                      train=None, dev=16 if q else 64, epochs=1)},
-        "cost": {"models": models, "regularizers": regs, "batch": args.batch or (4 if q else 32),
-                 "seq": args.seq or (16 if q else 128), "warmup": 1 if q else 3, "rounds": args.rounds or (3 if q else 10)},
+    return Plan(
+        device=device, quick=q, sections=tuple(sections), budget_s=args.budget or (180.0 if q else 480.0),
+        out=Path(args.out),
+        correctness=CorrectnessPlan(
+            model=small_model, target_steps=3, target_batch=4 if q else 8, target_seq=16 if q else 64,
+            run=(*run_model, *_run_shape(device, q, steps=6 if q else 20, batch=8 if q else 32, train=None,
+                                         dev=16 if q else 64, epochs=1))),
+        cost=CostPlan(models=tuple(models), regularizers=tuple(regs), batch=args.batch or (4 if q else 32),
+                      seq=args.seq or (16 if q else 128), warmup=1 if q else 3, rounds=args.rounds or (3 if q else 10)),
         # the small run: an RTE-shaped run (2,490 train / 277 dev examples, 3 epochs, batch 32) of the
         # offline model on rt_polarity; --quick: 32 / 16 examples, 1 epoch, batch 8
-        "throughput": {"ks": ks, "runs_per_worker": 1,
-                       "run": run_model + _run_shape(device, q, steps=None, batch=8 if q else 32,
-                                                     train=32 if q else 2490, dev=16 if q else 277,
-                                                     epochs=1 if q else 3)},
-    }
+        throughput=ThroughputPlan(
+            ks=tuple(ks), runs_per_worker=1,
+            run=(*run_model, *_run_shape(device, q, steps=None, batch=8 if q else 32, train=32 if q else 2490,
+                                         dev=16 if q else 277, epochs=1 if q else 3))),
+    )
 
 
 def _check_out(out: Path) -> None:
@@ -134,14 +183,6 @@ def _check_out(out: Path) -> None:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"--out {out}: {parent} is not writable: pass a folder you can write to")
-
-
-def _tiny_cfg(name: str) -> dict:
-    if name != "tiny":
-        return {"revision": None}
-    from mixsweep.gpucheck.prepare import run_config
-
-    return {"revision": None, "tiny": run_config(["model=tiny"])["model"]["tiny"]}
 
 
 def _run_shape(device, quick: bool, *, steps: int | None, batch: int, train: int | None, dev: int, epochs: int) -> list[str]:
@@ -156,13 +197,13 @@ def _run_shape(device, quick: bool, *, steps: int | None, batch: int, train: int
 class Check:
     """The state of one gpu-check: the plan, the summary being filled, the clock and the log."""
 
-    def __init__(self, plan: dict[str, Any]):
+    def __init__(self, plan: Plan):
         self.plan = plan
         self.t0 = time.perf_counter()
-        self.deadline = self.t0 + plan["budget_s"]
+        self.deadline = self.t0 + plan.budget_s
         self.summary: dict[str, Any] = {
             "schema": 1, "tool": "mixsweep gpu-check", "started": _now(), "finished": None,
-            "device": str(plan["device"]), "quick": plan["quick"], "budget_s": plan["budget_s"],
+            "device": str(plan.device), "quick": plan.quick, "budget_s": plan.budget_s,
             "sections": {}, "passed": None,
         }
 
@@ -174,7 +215,7 @@ class Check:
 
     def section(self, name: str, fn: Callable[[dict[str, Any]], None], min_s: float) -> None:
         """Run ``fn(results)``, which fills ``results`` as it goes, so an error keeps what was measured."""
-        if name not in self.plan["sections"]:
+        if name not in self.plan.sections:
             return
         start = time.perf_counter()
         if self.left() < min_s:
@@ -208,7 +249,7 @@ class Check:
         from mixsweep.store.atomic import atomic_write_text
 
         self.summary["wall_s"] = time.perf_counter() - self.t0
-        out = self.plan["out"]
+        out = self.plan.out
         atomic_write_text(out / "summary.json", json.dumps(self.summary, indent=2, default=str) + "\n")
         atomic_write_text(out / "summary.md", render_markdown(self.summary))
 
@@ -220,7 +261,7 @@ def _now() -> str:
 def run_environment(check: Check, out: dict[str, Any]) -> None:
     from mixsweep.gpucheck.env import environment
 
-    env = environment(check.plan["device"])
+    env = environment(check.plan.device)
     out.update(env)
     check.log(f"environment: torch {env['torch']}, CUDA {env['cuda_build']}, {env['gpu_name'] or 'no GPU'}, "
               f"bf16 {'yes' if env['bf16_supported'] else 'no'}")
@@ -239,21 +280,21 @@ def run_correctness(check: Check, out: dict[str, Any]) -> None:
     from mixsweep.gpucheck.correctness import determinism_check, operator_checks, target_check
     from mixsweep.gpucheck.env import bf16_supported
 
-    plan, device = check.plan["correctness"], check.plan["device"]
+    plan, device = check.plan.correctness, check.plan.device
     bf16 = bf16_supported(device)
     out["operator"] = _guarded(check, "operator", lambda: operator_checks(device, bf16))
     for c in out["operator"] if isinstance(out["operator"], list) else []:
         check.log(f"correctness: {c['name']}: max|device-cpu| {c['max_abs_diff']:.3g} "
                   f"(rel {c['rel']:.3g}, tol {c['tol']:g}) {'ok' if c['passed'] else 'FAIL'}")
     out["target"] = _guarded(check, "target", lambda: target_check(
-        plan["model"], device, plan["target_steps"], plan["target_batch"], plan["target_seq"]))
+        plan.model, device, plan.target_steps, plan.target_batch, plan.target_seq))
     if "error" not in out["target"]:
         check.log(f"correctness: mixout targets on {device.type}, out of the optimizer, unchanged after "
-                  f"{plan['target_steps']} steps: {'ok' if out['target']['passed'] else 'FAIL'}")
+                  f"{plan.target_steps} steps: {'ok' if out['target']['passed'] else 'FAIL'}")
     out["determinism"] = runs = {}
-    runs["fp32"] = _guarded(check, "determinism fp32", lambda: determinism_check(plan["run"]))
+    runs["fp32"] = _guarded(check, "determinism fp32", lambda: determinism_check(list(plan.run)))
     if device.type == "cuda" and bf16:
-        runs["bf16"] = _guarded(check, "determinism bf16", lambda: determinism_check([*plan["run"], "bf16=true"]))
+        runs["bf16"] = _guarded(check, "determinism bf16", lambda: determinism_check([*plan.run, "bf16=true"]))
     for precision, d in runs.items():
         if "error" not in d:
             check.log(f"correctness: {d['steps'][0]}-step run twice ({precision}, deterministic=true): "
@@ -271,49 +312,50 @@ def run_correctness(check: Check, out: dict[str, Any]) -> None:
 def run_cost(check: Check, out: dict[str, Any]) -> None:
     from mixsweep.gpucheck.cost import free, measure_model
     from mixsweep.gpucheck.env import bf16_supported
+    from mixsweep.gpucheck.prepare import run_settings
     from mixsweep.run.prepare import set_determinism
 
-    plan, device = check.plan["cost"], check.plan["device"]
-    determinism = set_determinism(True)  # the runner's default (deterministic: true)
+    plan, device = check.plan.cost, check.plan.device
+    determinism = set_determinism(run_settings().deterministic)  # as a run at its default does
     precisions = ["fp32", "bf16"] if bf16_supported(device) else ["fp32"]
     out.update(determinism=determinism, models=[], skipped_models=[])
     models, skipped = out["models"], out["skipped_models"]
     # throughput needs its share: cost may use up to 55% of what is left when it starts
     end = time.perf_counter() + 0.55 * check.left()
     # a BERT directory gets twice the small model's share of the section's time
-    weights = [1.0 if m["name_or_path"] in ("tiny", "minilm_l6") else 2.0 for m in plan["models"]]
-    for i, model_cfg in enumerate(plan["models"]):
+    weights = [1.0 if m.name_or_path in ("tiny", "minilm_l6") else 2.0 for m in plan.models]
+    for i, model in enumerate(plan.models):
         left = end - time.perf_counter()
         if i and left < 20:
-            skipped.append(str(model_cfg["name_or_path"]))
-            check.log(f"cost: {model_cfg['name_or_path']} skipped ({left:.0f}s of the section's budget left)")
+            skipped.append(str(model.name_or_path))
+            check.log(f"cost: {model.name_or_path} skipped ({left:.0f}s of the section's budget left)")
             continue
         try:
             models.append(measure_model(
-                model_cfg, plan["regularizers"], device, batch=plan["batch"], seq=plan["seq"],
-                precisions=precisions, warmup=plan["warmup"], rounds=plan["rounds"],
+                model, plan.regularizers, device, batch=plan.batch, seq=plan.seq,
+                precisions=precisions, warmup=plan.warmup, rounds=plan.rounds,
                 deadline=time.perf_counter() + left * weights[i] / sum(weights[i:]), log=check.log))
         except Exception as e:  # noqa: BLE001 - one model failing (e.g. out of memory) does not stop the others
-            models.append({"model": str(model_cfg["name_or_path"]), "error": f"{type(e).__name__}: {e}",
+            models.append({"model": str(model.name_or_path), "error": f"{type(e).__name__}: {e}",
                            "traceback": traceback.format_exc()[-3000:]})
-            check.log(f"cost: {model_cfg['name_or_path']}: ERROR {type(e).__name__}: {e}")
+            check.log(f"cost: {model.name_or_path}: ERROR {type(e).__name__}: {e}")
         finally:
             free(device)
 
 
 
 def run_throughput(check: Check, out: dict[str, Any]) -> None:
-    from mixsweep.gpucheck.prepare import run_config
+    from mixsweep.gpucheck.prepare import run_settings
     from mixsweep.gpucheck.throughput import measure
 
-    plan = check.plan["throughput"]
-    cfg = run_config(plan["run"])
-    out.update({"run": {"model": cfg["model"]["name_or_path"], "task": cfg["task"]["name"],
-                                   "train_size": cfg["data"]["train_size"], "dev_size": cfg["data"]["dev_size"],
-                                   "epochs": cfg["train"]["epochs"], "batch": cfg["train"]["batch_size"],
-                                   "regularizer": "mixout", "runs_per_worker": plan["runs_per_worker"]}})
+    plan = check.plan.throughput
+    run = run_settings(plan.run)
+    out.update({"run": {"model": run.model.name_or_path, "task": run.task_name,
+                        "train_size": run.data.train_size, "dev_size": run.data.dev_size,
+                        "epochs": run.train.epochs, "batch": run.train.batch_size,
+                        "regularizer": run.regularizer_name, "runs_per_worker": plan.runs_per_worker}})
     deadline = time.monotonic() + check.left() - 5
-    measure(cfg, plan["ks"], plan["runs_per_worker"], deadline, check.log, out)
+    measure(run, plan.ks, plan.runs_per_worker, deadline, check.log, out)
     try:
         out["table1_estimate"] = estimate_table1(check.summary["sections"].get("cost"), out)
     except Exception as e:  # noqa: BLE001
@@ -370,16 +412,16 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"gpu-check: error: {e}", file=sys.stderr)
         return 2
-    if plan["quick"] and plan["device"].type == "cpu":
+    if plan.quick and plan.device.type == "cpu":
         import torch
 
         # a path check: one thread per process stays fast when other processes share the cores
         torch.set_num_threads(1)
     check = Check(plan)
-    check.log(f"device {plan['device']}, budget {plan['budget_s']:.0f}s, sections {', '.join(plan['sections'])}"
-              f"{' (quick)' if plan['quick'] else ''}; writing {plan['out']}/summary.{{json,md}}")
+    check.log(f"device {plan.device}, budget {plan.budget_s:.0f}s, sections {', '.join(plan.sections)}"
+              f"{' (quick)' if plan.quick else ''}; writing {plan.out}/summary.{{json,md}}")
     check.write()
-    alarm = _arm_alarm(plan["budget_s"] + 60)
+    alarm = _arm_alarm(plan.budget_s + 60)
     try:
         check.section("environment", lambda out: run_environment(check, out), 0)
         check.section("correctness", lambda out: run_correctness(check, out), 5)
@@ -393,11 +435,11 @@ def main(argv: list[str] | None = None) -> int:
     sections = check.summary["sections"]
     corr = sections.get("correctness", {})
     check.summary["passed"] = (all(s["status"] != "error" for s in sections.values())
-                               and corr.get("passed", "correctness" not in plan["sections"]) is True)
+                               and corr.get("passed", "correctness" not in plan.sections) is True)
     check.summary["finished"] = _now()
     check.write()
     check.log(f"done: {'PASSED' if check.summary['passed'] else 'FAILED or incomplete'}; "
-              f"see {plan['out'] / 'summary.md'}")
+              f"see {plan.out / 'summary.md'}")
     return 0 if check.summary["passed"] else 1
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Any
 from unittest import mock
@@ -24,8 +24,9 @@ from unittest import mock
 import torch
 from torch import Tensor, nn
 
+from mixsweep.config.settings import Model, Run
 from mixsweep.gpucheck.env import autocast
-from mixsweep.gpucheck.prepare import load_model, prepare_model, run_config, train_step
+from mixsweep.gpucheck.prepare import load_model, prepare_model, run_settings, train_step
 from mixsweep.regularizers import MixLinear, mixout
 from mixsweep.regularizers.mixout import keep_mask
 
@@ -112,9 +113,10 @@ def operator_checks(device: torch.device, bf16: bool) -> list[dict]:
     return checks
 
 
-def target_check(model_cfg: dict, device: torch.device, steps: int, batch: int, seq: int) -> dict:
-    """After prepare_model(mixout): where the targets live, whether anything can update them."""
-    prep = prepare_model(load_model(model_cfg), "mixout", device)
+def target_check(model: Model | Mapping[str, Any], device: torch.device, steps: int, batch: int, seq: int) -> dict:
+    """After prepare_model(mixout) of ``model`` (its settings, or a ``model`` block): where the targets
+    live, whether anything can update them."""
+    prep = prepare_model(load_model(model), "mixout", device)
     layers = [m for m in prep.model.modules() if isinstance(m, MixLinear)]
     target_ids = {id(m.target) for m in layers}
     optimized = {id(p) for group in prep.optimizer.param_groups for p in group["params"]}
@@ -154,13 +156,15 @@ def random_batch(model: nn.Module, batch: int, seq: int, device: torch.device, s
     }
 
 
-def determinism_check(overrides: list[str], runner: Callable[[dict], dict] | None = None) -> dict:
-    """The same run config twice through the runner: are the training losses identical?"""
-    from mixsweep.run.train import run
+def determinism_check(overrides: list[str], runner: Callable[[Run], dict] | None = None) -> dict:
+    """The same run (``overrides`` parsed once into its settings) twice through the runner: are the
+    training losses identical?"""
+    from mixsweep.run.train import run as train_run
 
-    runner = runner or run
-    cfg = run_config(overrides)
-    outs = [runner(copy.deepcopy(cfg)) for _ in range(2)]
+    runner = runner or train_run
+    run = run_settings(overrides)
+    # each gets its own copy: the task and regularizer blocks inside the frozen settings are plain dicts
+    outs = [runner(copy.deepcopy(run)) for _ in range(2)]
     losses = [[e["loss"] for e in o["train_loss"]] for o in outs]
     n = min(len(losses[0]), len(losses[1]))
     diffs = [abs(a - b) for a, b in zip(losses[0][:n], losses[1][:n], strict=True)]

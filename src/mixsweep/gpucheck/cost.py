@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mixsweep.config.settings import Model
 from mixsweep.gpucheck.correctness import random_batch
 from mixsweep.gpucheck.env import autocast
 from mixsweep.gpucheck.prepare import Prepared, load_model, prepare_model, train_step
@@ -86,18 +87,18 @@ def eval_seconds_per_example(prep: Prepared, seq: int, amp: Any, device: torch.d
     return statistics.median(times) / 64
 
 
-def measure_model(model_cfg: dict, regularizers: Sequence[str], device: torch.device, *, batch: int, seq: int,
+def measure_model(model: Model, regularizers: Sequence[str], device: torch.device, *, batch: int, seq: int,
                   precisions: Sequence[str], warmup: int, rounds: int, deadline: float,
                   log: Callable[[str], None]) -> dict:
     """Interleaved step costs of ``regularizers`` on one model; ``deadline`` (perf_counter) cuts rounds short."""
     t0 = time.perf_counter()
     preps: list[Prepared] = []
     build_s: list[float] = []
-    out: dict[str, Any] = {"model": str(model_cfg["name_or_path"]), "batch": batch, "seq": seq, "precisions": {}}
+    out: dict[str, Any] = {"model": str(model.name_or_path), "batch": batch, "seq": seq, "precisions": {}}
     try:  # every model copy is released at the end, also when building one runs out of memory
         for name in regularizers:
             start = time.perf_counter()
-            preps.append(prepare_model(load_model(model_cfg), name, device))
+            preps.append(prepare_model(load_model(model), name, device))
             build_s.append(time.perf_counter() - start)
         out["parameters"] = n_params = sum(p.numel() for p in preps[0].model.parameters())
         # the first build reads the weights; later ones copy the cached model, as a sweep worker does

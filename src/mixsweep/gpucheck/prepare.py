@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from mixsweep.config import settings
 from mixsweep.records import cell_label
 from mixsweep.regularizers import RunContext, build_methods, head_module_names
 from mixsweep.regularizers.base import Method
@@ -37,6 +38,12 @@ def _composed(overrides: tuple[str, ...]) -> dict[str, Any]:
 def run_config(overrides: Sequence[str] = ()) -> dict[str, Any]:
     """The resolved run config (``conf/config.yaml`` + overrides) as a plain dict (a fresh copy)."""
     return copy.deepcopy(_composed(tuple(overrides)))
+
+
+def run_settings(overrides: Sequence[str] = ()) -> settings.Run:
+    """The run config of ``overrides``, checked and parsed once into its frozen settings: the check's
+    boundary; everything below it reads attributes."""
+    return prepare.parsed(run_config(overrides))
 
 
 @dataclass
@@ -59,26 +66,27 @@ class Prepared:
         return [*self.model.parameters(), *self.model.buffers(), *self.reference.values(), *state]
 
 
-def load_model(model_cfg: dict[str, Any], num_labels: int = 2, init_seed: int = 0) -> nn.Module:
-    """A fresh copy of the pretrained model with the run config's new head (N(0, head_init_std²), seeded)."""
-    return prepare.new_model(model_cfg, num_labels, run_config()["train"]["head_init_std"], init_seed)
+def load_model(model: settings.Model | Mapping[str, Any], num_labels: int = 2, init_seed: int = 0) -> nn.Module:
+    """A fresh copy of the pretrained ``model`` (its settings, or a ``model`` block to parse) with the run
+    config's new head (N(0, head_init_std²), seeded)."""
+    model = settings.as_settings(settings.Model, model, "model")
+    return prepare.new_model(model, num_labels, run_settings().train.head_init_std, init_seed)
 
 
 def prepare_model(model: nn.Module, regularizer: str, device: torch.device,
                   overrides: Sequence[str] = ()) -> Prepared:
     """Apply ``conf/regularizer/<regularizer>.yaml`` (+ ``overrides``) to ``model``, as a run would."""
-    cfg = prepare.checked(run_config([f"regularizer={regularizer}", *overrides]))
-    reg = cfg["regularizer"]
-    methods = build_methods(reg)
+    run = run_settings([f"regularizer={regularizer}", *overrides])
+    methods = build_methods(run.regularizer)
     model.to(device).train()
-    seeds = prepare.seeds(cfg)
+    seeds = run.seeds
     ctx = RunContext(model=model, head=head_module_names(model), init_seed=seeds.init,
                      noise_seed=seeds.noise, total_steps=10**9, device=device)
-    optimizer = prepare.regularize(methods, ctx, cfg["optimizer"])
+    optimizer = prepare.regularize(methods, ctx, run.optimizer)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     return Prepared(
-        name=regularizer, label=cell_label(reg), model=model, optimizer=optimizer, reference=ctx.reference,
-        methods=methods, ctx=ctx, scheduler=scheduler, max_grad_norm=prepare.max_grad_norm(cfg["train"]),
+        name=regularizer, label=cell_label(run.regularizer), model=model, optimizer=optimizer,
+        reference=ctx.reference, methods=methods, ctx=ctx, scheduler=scheduler, max_grad_norm=run.train.max_grad_norm,
     )
 
 

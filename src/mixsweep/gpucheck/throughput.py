@@ -11,7 +11,7 @@ runs/hour at k = 1. CPU threads are split between workers (cores // k each), as 
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import multiprocessing as mp
 import os
 import queue as queue_mod
@@ -19,22 +19,32 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from mixsweep.config.settings import Run
 
-def _worker(cfgs: list[dict], threads: int, go: Any, results: Any) -> None:
+
+def restart(run: Run, seed: int) -> Run:
+    """``run`` as restart ``seed``: the restart index and its three seeds (init, data, noise) all ``seed``."""
+    return dataclasses.replace(run, seed=seed, init_seed=seed, data_seed=seed, noise_seed=seed)
+
+
+def one_step(run: Run) -> Run:
+    """``run`` capped at one optimizer step (``train.max_steps=1``): the worker's warm-up."""
+    return dataclasses.replace(run, train=dataclasses.replace(run.train, max_steps=1))
+
+
+def _worker(runs: list[Run], threads: int, go: Any, results: Any) -> None:
     try:
         import torch
 
-        from mixsweep.run.train import run
+        from mixsweep.run.train import run as train_run
 
         torch.set_num_threads(threads)
-        warm = copy.deepcopy(cfgs[0])
-        warm["train"]["max_steps"] = 1
-        run(warm)
+        train_run(one_step(runs[0]))
         results.put({"ready": True})
         go.wait()
         start, times = time.time(), []
-        for cfg in cfgs:
-            out = run(cfg)
+        for run in runs:
+            out = train_run(run)
             if out["status"] != "ok":
                 raise RuntimeError(f"run ended {out['status']}")
             times.append(out["times"])
@@ -62,19 +72,16 @@ def _collect(results: Any, procs: list, n: int, deadline: float, what: str) -> l
     return got
 
 
-def measure_k(cfg: dict, k: int, runs_per_worker: int, timeout_s: float) -> dict:
-    """Start k workers on ``cfg`` (seeds differ per run), release them together, time them."""
+def measure_k(run: Run, k: int, runs_per_worker: int, timeout_s: float) -> dict:
+    """Start k workers on ``run`` (seeds differ per run), release them together, time them."""
     ctx = mp.get_context("spawn")
     go, results = ctx.Event(), ctx.Queue()
     threads = max(1, (os.cpu_count() or 1) // k)
     procs = []
     for w in range(k):
-        cfgs = []
-        for r in range(runs_per_worker):
-            c = copy.deepcopy(cfg)
-            c["seed"] = c["init_seed"] = c["data_seed"] = c["noise_seed"] = w * runs_per_worker + r
-            cfgs.append(c)
-        procs.append(ctx.Process(target=_worker, args=(cfgs, threads, go, results), daemon=True))
+        # the settings are pickled to the spawned worker, its own copy
+        runs = [restart(run, w * runs_per_worker + r) for r in range(runs_per_worker)]
+        procs.append(ctx.Process(target=_worker, args=(runs, threads, go, results), daemon=True))
     deadline = time.monotonic() + timeout_s
     launched = time.time()
     try:
@@ -104,7 +111,7 @@ def measure_k(cfg: dict, k: int, runs_per_worker: int, timeout_s: float) -> dict
     }
 
 
-def measure(cfg: dict, ks: Sequence[int], runs_per_worker: int, deadline: float,
+def measure(run: Run, ks: Sequence[int], runs_per_worker: int, deadline: float,
             log: Callable[[str], None], out: dict | None = None) -> dict:
     """runs/hour for every k in ``ks`` until ``deadline`` (time.monotonic); later k's are skipped.
     ``out`` (returned) is filled as each k finishes, so a failure keeps the k's measured before it."""
@@ -119,7 +126,7 @@ def measure(cfg: dict, ks: Sequence[int], runs_per_worker: int, deadline: float,
             log(f"throughput: k={k} skipped ({left:.0f}s left of the budget)")
             continue
         log(f"throughput: k={k}: starting {k} worker(s)")
-        row = measure_k(cfg, k, runs_per_worker, timeout_s=left)
+        row = measure_k(run, k, runs_per_worker, timeout_s=left)
         rows.append(row)
         log(f"throughput: k={k}: {row['runs']} runs in {row['wall_s']:.1f}s = {row['runs_per_hour']:.0f} runs/hour")
         base = rows[0]["runs_per_hour"] if rows[0]["k"] == 1 else None

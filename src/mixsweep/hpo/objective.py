@@ -96,7 +96,10 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         import optuna
 
+        from mixsweep.config import schema
+        from mixsweep.data.tasks import TaskSpec
         from mixsweep.hpo.space import suggest
+        from mixsweep.store.runid import plain_config
         from mixsweep.sweeping.compose import compose_run
 
         params = suggest(trial, self.space)
@@ -104,9 +107,11 @@ class Objective:
         records, offset = [], 0
         for seed in range(self.req.seeds):
             cfg = compose_run(self.req.run_overrides(self.space, params, seed, cell=f"trial{trial.number}"))
-            reporter = EvalReporter(trial, str(cfg.task.headline), offset) if report else None
+            run = schema.parsed(plain_config(cfg))  # the trial's boundary: a bad suggestion is one line
+            headline = TaskSpec.from_config(run.task).headline
+            reporter = EvalReporter(trial, headline, offset) if report else None
             try:
-                record = run_or_reuse(cfg, reporter)
+                record = run_or_reuse(cfg, run.paths.results, reporter)
             except _Pruned as e:
                 raise optuna.TrialPruned(str(e)) from None
             records.append(record)
@@ -118,9 +123,9 @@ class Objective:
         return objective_values(score, self.req.penalty, self.req.multi_objective)
 
 
-def run_or_reuse(cfg: DictConfig, on_eval: EvalReporter | None) -> RunRecord:
-    """The run's record: executed now, or read from the store (its stored evals replayed to
-    ``on_eval``), or awaited when another worker holds the run's lock."""
+def run_or_reuse(cfg: DictConfig, results: str, on_eval: EvalReporter | None) -> RunRecord:
+    """The run's record (under ``results``, the run's ``paths.results``): executed now, or read from the
+    store (its stored evals replayed to ``on_eval``), or awaited when another worker holds the run's lock."""
     from mixsweep.store import runs as store
     from mixsweep.store.runid import run_id
     from mixsweep.sweeping.execute import execute
@@ -129,11 +134,11 @@ def run_or_reuse(cfg: DictConfig, on_eval: EvalReporter | None) -> RunRecord:
     while True:
         summary = execute(cfg, on_eval=on_eval)
         if summary["status"] == "running-elsewhere":
-            store.wait_for_run(cfg.paths.results, rid)  # wait for the other worker, then look again
+            store.wait_for_run(results, rid)  # wait for the other worker, then look again
             continue
-        record = store.lookup(cfg.paths.results, rid)
+        record = store.lookup(results, rid)
         if record is None:
-            raise RuntimeError(f"run {summary['run_id']} finished without a record in {cfg.paths.results}")
+            raise RuntimeError(f"run {summary['run_id']} finished without a record in {results}")
         if summary["skipped"] and on_eval is not None:
             for point in record.eval_curve:
                 on_eval(int(point["step"]), point["metrics"])

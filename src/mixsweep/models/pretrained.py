@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mixsweep.config.settings import Model, as_settings
 from mixsweep.data.hub_access import OFFLINE_PRESETS
 from mixsweep.errors import UserError
 
@@ -114,13 +115,13 @@ def _pristine(name_or_path: str, revision: str | None, num_labels: int, tiny_key
     return model.eval()
 
 
-def load_pretrained(model_cfg: Mapping[str, Any], num_labels: int) -> nn.Module:
+def load_pretrained(model: Model | Mapping[str, Any], num_labels: int) -> nn.Module:
     """A fresh copy of the pretrained model with a ``num_labels`` head (initialise it with init_head)."""
-    name = str(model_cfg["name_or_path"])
-    tiny = model_cfg.get("tiny") or {}
-    tiny_key = tuple(tiny.get(k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                                            "intermediate_size", "seed")) if name == "tiny" else ()
-    return copy.deepcopy(_pristine(name, model_cfg.get("revision"), num_labels, tiny_key))
+    model = as_settings(Model, model, "model")
+    tiny = model.tiny
+    tiny_key = () if model.name_or_path != "tiny" else (None,) * 5 if tiny is None else (
+        tiny.hidden_size, tiny.num_hidden_layers, tiny.num_attention_heads, tiny.intermediate_size, tiny.seed)
+    return copy.deepcopy(_pristine(model.name_or_path, model.revision, num_labels, tiny_key))
 
 
 def init_head(model: nn.Module, head_names: list[str], std: float, seed: int) -> None:

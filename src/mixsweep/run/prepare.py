@@ -2,12 +2,13 @@
 
 The finetuning run (:func:`mixsweep.run.train.run`), the digits run (:mod:`mixsweep.digits.run`) and
 ``gpu-check`` (:mod:`mixsweep.gpucheck.prepare`) call these instead of repeating them, so a new
-recipe knob lands here and in :mod:`mixsweep.config.schema` (whose declarations docs/settings.md renders).
+recipe knob lands here and in :mod:`mixsweep.config.settings` (whose declarations docs/settings.md renders).
 In order, a finetuning run:
 
-1. :func:`checked` — the config against the schema (planning did so too; ``rerun`` and HPO trials
-   reach a run without planning);
-2. :func:`runtime` — device, determinism, CPU threads; :func:`seeds` — the four seeds;
+1. :func:`parsed` — the config against the schema, into the frozen settings
+   (:class:`mixsweep.config.settings.Run`; planning checked it too; ``rerun`` and HPO trials reach a
+   run without planning);
+2. :func:`runtime` — device, determinism, CPU threads (the seeds are ``Run.seeds``);
 3. :func:`cadence` — total optimizer steps, evaluation interval, clipping norm;
 4. :func:`new_model` — the pretrained encoder with its new head ~ N(0, head_init_std²), bias 0;
 5. :func:`regularize` — the regularizer's methods prepared on the model (w_pre kept), their
@@ -30,16 +31,17 @@ import torch
 from torch import nn
 
 from mixsweep.config import schema
+from mixsweep.config.settings import Model, Optimizer, Run, Train, as_settings
 from mixsweep.errors import UserError
 from mixsweep.models.pretrained import init_head, load_pretrained
 from mixsweep.optim import build_optimizer, linear_warmup_decay
 from mixsweep.regularizers import Method, RunContext, build_methods, head_module_names, lifecycle
 
 
-def checked(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``cfg`` (resolved, plain) after :func:`mixsweep.config.schema.validate`: raises one line per bad value."""
-    schema.validate(cfg)
-    return cfg
+def parsed(cfg: Run | Mapping[str, Any]) -> Run:
+    """``cfg`` (resolved, plain) as its frozen settings, after :func:`mixsweep.config.schema.validate` (which
+    raises one line per bad value); a :class:`Run` is returned as it is."""
+    return cfg if isinstance(cfg, Run) else schema.parsed(cfg)
 
 
 # --- machine and randomness ---------------------------------------------------------------------
@@ -62,12 +64,12 @@ def set_determinism(enabled: bool) -> dict:
     return {"deterministic_algorithms": enabled, "cudnn_benchmark": not enabled}
 
 
-def runtime(cfg: Mapping[str, Any]) -> tuple[torch.device, dict]:
+def runtime(run: Run) -> tuple[torch.device, dict]:
     """The run's device and determinism record; sets torch's CPU threads (``threads``, null = leave)."""
-    device = resolve_device(str(cfg.get("device", "auto")))
-    determinism = set_determinism(bool(cfg.get("deterministic", True)))
-    if cfg.get("threads") is not None:
-        torch.set_num_threads(int(cfg["threads"]))
+    device = resolve_device(run.device)
+    determinism = set_determinism(run.deterministic)
+    if run.threads is not None:
+        torch.set_num_threads(run.threads)
     return device, determinism
 
 
@@ -76,21 +78,6 @@ def seed_noise(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-@dataclass(frozen=True)
-class Seeds:
-    """The restart index and the three sources of randomness it defaults (``init_seed: ${seed}``, ...)."""
-
-    restart: int
-    init: int
-    data: int
-    noise: int
-
-
-def seeds(cfg: Mapping[str, Any]) -> Seeds:
-    restart = int(cfg.get("seed", 0))
-    return Seeds(restart, *(int(cfg.get(k, restart)) for k in ("init_seed", "data_seed", "noise_seed")))
 
 
 # --- the recipe's step arithmetic ----------------------------------------------------------------
@@ -122,45 +109,43 @@ class Cadence:
         return step % self.eval_every == 0
 
 
-def max_grad_norm(train: Mapping[str, Any]) -> float | None:
-    """``train.max_grad_norm`` as the clipping norm; null = no clipping (0 is out of the schema)."""
-    clip = train.get("max_grad_norm")
-    return float(clip) if clip else None
-
-
-def cadence(train: Mapping[str, Any], steps_per_epoch: int) -> Cadence:
+def cadence(train: Train | Mapping[str, Any], steps_per_epoch: int) -> Cadence:
     """Total steps = epochs × steps_per_epoch, capped at max_steps (null = no cap); dev evaluation every
     ``eval_every`` steps, or (null) every total // ``evals_per_run`` steps when that is set, or
     ``evals_per_epoch`` times per epoch, always after the last step; besides, at step 0 with
     ``eval_at_start`` and at each epoch's end with ``eval_at_epoch_end`` (both off when absent)."""
-    total = int(train["epochs"]) * steps_per_epoch
-    if train.get("max_steps"):
-        total = min(total, int(train["max_steps"]))
+    train = as_settings(Train, train, "train")
+    total = train.epochs * steps_per_epoch
+    if train.max_steps is not None:
+        total = min(total, train.max_steps)
     # evals_per_run is revisit-bert-finetuning's --num_loggings: logging_steps = t_total // N.
-    per_run = int(train.get("evals_per_run") or 0)
-    every = int(train.get("eval_every") or 0) or (
-        max(1, total // per_run) if per_run else max(1, steps_per_epoch // int(train.get("evals_per_epoch") or 1)))
-    return Cadence(total, every, max_grad_norm(train), eval_at_start=bool(train.get("eval_at_start")),
-                   epoch_steps=steps_per_epoch if train.get("eval_at_epoch_end") else None)
+    if train.eval_every is not None:
+        every = train.eval_every
+    elif train.evals_per_run is not None:
+        every = max(1, total // train.evals_per_run)
+    else:
+        every = max(1, steps_per_epoch // train.evals_per_epoch)
+    return Cadence(total, every, train.max_grad_norm, eval_at_start=train.eval_at_start,
+                   epoch_steps=steps_per_epoch if train.eval_at_epoch_end else None)
 
 
 # --- model, methods, optimizer -------------------------------------------------------------------
 
 
-def new_model(model_cfg: Mapping[str, Any], num_labels: int, head_init_std: float, init_seed: int) -> nn.Module:
+def new_model(model: Model | Mapping[str, Any], num_labels: int, head_init_std: float, init_seed: int) -> nn.Module:
     """The pretrained model with its new head ~ N(0, head_init_std²), bias 0, drawn from ``init_seed``."""
-    model = load_pretrained(model_cfg, num_labels)
-    init_head(model, head_module_names(model), float(head_init_std), int(init_seed))
-    return model
+    net = load_pretrained(model, num_labels)
+    init_head(net, head_module_names(net), head_init_std, init_seed)
+    return net
 
 
-def regularize(methods: list[Method], ctx: RunContext, optimizer_cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+def regularize(methods: list[Method], ctx: RunContext, optimizer: Optimizer) -> torch.optim.Optimizer:
     """Prepare ``methods`` on ``ctx.model`` (every dropout 0, then each method; ``ctx.reference`` = w_pre)
     and build the optimizer over their parameter groups; ``ctx.optimizer`` is set."""
     lifecycle.prepare(methods, ctx)
-    optimizer = build_optimizer(lifecycle.param_groups(methods, ctx), optimizer_cfg)
-    ctx.optimizer = optimizer
-    return optimizer
+    built = build_optimizer(lifecycle.param_groups(methods, ctx), optimizer)
+    ctx.optimizer = built
+    return built
 
 
 @dataclass
@@ -175,16 +160,15 @@ class RunSetup:
     cadence: Cadence
 
 
-def finetune(cfg: Mapping[str, Any], num_labels: int, steps_per_epoch: int, device: torch.device) -> RunSetup:
+def finetune(run: Run, num_labels: int, steps_per_epoch: int, device: torch.device) -> RunSetup:
     """Methods (validated before any work), model and head, the methods prepared, optimizer, schedule."""
-    tr = cfg["train"]
-    methods = build_methods(cfg["regularizer"])
-    s = seeds(cfg)
-    model = new_model(cfg["model"], num_labels, tr["head_init_std"], s.init)
+    methods = build_methods(run.regularizer)
+    s = run.seeds
+    model = new_model(run.model, num_labels, run.train.head_init_std, s.init)
     model.to(device)
-    steps = cadence(tr, steps_per_epoch)
+    steps = cadence(run.train, steps_per_epoch)
     ctx = RunContext(model=model, head=head_module_names(model), init_seed=s.init, noise_seed=s.noise,
                      total_steps=steps.total_steps, device=device)
-    optimizer = regularize(methods, ctx, cfg["optimizer"])
-    scheduler = linear_warmup_decay(optimizer, steps.total_steps, float(tr["warmup_ratio"]))
+    optimizer = regularize(methods, ctx, run.optimizer)
+    scheduler = linear_warmup_decay(optimizer, steps.total_steps, run.train.warmup_ratio)
     return RunSetup(model, methods, ctx, optimizer, scheduler, steps)

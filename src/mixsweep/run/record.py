@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
+from mixsweep.config.settings import Record
 from mixsweep.data.dev_split import HALVES_RULE
 from mixsweep.data.tasks import TaskSpec
 from mixsweep.records import best_point
@@ -21,7 +22,7 @@ from mixsweep.store.outputs import RepresentationCapture, run_outputs
 
 
 def run_record(*, task: TaskSpec, status: str, steps: int, curve: list[dict], losses: list[dict],
-               evaluator: Evaluator, capture: RepresentationCapture | None, record_cfg: Mapping[str, Any] | None,
+               evaluator: Evaluator, capture: RepresentationCapture | None, record: Record,
                model: torch.nn.Module, ctx: RunContext, methods: Sequence[Method], seeds: Any,
                train_loader: DataLoader, device: torch.device, determinism: dict,
                train_s: float, eval_s: float, t_start: float) -> dict[str, Any]:
@@ -33,7 +34,7 @@ def run_record(*, task: TaskSpec, status: str, steps: int, curve: list[dict], lo
 
     final = curve[-1]["metrics"] if curve and status == "ok" else {}
     best = best_point(curve, task.headline)
-    outputs = run_outputs(record_cfg, logits=evaluator.logits, curve=curve, task=task, status=status,
+    outputs = run_outputs(record, logits=evaluator.logits, curve=curve, task=task, status=status,
                           labels=evaluator.labels, halves=evaluator.subsets, dev_dataset=evaluator.loader.dataset,
                           capture=capture)
     return {

@@ -27,6 +27,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from mixsweep.config.settings import Fault, Run
 from mixsweep.models.pretrained import load_tokenizer
 from mixsweep.run import prepare
 from mixsweep.run.evaluate import Evaluator
@@ -37,7 +38,7 @@ from mixsweep.store.outputs import representation_capture
 
 
 def run(
-    cfg: DictConfig | Mapping[str, Any],
+    cfg: Run | DictConfig | Mapping[str, Any],
     *,
     progress: bool = False,
     on_eval: Callable[[int, dict[str, float]], None] | None = None,
@@ -47,15 +48,15 @@ def run(
     every dev evaluation; an exception it raises ends the run there (HPO pruning stops runs this way).
     ``on_point(eval_point, losses)`` gets each eval point and the loss entries since the previous one
     (live tracking, :mod:`mixsweep.tracking.live`); it must not raise. The dev set is scored by
-    :class:`~mixsweep.run.evaluate.Evaluator`, the record assembled by :func:`~mixsweep.run.record.run_record`."""
+    :class:`~mixsweep.run.evaluate.Evaluator`, the record assembled by :func:`~mixsweep.run.record.run_record`.
+    ``cfg``: the run's frozen settings, or a resolved config that is parsed into them here (planning checked
+    it too; ``rerun`` and HPO trials reach here without planning)."""
     from mixsweep.data.tasks import TaskSpec
 
-    c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    prepare.checked(c)  # planning checked it too; rerun and HPO trials reach here without planning
-    task = TaskSpec.from_config(c["task"])
-    reg = c["regularizer"]
+    c = prepare.parsed(OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg)
+    task = TaskSpec.from_config(c.task)
     device, determinism = prepare.runtime(c)
-    seeds = prepare.seeds(c)
+    seeds = c.seeds
     t_start = time.perf_counter()
 
     train_loader, dev_loader, dev_labels = _loaders(c, task)
@@ -64,13 +65,12 @@ def run(
     s = prepare.finetune(c, task.num_labels, steps_per_epoch, device)
     model, methods, ctx, optimizer, scheduler = s.model, s.methods, s.ctx, s.optimizer, s.scheduler
     total, max_norm = s.cadence.total_steps, s.cadence.max_grad_norm
-    fault = c.get("fault") or {}
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(c.get("bf16")) and device.type == "cuda")
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=c.bf16 and device.type == "cuda")
     ctx.forward_context = lambda: amp  # a method's own forward pass (R3F's noisy one) runs like the step's
 
     evaluate = Evaluator(model, dev_loader, dev_labels, task, device, amp)
     # the final evaluation's pass also takes the dev representations, so keeping them costs no extra pass
-    capture = representation_capture(c.get("record"), model, len(dev_labels))
+    capture = representation_capture(c.record, model, len(dev_labels))
 
     curve: list[dict] = []
     losses: list[dict] = []
@@ -94,7 +94,7 @@ def run(
         eval_point(0)
     prepare.seed_noise(seeds.noise)
     model.train()
-    bar = Progress(total, f"{task.name} {c.get('cell') or reg.get('name')} seed {c['seed']}", enabled=progress)
+    bar = Progress(total, f"{task.name} {c.cell or c.regularizer_name} seed {c.seed}", enabled=progress)
     t_train = time.perf_counter()
     while step < total and status == "ok":
         for batch in train_loader:
@@ -104,7 +104,7 @@ def run(
             ctx.batch, ctx.outputs = batch, outputs
             task_loss = outputs.loss
             loss, added = transform_loss(methods, task_loss, step, ctx)
-            loss = _inject_fault(fault, step + 1, loss)
+            loss = _inject_fault(c.fault, step + 1, loss)
             if not torch.isfinite(loss):
                 status = "diverged"
                 losses.append({"step": step + 1, "loss": float(loss.detach())})
@@ -123,37 +123,34 @@ def run(
     train_s = time.perf_counter() - t_train - eval_s
 
     return run_record(task=task, status=status, steps=step, curve=curve, losses=losses, evaluator=evaluate,
-                      capture=capture, record_cfg=c.get("record"), model=model, ctx=ctx, methods=methods,
+                      capture=capture, record=c.record, model=model, ctx=ctx, methods=methods,
                       seeds=seeds, train_loader=train_loader, device=device, determinism=determinism,
                       train_s=train_s, eval_s=eval_s, t_start=t_start)
 
 
-def _loaders(c: Mapping[str, Any], task) -> tuple[DataLoader, DataLoader, np.ndarray]:
+def _loaders(c: Run, task) -> tuple[DataLoader, DataLoader, np.ndarray]:
     """Tokenized (and cached) train/dev loaders; the train order is drawn from ``data_seed``."""
     from transformers import DataCollatorWithPadding
 
     from mixsweep.data import load_splits, tokenize_splits
 
-    tokenizer = load_tokenizer(str(c["model"]["name_or_path"]), c["model"].get("revision"))
-    splits = load_splits(task, c["data"])
-    data = tokenize_splits(
-        splits, tokenizer, max_length=int(c["data"]["max_length"]), cache_dir=c["data"].get("cache_dir"),
-        cache_key={"task": task.name, "tokenizer": str(c["model"]["name_or_path"])},
+    tokenizer = load_tokenizer(c.model.name_or_path, c.model.revision)
+    splits = load_splits(task, c.data)
+    tokenized = tokenize_splits(
+        splits, tokenizer, max_length=c.data.max_length, cache_dir=c.data.cache_dir,
+        cache_key={"task": task.name, "tokenizer": c.model.name_or_path},
     )
     collate = DataCollatorWithPadding(tokenizer)
-    tr = c["train"]
-    train = DataLoader(data["train"], batch_size=int(tr["batch_size"]), shuffle=True, collate_fn=collate,
-                       generator=torch.Generator().manual_seed(prepare.seeds(c).data))
-    dev = DataLoader(data["dev"], batch_size=int(tr["eval_batch_size"]), shuffle=False, collate_fn=collate)
+    train = DataLoader(tokenized["train"], batch_size=c.train.batch_size, shuffle=True, collate_fn=collate,
+                       generator=torch.Generator().manual_seed(c.seeds.data))
+    dev = DataLoader(tokenized["dev"], batch_size=c.train.eval_batch_size, shuffle=False, collate_fn=collate)
     return train, dev, np.asarray(splits["dev"]["label"])
 
 
-def _inject_fault(fault: Mapping[str, Any], step: int, loss: torch.Tensor) -> torch.Tensor:
+def _inject_fault(fault: Fault | None, step: int, loss: torch.Tensor) -> torch.Tensor:
     """Test hook (``fault={kind: raise|nan_loss, step: N}``): crash, or poison the loss, at step N."""
-    if not fault or step != int(fault.get("step", 1)):
+    if fault is None or step != fault.step:
         return loss
-    if fault.get("kind") == "raise":
+    if fault.kind == "raise":
         raise RuntimeError(f"injected fault at step {step}")
-    if fault.get("kind") == "nan_loss":
-        return loss * float("nan")
-    return loss
+    return loss * float("nan")  # nan_loss, the other kind the schema allows

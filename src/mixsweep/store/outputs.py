@@ -20,12 +20,12 @@ during the final evaluation's own pass over dev (:class:`RepresentationCapture`)
 pass (the paper uses the best-validation checkpoint; this harness keeps no checkpoints, so the final
 one is used, as issue #22 asks).
 
-Config (``record`` in ``conf/config.yaml``; not part of the run id, like ``progress``)::
+Config (``record``, declared in ``mixsweep.config.settings.Record``; not part of the run id, like ``progress``)::
 
     record:
       outputs: true                         # false: no outputs.npz
-      representations: [head, quarters]     # null or []: none. Items: head, all, last, quarters (L/4, L/2,
-                                            #   3L/4, L), or a layer number k (1..L; −1 = last)
+      representations: [head, quarters]     # null: none. Items: head, all, last, quarters (L/4, L/2,
+                                            #   3L/4, L), or a layer number k (1..L)
       max_examples: 1000                    # representations of at most this many dev examples; null: all
 """
 
@@ -41,9 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from mixsweep.config.settings import Record, as_settings
 from mixsweep.errors import UserError
-
-DEFAULTS: dict[str, Any] = {"outputs": True, "representations": ["head", "quarters"], "max_examples": 1000}
 
 
 @dataclass
@@ -54,28 +53,6 @@ class RunOutputs:
     outputs_meta: dict[str, Any] = field(default_factory=dict)
     representations: dict[str, np.ndarray] = field(default_factory=dict)
     representations_meta: dict[str, Any] = field(default_factory=dict)
-
-
-def record_settings(record: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``record`` block with defaults filled in; a bad value is a one-line error."""
-    s = {**DEFAULTS, **dict(record or {})}
-    unknown = set(s) - set(DEFAULTS)
-    if unknown:
-        raise UserError(f"unknown record setting(s) {sorted(unknown)}: use {sorted(DEFAULTS)}")
-    reps = s["representations"]
-    if reps in (None, False, "off", "none"):
-        s["representations"] = []
-    elif isinstance(reps, (str, int)):
-        s["representations"] = [reps]
-    else:
-        s["representations"] = list(reps)
-    for item in s["representations"]:
-        if not (isinstance(item, int) or item in ("head", "all", "last", "quarters")):
-            raise UserError(f"record.representations item {item!r} is not head, all, last, quarters or a layer "
-                            "number: e.g. record.representations=[head,quarters], or null for none")
-    if s["max_examples"] is not None and int(s["max_examples"]) < 2:
-        raise UserError(f"record.max_examples={s['max_examples']} keeps too few examples to compare: use ≥ 2 or null")
-    return s
 
 
 def layer_names(items: Sequence[Any], num_layers: int) -> list[str]:
@@ -237,26 +214,27 @@ def logits_layer(head: Any) -> Any:
     return linears[-1] if linears else head
 
 
-def representation_capture(settings: Mapping[str, Any] | None, model: Any, n_dev: int) -> RepresentationCapture | None:
+def representation_capture(record: Record | Mapping[str, Any] | None, model: Any,
+                           n_dev: int) -> RepresentationCapture | None:
     """The capture the ``record`` block asks for (None when it keeps no representations)."""
-    s = record_settings(settings)
-    if not s["representations"]:
+    record = as_settings(Record, record or {}, "record")
+    if not record.representations:
         return None
-    names = layer_names(s["representations"], int(getattr(model.config, "num_hidden_layers", 0)))
-    return RepresentationCapture(model, names, representation_positions(n_dev, s["max_examples"]))
+    names = layer_names(record.representations, int(getattr(model.config, "num_hidden_layers", 0)))
+    return RepresentationCapture(model, names, representation_positions(n_dev, record.max_examples))
 
 
-def run_outputs(settings: Mapping[str, Any], *, logits: list[np.ndarray], curve: list[dict[str, Any]],
+def run_outputs(record: Record | Mapping[str, Any] | None, *, logits: list[np.ndarray], curve: list[dict[str, Any]],
                 task: Any, status: str, labels: np.ndarray, halves: Mapping[str, np.ndarray],
                 dev_dataset: Any, capture: RepresentationCapture | None) -> RunOutputs | None:
     """Everything a run keeps (None when ``record`` turns both off or there is no eval point).
     ``capture`` is the one the final evaluation filled (its representations are kept when the run is ok)."""
-    s = record_settings(settings)
-    if not curve or not logits or (not s["outputs"] and not s["representations"]):
+    record = as_settings(Record, record or {}, "record")
+    if not curve or not logits or (not record.outputs and not record.representations):
         return None
     content_hash = dev_hash(dev_dataset, labels)
     out = RunOutputs()
-    if s["outputs"]:
+    if record.outputs:
         out.outputs, out.outputs_meta = build_outputs(
             logits, curve, headline=task.headline, status=status, regression=task.is_regression,
             labels=labels, halves=halves, content_hash=content_hash)

@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from mixsweep.config import hydra_node
 from mixsweep.config.paths import CONF_DIR, hydra_searchpath_override
 from mixsweep.sweeping.expand import check_cell_names, cross_cells, study_jobs
 from mixsweep.sweeping.overrides import user_keys
 from mixsweep.sweeping.request import SweepRequest
 
 
+@contextlib.contextmanager
+def composing() -> Iterator[None]:
+    """Hydra's compose API over ``conf/`` (a fresh global instance, cleared on leaving) with the declared
+    defaults registered: the one start-up of every composition outside a Hydra app. Inside, each
+    :func:`compose_run` reuses it (planning composes a study's cells in one)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    hydra_node.register()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="mixsweep"):
+        yield
+
+
 def compose_run(overrides: Sequence[str] = (), *, hydra: bool = False) -> DictConfig:
     """The config of one run: ``conf/config.yaml`` + overrides (``+sweeps=NAME`` works too)."""
-    from hydra import compose, initialize_config_dir
+    from hydra import compose
     from hydra.core.global_hydra import GlobalHydra
 
     if GlobalHydra.instance().is_initialized():
-        # Inside a running Hydra app (a sweep job or the HPO driver): reuse its search path.
+        # Inside a running Hydra app (a sweep job or the HPO driver) or composing(): reuse its search path.
         return compose("config", overrides=list(overrides), return_hydra_config=hydra)
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="mixsweep"):
-        return compose("config", overrides=[hydra_searchpath_override(), *overrides],
-                       return_hydra_config=hydra)
+    with composing():
+        return compose("config", overrides=[hydra_searchpath_override(), *overrides], return_hydra_config=hydra)
 
 
 def sweep_job_overrides(req: SweepRequest) -> list[list[str]]:

@@ -8,6 +8,7 @@ retries. ``ok`` and ``diverged`` records are final. The one exception that leave
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
 import time
@@ -16,8 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from mixsweep.config import schema
+from mixsweep.config.settings import Run
 from mixsweep.errors import UserError
 from mixsweep.records import RunRecord, cell_label
 from mixsweep.secrets import mask
@@ -36,14 +39,18 @@ class RunAbandoned(Exception):
 def execute(cfg: DictConfig, *, on_eval: EvalCallback | None = None) -> dict[str, Any]:
     """Run one configured job unless the store already holds its result; return a summary.
 
-    ``on_eval(step, dev_metrics)`` is passed to the training loop (finetune runs only).
+    ``on_eval(step, dev_metrics)`` is passed to the training loop (finetune runs only). The job's config is
+    parsed here, once, into its frozen settings (:func:`mixsweep.config.schema.parsed`); below, nothing
+    reads it by key.
     """
-    rid = run_id(cfg)
-    results, sweep, task = Path(cfg.paths.results), str(cfg.sweep), str(cfg.task.name)
+    plain = plain_config(cfg)
+    rid = run_id(plain)
+    run = schema.parsed(plain)
+    results, sweep, task = Path(run.paths.results), run.sweep, run.task_name
     directory = store.run_dir(results, rid)
     existing = store.read_record(directory)
     if store.is_final(existing):
-        _join_view(cfg, rid)
+        _join_view(run, rid)
         return {"run_id": rid, "status": existing.status, "skipped": True}
 
     with store.run_lock(directory) as held:
@@ -52,11 +59,11 @@ def execute(cfg: DictConfig, *, on_eval: EvalCallback | None = None) -> dict[str
             return {"run_id": rid, "status": "running-elsewhere", "skipped": True}
         existing = store.read_record(directory)  # another process may have finished it meanwhile
         if store.is_final(existing):
-            _join_view(cfg, rid)
+            _join_view(run, rid)
             return {"run_id": rid, "status": existing.status, "skipped": True}
-        live = _live_run(cfg, rid)  # None unless +tracking=...: the store stays the source of truth
+        live = _live_run(run, plain, rid)  # None unless +tracking=...: the store stays the source of truth
         try:
-            record = _run_and_record(cfg, rid, on_eval, live)
+            record = _run_and_record(run, plain, rid, on_eval, live)
             store.write_record(directory, record)
         except BaseException:
             store.discard_unfinished(directory)  # a run that ends without an outcome leaves nothing
@@ -65,7 +72,7 @@ def execute(cfg: DictConfig, *, on_eval: EvalCallback | None = None) -> dict[str
             raise
         if live is not None:
             live.finish(store.read_record(directory) or record)  # as stored: the export compares the same
-    _join_view(cfg, rid)
+    _join_view(run, rid)
 
     from mixsweep.sweeping.plan import progress_line
 
@@ -79,33 +86,31 @@ def execute(cfg: DictConfig, *, on_eval: EvalCallback | None = None) -> dict[str
     return {"run_id": rid, "status": record.status, "skipped": False}
 
 
-def _join_view(cfg: DictConfig, rid: str) -> None:
+def _join_view(run: Run, rid: str) -> None:
     """List the run in its study's view (a sweep did at planning time; HPO trials and single
     runs do it here), so that the study's report finds it."""
-    store.add_to_view(cfg.paths.results, str(cfg.sweep),
-                      [{"run_id": rid, "task": str(cfg.task.name), "cell": str(cfg.get("cell") or "")
-                        or cell_label(OmegaConf.to_container(cfg.regularizer, resolve=True))}])
+    store.add_to_view(run.paths.results, run.sweep,
+                      [{"run_id": rid, "task": run.task_name, "cell": run.cell or cell_label(run.regularizer)}])
 
 
-def _live_run(cfg: DictConfig, rid: str):
+def _live_run(run: Run, plain: dict[str, Any], rid: str):
     """The run's live mirror in an experiment tracker (``+tracking=mlflow``), or None when off."""
-    if not cfg.get("tracking"):
+    if run.tracking is None:
         return None
     from mixsweep.tracking import live
 
-    reg = OmegaConf.to_container(cfg.regularizer, resolve=True)
-    label = cell_label(reg)
-    return live.start(plain_config(cfg), rid, str(cfg.cell) if cfg.get("cell") else label, label)
+    label = cell_label(run.regularizer)
+    return live.start(run, plain, rid, run.cell or label, label)
 
 
-def _run_and_record(cfg: DictConfig, rid: str, on_eval: EvalCallback | None = None, live=None) -> RunRecord:
-    reg = OmegaConf.to_container(cfg.regularizer, resolve=True)
-    label = cell_label(reg)
+def _run_and_record(run: Run, plain: dict[str, Any], rid: str, on_eval: EvalCallback | None = None,
+                    live=None) -> RunRecord:
+    label = cell_label(run.regularizer)
     t0 = time.perf_counter()
-    device, determinism = str(cfg.get("device", "auto")), {}
+    device, determinism = run.device, {}
     try:
-        out = _dispatch(cfg, on_eval, live.on_eval if live is not None else None)
-        store.write_outputs(store.run_dir(cfg.paths.results, rid), out.pop("outputs", None))
+        out = _dispatch(run, on_eval, live.on_eval if live is not None else None)
+        store.write_outputs(store.run_dir(run.paths.results, rid), out.pop("outputs", None))
         device = out.pop("env_device", device)
         determinism = out.pop("env_determinism", {})
         error = None
@@ -121,12 +126,12 @@ def _run_and_record(cfg: DictConfig, rid: str, on_eval: EvalCallback | None = No
 
     return RunRecord(
         run_id=rid,
-        sweep=str(cfg.sweep),
-        task=str(cfg.task.name),
-        cell=str(cfg.cell) if cfg.get("cell") else label,
+        sweep=run.sweep,
+        task=run.task_name,
+        cell=run.cell or label,
         label=label,
-        seed=int(cfg.seed),
-        config=_masked(plain_config(cfg)),
+        seed=run.seed,
+        config=_masked(plain, run),
         overrides=[_masked_override(o) for o in _job_overrides()],
         env=environment(device, determinism),
         error=error,
@@ -135,12 +140,11 @@ def _run_and_record(cfg: DictConfig, rid: str, on_eval: EvalCallback | None = No
     )
 
 
-def _masked(config: dict[str, Any]) -> dict[str, Any]:
+def _masked(config: dict[str, Any], run: Run) -> dict[str, Any]:
     """The config to store: a tracking URI's password masked (MLFLOW_TRACKING_URI keeps it out altogether)."""
-    tracking = config.get("tracking")
-    if isinstance(tracking, dict) and isinstance(tracking.get("uri"), str):
-        config["tracking"] = {**tracking, "uri": mask(tracking["uri"])}
-    return config
+    if run.tracking is None or run.tracking.uri is None:
+        return config
+    return {**config, "tracking": {"backend": run.tracking.backend, "uri": mask(run.tracking.uri)}}
 
 
 def _masked_override(override: str) -> str:
@@ -150,7 +154,7 @@ def _masked_override(override: str) -> str:
     return override if masked == plain else masked
 
 
-def _spread_over_gpus(cfg: DictConfig) -> DictConfig:
+def _spread_over_gpus(run: Run) -> Run:
     """With several visible GPUs, job k of a sweep uses GPU k mod n.
 
     Parallel launchers run jobs in separate processes that all see every GPU; picking the device
@@ -160,35 +164,30 @@ def _spread_over_gpus(cfg: DictConfig) -> DictConfig:
     import torch
     from hydra.core.hydra_config import HydraConfig
 
-    if str(cfg.get("device", "auto")) not in ("auto", "cuda") or torch.cuda.device_count() < 2:
-        return cfg
+    if run.device not in ("auto", "cuda") or torch.cuda.device_count() < 2:
+        return run
     try:
         num = HydraConfig.get().job.num
     except ValueError:
-        return cfg
-    cfg = cfg.copy()
-    cfg.device = f"cuda:{num % torch.cuda.device_count()}"
-    return cfg
+        return run
+    return dataclasses.replace(run, device=f"cuda:{num % torch.cuda.device_count()}")
 
 
-def _dispatch(cfg: DictConfig, on_eval: EvalCallback | None = None, on_point=None) -> dict[str, Any]:
-    cfg = _spread_over_gpus(cfg)
-    if cfg.experiment == "digits":
+def _dispatch(run: Run, on_eval: EvalCallback | None = None, on_point=None) -> dict[str, Any]:
+    run = _spread_over_gpus(run)
+    if run.experiment == "digits":
         from mixsweep.digits import run_digits
         from mixsweep.run import prepare
 
-        container = OmegaConf.to_container(cfg, resolve=True)
         # the same runtime as a finetuning run: device, determinism and threads are part of the run's id
-        device, determinism = prepare.runtime(container)
-        out = run_digits(container, cache_dir=Path(cfg.paths.cache) / "digits", device=device)
+        device, determinism = prepare.runtime(run)
+        out = run_digits(run, cache_dir=Path(run.paths.cache) / "digits", device=device)
         out["env_device"] = str(device)
         out["env_determinism"] = determinism
         return out
-    if cfg.experiment != "finetune":
-        raise UserError(f"unknown experiment '{cfg.experiment}': use experiment=finetune or experiment=digits")
-    from mixsweep.run.train import run
+    from mixsweep.run.train import run as finetune  # experiment=finetune: the schema allows no third
 
-    return run(cfg, progress=bool(cfg.get("progress", False)), on_eval=on_eval, on_point=on_point)
+    return finetune(run, progress=run.progress, on_eval=on_eval, on_point=on_point)
 
 
 def _job_overrides() -> list[str]:

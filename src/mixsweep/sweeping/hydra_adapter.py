@@ -41,6 +41,9 @@ def hydra_app(config_dir: Path, task_name: str = "mixsweep") -> Iterator[Any]:
     from hydra._internal.utils import create_config_search_path
     from hydra.core.global_hydra import GlobalHydra
 
+    from mixsweep.config import hydra_node
+
+    hydra_node.register()
     GlobalHydra.instance().clear()
     try:
         yield Hydra.create_main_hydra2(task_name=task_name,

@@ -12,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from mixsweep.config.settings import parse_run
 from mixsweep.records import cell_label
 from mixsweep.run.progress import duration
 from mixsweep.store import runs as store
@@ -144,25 +145,26 @@ def build_plan(jobs: Sequence[Sequence[str]], compose: Callable[[Sequence[str]],
     sweep = ""
     for overrides in jobs:
         cfg = resolved(overrides)
-        results, sweep = Path(cfg["paths"]["results"]), str(cfg["sweep"])
+        run = parse_run(cfg)  # planning checked every cell against the schema
+        results, sweep = Path(run.paths.results), run.sweep
         rid = run_id(cfg)
         if rid in seen:
             duplicates += 1
             continue
         seen.add(rid)
-        task = str(cfg["task"]["name"])
+        task = run.task_name
         directory = store.run_dir(results, rid)
         state = run_state(store.read_record(directory))
-        reg = dict(cfg["regularizer"])
+        reg = run.regularizer
         check_regularizer(reg)  # before anything is launched or written
-        inert = inert_methods(reg, dict(cfg["task"]))
+        inert = inert_methods(reg, run.task)
         if inert:  # the baseline's run under the method's name: not run
-            left_out.setdefault((task, str(cfg.get("cell") or cell_label(reg))), inert)
+            left_out.setdefault((task, run.cell or cell_label(reg)), inert)
             continue
         label = cell_label(reg)
         cid = cell_id(cfg)
         cells.setdefault(cid, (task, label, cell_config(cfg)))
-        planned.append(Job(list(overrides), rid, task, str(cfg.get("cell") or label), label, state, directory, cid))
+        planned.append(Job(list(overrides), rid, task, run.cell or label, label, state, directory, cid))
     labels = table_labels(cells)
     for job in planned:
         job.label = labels[job.cell_id]

@@ -11,14 +11,17 @@ run: study, model, data and sizes, recipe, runs and results folder.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mixsweep.config.recipe import recipe_line
+from mixsweep.config.settings import Data, Run, parse_run
 from mixsweep.data.hub_access import OFFLINE_PRESETS
 from mixsweep.errors import UserError
+from mixsweep.run.recipe import recipe_line
 from mixsweep.store.runid import SEED_KEYS
 from mixsweep.sweeping.overrides import override_key
 from mixsweep.sweeping.request import SweepRequest
@@ -39,6 +42,13 @@ class Study:
     n_cells: int = 0
     sizes: dict[tuple[str, str], tuple[int, int] | None] = field(default_factory=dict)  # (task, data) -> train, dev
 
+    @functools.cached_property
+    def settings(self) -> list[Run]:
+        """Each cell's frozen settings, in the order of ``cells`` (:func:`check_schema` has checked them)."""
+        from omegaconf import OmegaConf
+
+        return [parse_run(OmegaConf.to_container(OmegaConf.create(c), resolve=True)) for c in self.cells]
+
 
 def study_tasks(sweep: str) -> list[str]:
     """The tasks a study file lists under ``hydra.sweeper.params.task`` (or its default task)."""
@@ -51,12 +61,10 @@ def study_tasks(sweep: str) -> list[str]:
 
 def study_cells(req: SweepRequest) -> Study:
     """Compose one config per distinct cell of the request (seed overrides removed)."""
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from mixsweep.config.paths import CONF_DIR, hydra_searchpath_override
-    from mixsweep.sweeping.compose import compose_run, sweep_job_overrides
+    from mixsweep.config.paths import hydra_searchpath_override
+    from mixsweep.sweeping.compose import compose_run, composing, sweep_job_overrides
 
     jobs = sweep_job_overrides(req)
     cells: dict[tuple[str, ...], int] = {}  # cell -> its grid points
@@ -75,8 +83,7 @@ def study_cells(req: SweepRequest) -> Study:
         setups.setdefault(setup)
         setup_of[cell] = setup
         seeds.update(o for o in job if override_key(o) == "seed")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="mixsweep"):
+    with composing():
         configs = [OmegaConf.to_container(compose_run([hydra_searchpath_override(), *key]), resolve=False)
                    for key in setups]
     for cfg in configs:
@@ -141,31 +148,22 @@ def _regularizer(override: str) -> bool:
     return key == "cell" or key.startswith("regularizer.")
 
 
-def _resolved(cell: dict[str, Any], *keys: str) -> Any:
-    from omegaconf import OmegaConf
-
-    node = OmegaConf.create(cell)
-    for k in keys:
-        node = node[k]
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-
-
 def preflight(study: Study, launcher: str | None) -> None:
     """Raise one UserError whose lines are every problem found (each ``culprit: fix``)."""
     problems: list[UserError] = []
-    finetune = [c for c in study.cells if c.get("experiment", "finetune") == "finetune"]
-    models = {(str(c["model"]["name_or_path"]), c["model"].get("revision")) for c in finetune}
+    finetune = [(c, run) for c, run in zip(study.cells, study.settings, strict=True) if run.experiment == "finetune"]
+    models = {(run.model.name_or_path, run.model.revision) for _, run in finetune}
     for name, revision in sorted(models, key=str):
         _collect(problems, check_model, name, revision)
-    for cell in finetune:
-        data = _resolved(cell, "data")
-        key = (cell["task"]["name"], repr(sorted((k, str(v)) for k, v in data.items() if k != "cache_dir")))
+    for cell, run in finetune:
+        # where the tokenization cache lives does not change the data
+        key = (run.task_name, repr(dataclasses.replace(run.data, cache_dir=None)))
         if key not in study.sizes:
-            study.sizes[key] = _collect(problems, check_data, cell["task"], data)
+            study.sizes[key] = _collect(problems, check_data, run.task, run.data)
         if study.sizes[key]:
             cell["_sizes"] = study.sizes[key]
     if launcher in LOCAL_LAUNCHERS:
-        for device in sorted({str(c.get("device", "auto")) for c in study.cells}):
+        for device in sorted({run.device for run in study.settings}):
             _collect(problems, check_device, device)
     if problems:
         lines = [line for e in problems for line in str(e).splitlines()]
@@ -212,30 +210,31 @@ def check_model(name: str, revision: str | None) -> None:
                         f"use a machine that reaches huggingface.co, {OFFLINE_HINT}")
 
 
-def check_data(task_cfg: dict[str, Any], data_cfg: dict[str, Any]) -> tuple[int, int] | None:
+def check_data(task_cfg: dict[str, Any], data_cfg: Data | dict[str, Any]) -> tuple[int, int] | None:
     """Load (and subsample) the task's splits exactly as a run would; return (train, dev) sizes.
 
     Data from the hub is only loaded when it must come from the cache (offline); online, one
     short request checks that the hub answers, and the runs download it.
     """
+    from mixsweep.config.settings import as_settings
     from mixsweep.data import hub_access
     from mixsweep.data.loading import load_splits, resolve_source
     from mixsweep.data.tasks import TaskSpec
 
     task = TaskSpec.from_config(task_cfg)
-    source = resolve_source(task, data_cfg)
+    data = as_settings(Data, data_cfg, "data")
+    source = resolve_source(task, data)
     if source == "hub" and not hub_access.offline():
-        hub_id = data_cfg.get("hub_id") or "nyu-mll/glue"
-        reason = hub_access.reachable(hub_id, None, "dataset")
+        reason = hub_access.reachable(data.hub_id, None, "dataset")
         if reason is not None:
             raise UserError(
-                f"data of {task.name} (data.source={data_cfg.get('source')}, {hub_id}) cannot be loaded: {reason}: "
+                f"data of {task.name} (data.source={data.source}, {data.hub_id}) cannot be loaded: {reason}: "
                 f"use data.source=glue_dir data.glue_dir=PATH (a local GLUE copy), or HF_DATASETS_OFFLINE=1 "
                 f"with a cached copy in data.hub_cache_dir"
             )
         return None
     hub_access.one_attempt()
-    splits = load_splits(task, data_cfg)
+    splits = load_splits(task, data)
     return len(splits["train"]), len(splits["dev"])
 
 
@@ -250,41 +249,41 @@ def check_device(name: str) -> None:
 # --- what will run -------------------------------------------------------------------------
 
 
-def _values(cells: Iterable[dict[str, Any]], get) -> str:
+def _values(cells: Iterable[Any], get) -> str:
     seen = list(dict.fromkeys(str(get(c)) for c in cells))
     return " | ".join(seen)
 
 
-def _size(cell: dict[str, Any], split: str) -> str:
+def _size(cell: dict[str, Any], run: Run, split: str) -> str:
+    """The split's size as preflight loaded it (planning attaches it as ``_sizes``), else as configured."""
     if "_sizes" in cell:
         return str(cell["_sizes"][0 if split == "train" else 1])
-    value = cell["data"].get(f"{split}_size")
+    value = run.data.train_size if split == "train" else run.data.dev_size
     return "all" if value is None else str(value)
 
 
-def _source(cell: dict[str, Any]) -> str:
-    data = cell["data"]
-    source = str(data.get("source") or "auto")
-    if source == "auto":
-        source = str(cell["task"].get("default_source") or "hub")
-    where = {"glue_dir": data.get("glue_dir"), "hub": data.get("hub_id"),
-             "files": (data.get("files") or {}).get("train")}.get(source)
+def _source(run: Run) -> str:
+    from mixsweep.data.tasks import TaskSpec
+
+    data = run.data
+    source = TaskSpec.from_config(run.task).default_source if data.source == "auto" else data.source
+    where = {"glue_dir": data.glue_dir, "hub": data.hub_id, "files": data.files.train}.get(source)
     return source + (f" {where}" if where else "")
 
 
 def header_lines(study: Study, default_note: str = "") -> list[str]:
     """The first lines of ``plan`` and ``sweep``: what runs, on what, with which recipe, where."""
-    cells = study.cells
-    finetune = [c for c in cells if c.get("experiment", "finetune") == "finetune"]
-    tasks = _values(cells, lambda c: c["task"]["name"])
+    both = list(zip(study.cells, study.settings, strict=True))
+    finetune = [(c, run) for c, run in both if run.experiment == "finetune"]
+    tasks = _values(study.settings, lambda run: run.task_name)
     lines = [f"study '{study.name}'{default_note}: {study.runs} runs ({study.n_cells} cells × "
              f"{study.seeds} seed{'s' if study.seeds != 1 else ''}) on {tasks} -> {study.results / study.name}"]
     if finetune:
-        lines.append(f"  model: {_values(finetune, lambda c: c['model']['name_or_path'])}"
-                     f" · data: {_values(finetune, _source)}"
-                     f" · train/dev: {_values(finetune, lambda c: _size(c, 'train') + '/' + _size(c, 'dev'))}")
-        lines.append(f"  recipe: {_values(finetune, recipe_line)}")
+        lines.append(f"  model: {_values(finetune, lambda cr: cr[1].model.name_or_path)}"
+                     f" · data: {_values(finetune, lambda cr: _source(cr[1]))}"
+                     f" · train/dev: {_values(finetune, lambda cr: _size(*cr, 'train') + '/' + _size(*cr, 'dev'))}")
+        lines.append(f"  recipe: {_values(finetune, lambda cr: recipe_line(cr[0]))}")
     else:
-        lines.append(f"  experiment: {_values(cells, lambda c: c.get('experiment'))}")
+        lines.append(f"  experiment: {_values(study.settings, lambda run: run.experiment)}")
     return lines
 

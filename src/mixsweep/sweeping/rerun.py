@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 from pathlib import Path
-
-from omegaconf import OmegaConf
 
 from mixsweep.errors import UserError
 from mixsweep.records import RunRecord
@@ -99,14 +98,15 @@ def rerun(results: str | Path, rid: str) -> int:
     if record is None:
         raise UserError(_unreadable(directory))
     check_config(record, directory)
-    from mixsweep.config.schema import upgraded
+    from mixsweep.config import schema
 
-    cfg = OmegaConf.create(upgraded(record.config))  # a record from before the schema: 0 meant "off"
-    cfg.progress = True  # a bar on a terminal, else a line every ~30 s; not part of the run id
+    # the boundary of a rerun: the stored config parsed once (a record from before the schema: 0 meant "off");
+    # a bar on a terminal, else a line every ~30 s (progress is not part of the run id)
+    run = dataclasses.replace(schema.parsed(schema.upgraded(record.config)), progress=True)
     what = f"{record.run_id} ({record.task} {record.label} seed {record.seed})"
     print(f"rerunning {what} from {directory}", flush=True)
     try:
-        out = _dispatch(cfg)
+        out = _dispatch(run)
     except UserError:
         raise  # bad input on this machine (data, model, device): one line, exit 2
     except Exception as e:  # noqa: BLE001 - the run's own failure is the rerun's answer, not a traceback

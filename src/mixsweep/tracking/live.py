@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mixsweep.config.settings import Run
 from mixsweep.records import RunRecord
 from mixsweep.secrets import mask
 from mixsweep.tracking import mapping
@@ -33,12 +34,12 @@ from mixsweep.tracking import mapping
 _HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
-def start(cfg: Mapping[str, Any], rid: str, cell: str, label: str) -> LiveRun | None:
-    """A live MLflow run for job ``rid`` when ``cfg`` (plain, resolved) has a ``tracking`` block, else None."""
-    tracking = cfg.get("tracking")
-    if not tracking:
+def start(run: Run, plain: Mapping[str, Any], rid: str, cell: str, label: str) -> LiveRun | None:
+    """A live MLflow run for job ``rid`` when ``run`` has a ``tracking`` block, else None; ``plain`` is the
+    run's resolved config (its cell id finds the cell's parent run)."""
+    if run.tracking is None:
         return None
-    live = LiveRun(cfg, rid, cell, label)
+    live = LiveRun(run, plain, rid, cell, label)
     live._guarded(live._start)
     return live
 
@@ -46,13 +47,12 @@ def start(cfg: Mapping[str, Any], rid: str, cell: str, label: str) -> LiveRun | 
 class LiveRun:
     """One run's mirror in MLflow; every method is safe to call after a failure (it does nothing)."""
 
-    def __init__(self, cfg: Mapping[str, Any], rid: str, cell: str, label: str):
-        self.cfg, self.rid, self.cell, self.label = cfg, rid, cell, label
-        results = (cfg.get("paths") or {}).get("results", "results")
+    def __init__(self, run: Run, plain: Mapping[str, Any], rid: str, cell: str, label: str):
+        self.run, self.plain, self.rid, self.cell, self.label = run, plain, rid, cell, label
         from mixsweep.tracking.server import tracking_uri
 
-        self.results = Path(results)
-        self.uri = tracking_uri((cfg.get("tracking") or {}).get("uri"), results)
+        self.results = Path(run.paths.results)
+        self.uri = tracking_uri(run.tracking.uri if run.tracking else None, run.paths.results)
         self.client = None
         self.run_id: str | None = None  # MLflow's id of the run
         self.failed = False
@@ -101,14 +101,14 @@ class LiveRun:
 
         require_mlflow()
         self.client = client(self.uri)
-        study = str(self.cfg.get("sweep"))
+        study = self.run.sweep
         exp = experiment(self.client, study, self.results, self.uri)
         parent = self._parent(exp, study)
-        task = str((self.cfg.get("task") or {}).get("name"))
-        run = self.client.create_run(exp, run_name=f"{self.cell} seed {self.cfg.get('seed')}", tags={
+        task = self.run.task_name
+        run = self.client.create_run(exp, run_name=f"{self.cell} seed {self.run.seed}", tags={
             mapping.KIND: "run", mapping.RUN_ID: self.rid, mapping.LIVE: "true",
             "mlflow.parentRunId": parent, f"{mapping.PREFIX}study": study, f"{mapping.PREFIX}cell": self.cell,
-            f"{mapping.PREFIX}task": task, f"{mapping.PREFIX}seed": str(self.cfg.get("seed")),
+            f"{mapping.PREFIX}task": task, f"{mapping.PREFIX}seed": str(self.run.seed),
             f"{mapping.PREFIX}status": "running"})
         self.run_id = run.info.run_id
 
@@ -120,8 +120,8 @@ class LiveRun:
         from mixsweep.store.cell_id import cell_id
         from mixsweep.tracking.server import active_runs
 
-        task = str((self.cfg.get("task") or {}).get("name"))
-        cid = mapping.cell_key(task, cell_id(self.cfg))
+        task = self.run.task_name
+        cid = mapping.cell_key(task, cell_id(self.plain))
         lock_dir = store.study_dir(self.results, study)
         lock_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(lock_dir / ".mlflow.lock"), timeout=60):

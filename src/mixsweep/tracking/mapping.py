@@ -27,6 +27,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from mixsweep.config.stored import stored
 from mixsweep.records import RunRecord, best_point, zhang2021_index
 from mixsweep.secrets import mask
 from mixsweep.store.cell_id import flatten
@@ -66,15 +67,16 @@ def commit(env: Mapping[str, Any]) -> str | None:
 
 
 def data_source(config: Mapping[str, Any]) -> str | None:
-    """``data.source`` with ``auto`` resolved to the task's ``default_source`` (as the run read it)."""
-    data, task = config.get("data") or {}, config.get("task") or {}
-    source = data.get("source")
+    """``data.source`` with ``auto`` resolved to the task's ``default_source`` (as the run read it), the
+    folder or hub id after a colon: ``glue_dir:/data/glue``, ``hub:nyu-mll/glue``."""
+    cfg = stored(config)
+    source = cfg.data_source
     if source in (None, "auto"):
-        source = task.get("default_source", source)
-    if source == "glue_dir" and data.get("glue_dir"):
-        return f"glue_dir:{data['glue_dir']}"
-    if source == "hub" and data.get("hub_id"):
-        return f"hub:{data['hub_id']}"
+        source = cfg.task_default_source or source
+    if source == "glue_dir" and cfg.glue_dir:
+        return f"glue_dir:{cfg.glue_dir}"
+    if source == "hub" and cfg.hub_id:
+        return f"hub:{cfg.hub_id}"
     return source
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mixsweep.config.stored import stored
+
 
 def recipe_line(cfg: Mapping[str, Any]) -> str:
     """``bertadam lr 2e-05, 3 epochs, batch 32, warmup 0.1, clipping 1.0`` for a finetuning run.
@@ -13,28 +15,25 @@ def recipe_line(cfg: Mapping[str, Any]) -> str:
     that is set and non-zero. A regularizer method that owns the clipping (``owns_clipping``: CWGNC)
     replaces the global clip, so the line names it instead: ``clipping cwgnc(1), not the global 1.0``.
     The digits experiment reads its recipe from ``task.finetune`` and clips nothing:
-    ``lr 0.01, 10 epochs, batch 64, warmup 0.0``. Values print as written.
+    ``lr 0.01, 10 epochs, batch 64, warmup 0.0``. Values print as written (a stored config is read
+    leniently, :func:`mixsweep.config.stored.stored`).
     """
-    if (cfg.get("experiment") or "finetune") == "digits":
-        ft = (cfg.get("task") or {}).get("finetune") or {}
-        return (f"lr {ft.get('lr')}, {ft.get('epochs')} epochs, batch {ft.get('batch_size')}, "
-                f"warmup {ft.get('warmup_ratio')}")
-    opt, train = cfg.get("optimizer") or {}, cfg.get("train") or {}
-    clip = train.get("max_grad_norm")
+    run = stored(cfg)
+    if run.experiment == "digits":
+        lr, epochs, batch, warmup = run.digits_recipe
+        return f"lr {lr}, {epochs} epochs, batch {batch}, warmup {warmup}"
+    clip = run.max_grad_norm
     clipping = clip if clip else "off"
-    if (owner := _clipping_owner(cfg.get("regularizer"))) is not None:
+    if (owner := _clipping_owner(run.regularizer)) is not None:
         clipping = f"{owner}, not the global {clip}" if clip else owner
-    return (f"{opt.get('name', '?')} lr {opt.get('lr')}, {train.get('epochs')} epochs, "
-            f"batch {train.get('batch_size')}, warmup {train.get('warmup_ratio')}, "
-            f"clipping {clipping}")
+    return (f"{run.optimizer_name or '?'} lr {run.optimizer_lr}, {run.epochs} epochs, "
+            f"batch {run.batch_size}, warmup {run.warmup_ratio}, clipping {clipping}")
 
 
-def _clipping_owner(reg: Any) -> str | None:
+def _clipping_owner(reg: Mapping[str, Any]) -> str | None:
     """The label of the regularizer method of ``reg`` that replaces the global clip, or None."""
     from mixsweep.regularizers.base import RegularizerError, registry  # torch only when a line is printed
 
-    if not isinstance(reg, Mapping):
-        return None
     for name, cls in registry().items():
         if cls.owns_clipping and name in reg:
             try:
