@@ -14,7 +14,10 @@ def test_the_declared_exclusions_are_the_hand_kept_lists_of_before():
     assert set(runid._EXCLUDED_NESTED) == {("regularizer", "name"), ("train", "eval_batch_size"),
                                            ("data", "cache_dir"), ("data", "glue_dir"), ("data", "hub_cache_dir")}
     assert runid._HASHED_AS_BEFORE == {("train", "eval_every"): 0}
-    assert runid._OMITTED_AT_DEFAULT == {("train", "eval_at_start"): False, ("train", "eval_at_epoch_end"): False}
+    # evals_per_run joined when its default (null) was declared and so entered every composed config: the runs
+    # from before held no such key, so it is left out of the hash while off, as the two flags are
+    assert runid._OMITTED_AT_DEFAULT == {("train", "eval_at_start"): False, ("train", "eval_at_epoch_end"): False,
+                                         ("train", "evals_per_run"): False}
 
 
 def _cfg(**train):
@@ -34,3 +37,4 @@ def test_excluded_keys_do_not_change_the_id_and_hashed_ones_do():
     # null eval_every hashes as the 0 it was written before; eval_at_start off is as if absent
     assert semantic_config(_cfg())["train"]["eval_every"] == 0
     assert run_id(_cfg(eval_at_start=False)) == base and run_id(_cfg(eval_at_start=True)) != base
+    assert run_id(_cfg(evals_per_run=None)) == base and run_id(_cfg(evals_per_run=16)) != base

@@ -138,7 +138,6 @@ GPU_CHECK_ROWS = "a row of gpu-check's own results (the JSON it writes: the mode
 # Reads the walk flags that are no setting reads, each with why: (module, key, the name read from).
 NOT_SETTINGS = {
     ("mixsweep/run/train.py", "train", "tokenized"): "the tokenized splits",
-    ("mixsweep/sweeping/preflight.py", "train", "splits"): "the loaded data frames",
     ("mixsweep/data/readers.py", "train", "raw"): "a task file's glue_tsv layout (the task registry's own block)",
     ("mixsweep/analysis/report.py", "optimizer", "cell"): "a column of the run table",
     ("mixsweep/analysis/load.py", "regularizer", "row"): "a column of the run table",
