@@ -374,7 +374,8 @@ class Run:
     def seeds(self) -> Seeds:
         """``init_seed``, ``data_seed`` and ``noise_seed`` default to ``seed`` (``init_seed: ${seed}``, ...)."""
         r = self.seed
-        return Seeds(r, *(r if s is None else s for s in (self.init_seed, self.data_seed, self.noise_seed)))
+        init, data, noise = (r if s is None else s for s in (self.init_seed, self.data_seed, self.noise_seed))
+        return Seeds(restart=r, init=init, data=data, noise=noise)
 
 
 # Keys of the top level that are not settings of a run: Hydra's own block, and what planning attaches to a
