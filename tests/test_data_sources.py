@@ -87,7 +87,7 @@ def test_files_source_errors():
         )
     with pytest.raises(UserError, match=r"missing .*absent.csv"):
         load_splits(rte, data_cfg(source="files", files={**PAIR_FILES, "dev": str(FILES / "absent.csv")}))
-    with pytest.raises(UserError, match="unknown file format 'txt'"):
+    with pytest.raises(UserError, match="data.files.format=txt: must be one of csv, json, jsonl, parquet"):
         load_splits(rte, data_cfg(source="files", files={**PAIR_FILES, "format": "txt"}))
 
 

@@ -244,9 +244,13 @@ def test_the_evaluation_flags_off_keep_the_run_id():
     from conftest import tiny_overrides
     from mixsweep.store.runid import run_id
 
+    from mixsweep.store.runid import plain_config
+
     # a config from before the flags existed (they are declared now, off by default: removed here)
-    before = run_id(compose_run([*tiny_overrides(Path("/tmp/x")), "~train.eval_at_start", "~train.eval_at_epoch_end",
-                                 "~train.evals_per_run"]))
+    before_cfg = plain_config(compose_run(tiny_overrides(Path("/tmp/x"))))
+    for key in ("eval_at_start", "eval_at_epoch_end", "evals_per_run"):
+        del before_cfg["train"][key]
+    before = run_id(before_cfg)
     off = run_id(compose_run([*tiny_overrides(Path("/tmp/x")), "train.eval_at_start=false",
                               "train.eval_at_epoch_end=false", "train.evals_per_run=null",
                               "+regularizer.wdecay.placement=pre_update"]))
