@@ -242,9 +242,7 @@ def test_a_tiny_run_under_the_mosbach_recipe_evaluates_at_step_0_each_epoch_end_
 
 def test_the_evaluation_flags_off_keep_the_run_id():
     from conftest import tiny_overrides
-    from mixsweep.store.runid import run_id
-
-    from mixsweep.store.runid import plain_config
+    from mixsweep.store.runid import plain_config, run_id
 
     # a config from before the flags existed (they are declared now, off by default: removed here)
     before_cfg = plain_config(compose_run(tiny_overrides(Path("/tmp/x"))))
