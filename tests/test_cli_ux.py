@@ -262,7 +262,8 @@ def test_sweep_help_shows_no_rest_markup():
 def test_hydra_introspection_passes_through(tmp_path):
     code, out, err = run_cli(tmp_path, ["plan", "--cfg", "job"])
     assert code == 0, err
-    assert out.startswith("task:") and "regularizer:" in out and "runs in" not in out  # the config, no plan
+    # the config (the declared settings first, Run's first field is experiment, then the groups), no plan
+    assert out.startswith("experiment: finetune\n") and "\ntask:" in out and "regularizer:" in out and "runs in" not in out
     code, out, err = run_cli(tmp_path, ["sweep", "--info", "searchpath", "--results", str(tmp_path / "r")])
     assert code == 0 and "Config search path" in out and not (tmp_path / "r").exists()
 
