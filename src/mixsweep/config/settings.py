@@ -15,7 +15,8 @@ errors need. The declarations here are the schema, and Hydra gets their defaults
 
 A new ``train.*`` knob is one field of :class:`Train` (and the code that reads it): its default reaches
 Hydra's composed config, the schema, the settings page and, when ``omitted_when_off``, leaves existing
-run ids as they were. Pure: no I/O, no torch, no Hydra.
+run ids as they were. Pure: no I/O, no torch, no Hydra (an OmegaConf node handed to :func:`as_settings`
+is resolved with omegaconf, imported there).
 """
 
 from __future__ import annotations
