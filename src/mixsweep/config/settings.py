@@ -70,12 +70,8 @@ def defaults_node(cls: type) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        # a block's default instance: a field at its default composes as its node (an interpolation)
-        node = defaults_node(type(value))
-        return {f.name: node[f.name] if f.name in node and getattr(value, f.name) == _default(f)
-                else _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if f.name in node or getattr(value, f.name) is not None}
+    if dataclasses.is_dataclass(value):  # a block's default is its class's defaults (interpolations kept)
+        return defaults_node(type(value))
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     return value
@@ -106,15 +102,16 @@ def parse(cls: type, values: Any, where: str = "") -> Any:
     numbers as float, lists as tuples, a block parsed into its class; a key not given takes its default."""
     if not isinstance(values, Mapping):
         raise ConfigError(f"{where or 'the run config'}={values!r}: must be a mapping")
-    unknown = [k for k in values if k not in {f.name for f in dataclasses.fields(cls)}]
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in values if k not in names]
     if unknown:
         raise ConfigError(f"{_dotted(where, str(unknown[0]))}: unknown setting: {where or 'the run config'} takes "
-                          f"{', '.join(f.name for f in dataclasses.fields(cls))}")
+                          f"{', '.join(names)}")
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         name = _dotted(where, f.name)
         if f.name not in values:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            if _default(f) is dataclasses.MISSING:
                 raise ConfigError(f"{name}: missing: the config must set it ({f.metadata[_KEY].rule()})")
             continue
         kwargs[f.name] = _typed(f, values[f.name], name)
